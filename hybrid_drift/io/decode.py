@@ -1,0 +1,309 @@
+"""Decode one image (path, bytes or array) to RGB uint8, with its metadata.
+
+OpenCV decodes the common formats fast (and can decode JPEG straight to 1/2, 1/4 or
+1/8 size in the DCT domain); Pillow reads the header first (format, size, mode,
+EXIF) so that the pixel-count guard runs *before* any pixels are decoded, and it
+decodes what OpenCV handles badly (CMYK, 16-bit, palette, TIFF, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+from ..exceptions import ImageLoadError
+
+__all__ = ["DecodedImage", "decode_image", "DEFAULT_MAX_PIXELS", "read_metadata"]
+
+#: Default guard against decompression bombs: 100 megapixels.
+DEFAULT_MAX_PIXELS = 100_000_000
+
+# Formats and modes OpenCV decodes correctly to 8-bit BGR; the rest go to Pillow.
+_CV2_FORMATS = {"JPEG", "PNG", "BMP", "WEBP"}
+_CV2_MODES = {"RGB", "L", "RGBA", "LA", "P"}
+_REDUCED_FLAGS = {
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+_EXIF_KEEP = {
+    "Make", "Model", "Software", "DateTime", "Orientation", "XResolution", "YResolution",
+    "ResolutionUnit", "ExposureTime", "FNumber", "ISOSpeedRatings", "FocalLength",
+    "ImageDescription", "Artist", "Compression", "PhotometricInterpretation",
+    "BitsPerSample", "SamplesPerPixel",
+}
+
+
+@dataclass
+class DecodedImage:
+    """An RGB image and what is known about the file it came from.
+
+    Attributes
+    ----------
+    source : str
+        Path or a placeholder name for in-memory inputs.
+    rgb : numpy.ndarray or None
+        ``(H, W, 3)`` uint8 RGB pixels with EXIF orientation applied, ``None`` on error.
+    meta : dict
+        ``width``, ``height`` (as stored in the file), ``mode``, ``format``,
+        ``file_size`` (bytes), ``orientation`` and ``exif_*`` tags when present.
+    error : str or None
+        Why the input could not be used; ``None`` when ``rgb`` is valid.
+    sha1 : str or None
+        Hex digest of the file bytes (or array bytes), used as a cache key.
+    """
+
+    source: str
+    rgb: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    sha1: str | None = None
+    #: per-image intermediate results shared between feature extractors (e.g. HSV)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _exif_tags(img: Image.Image) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    try:
+        exif = img.getexif()
+    except Exception:  # malformed EXIF must never make an image unusable
+        return out
+    for tag_id, value in exif.items():
+        name = ExifTags.TAGS.get(tag_id)
+        if name in _EXIF_KEEP:
+            if isinstance(value, bytes):
+                value = value.decode("ascii", "replace").strip("\x00 ")
+            elif not isinstance(value, (int, float, str)):
+                value = str(value)
+            out[f"exif_{name}"] = value
+    return out
+
+
+def read_metadata(img: Image.Image, file_size: int | None) -> dict[str, Any]:
+    """Metadata of an opened (header-only) Pillow image."""
+    meta: dict[str, Any] = {
+        "width": int(img.width),
+        "height": int(img.height),
+        "mode": img.mode,
+        "format": img.format or "UNKNOWN",
+        "file_size": file_size,
+    }
+    meta.update(_exif_tags(img))
+    meta["orientation"] = int(meta.get("exif_Orientation", 1) or 1)
+    return meta
+
+
+def _pil_to_rgb(img: Image.Image) -> np.ndarray:
+    """Full Pillow decode of any mode to RGB uint8, orientation applied."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr8 = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(arr8[..., None], 3, axis=2))
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        arr8 = np.zeros(arr.shape, np.uint8) if hi <= lo else ((arr - lo) / (hi - lo) * 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(arr8[..., None], 3, axis=2))
+    if img.mode in ("P", "PA"):
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA"):
+        # composite on black, as OpenCV's IMREAD_COLOR would drop alpha
+        img = img.convert("RGBA")
+        bg = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(bg, img)
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+def _array_to_rgb(arr: np.ndarray, source: str) -> np.ndarray:
+    if not isinstance(arr, np.ndarray):
+        raise ImageLoadError(source, f"unsupported input type {type(arr).__name__}")
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageLoadError(source, f"array of shape {arr.shape} is not an image (expected HxW, HxWx1, HxWx3 or HxWx4)")
+    if arr.dtype == np.uint16:
+        arr = (arr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise ImageLoadError(source, "float array contains NaN or inf")
+        scale = 255.0 if arr.max() <= 1.0 else 1.0
+        arr = np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise ImageLoadError(source, f"unsupported array dtype {arr.dtype}")
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif arr.shape[2] == 4:
+        arr = arr[..., :3]
+    return np.ascontiguousarray(arr)
+
+
+def _reduce(rgb: np.ndarray, reduce: int) -> np.ndarray:
+    if reduce <= 1:
+        return rgb
+    h, w = rgb.shape[:2]
+    size = (max(1, -(-w // reduce)), max(1, -(-h // reduce)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def _looks_truncated(fmt: str, buf: bytes) -> str | None:
+    if fmt == "JPEG" and buf.rfind(b"\xff\xd9") == -1:
+        return "truncated JPEG (no end-of-image marker)"
+    if fmt == "PNG" and buf.rfind(b"IEND") == -1:
+        return "truncated PNG (no IEND chunk)"
+    return None
+
+
+def decode_image(
+    src: str | os.PathLike | bytes | np.ndarray,
+    *,
+    name: str | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    reduce: int | str = 1,
+    min_side: int = 256,
+    with_hash: bool = True,
+) -> DecodedImage:
+    """Decode one input to RGB uint8; never raises for bad *content*.
+
+    Parameters
+    ----------
+    src : path, bytes or numpy.ndarray
+        A file path, the encoded bytes of an image file, or an ``HxW[xC]`` array
+        (arrays are taken as RGB; uint16 and float arrays are scaled to uint8).
+    name : str, optional
+        Name used in error records for in-memory inputs.
+    max_pixels : int or None
+        Refuse images whose header claims more pixels than this
+        (decompression-bomb guard). ``None`` disables the guard.
+    reduce : {1, 2, 4, 8, "auto"}
+        Decode at 1/reduce of the size. JPEGs are reduced in the DCT domain by
+        OpenCV, which is much faster than a full decode. ``"auto"`` picks the
+        largest factor that keeps the shorter side >= ``min_side`` (read from the
+        header before decoding), so every image of one camera gets the same factor.
+    min_side : int
+        Smallest shorter side that ``reduce="auto"`` keeps.
+    with_hash : bool
+        Compute the SHA-1 of the input bytes (feature-cache key).
+
+    Returns
+    -------
+    DecodedImage
+        With ``error`` set (and ``rgb`` None) when the input cannot be used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> decode_image(np.zeros((4, 5, 3), np.uint8)).rgb.shape
+    (4, 5, 3)
+    >>> decode_image(b"", name="empty.jpg").error
+    'zero bytes'
+    """
+    if reduce not in (1, 2, 4, 8, "auto"):
+        raise ValueError(f"reduce must be 1, 2, 4, 8 or 'auto', got {reduce!r}")
+    if isinstance(src, np.ndarray):
+        source = name or "<array>"
+        try:
+            rgb = _array_to_rgb(src, source)
+            rgb = _reduce(rgb, _auto_factor(rgb.shape[1], rgb.shape[0], reduce, min_side))
+        except ImageLoadError as exc:
+            return DecodedImage(source, error=exc.reason)
+        meta = {"width": int(src.shape[1]), "height": int(src.shape[0]), "mode": "array",
+                "format": "ARRAY", "file_size": int(src.nbytes), "orientation": 1}
+        digest = hashlib.sha1(np.ascontiguousarray(src).tobytes()).hexdigest() if with_hash else None
+        return DecodedImage(source, rgb, meta, None, digest)
+
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        source = name or "<bytes>"
+        buf = bytes(src)
+    elif isinstance(src, (str, os.PathLike)):
+        source = name or os.fspath(src)
+        try:
+            with open(src, "rb") as fh:
+                buf = fh.read()
+        except FileNotFoundError:
+            return DecodedImage(source, error="file not found")
+        except IsADirectoryError:
+            return DecodedImage(source, error="is a directory, not an image file")
+        except OSError as exc:
+            return DecodedImage(source, error=f"cannot read file: {exc.strerror or exc}")
+    else:
+        return DecodedImage(name or repr(src)[:60], error=f"unsupported input type {type(src).__name__}")
+    return _decode_buffer(buf, source, max_pixels, reduce, min_side, with_hash)
+
+
+def _auto_factor(w: int, h: int, reduce, min_side: int) -> int:
+    if reduce != "auto":
+        return int(reduce)
+    for f in (8, 4, 2):
+        if min(w, h) // f >= min_side:
+            return f
+    return 1
+
+
+def _decode_buffer(buf: bytes, source: str, max_pixels: int | None, reduce, min_side: int,
+                   with_hash: bool) -> DecodedImage:
+    out = DecodedImage(source, sha1=hashlib.sha1(buf).hexdigest() if with_hash else None)
+    if len(buf) == 0:
+        out.error = "zero bytes"
+        return out
+    try:
+        # Header only: Pillow does not decode pixels until .load(). Our own
+        # max_pixels guard replaces Pillow's warning (its hard limit still applies).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(buf))
+        with img:
+            out.meta = read_metadata(img, len(buf))
+            w, h = img.size
+            if max_pixels is not None and w * h > max_pixels:
+                out.error = (f"too many pixels: {w}x{h} = {w * h:,} > max_pixels={max_pixels:,} "
+                             "(raise max_pixels if this image is expected)")
+                return out
+            fmt, mode = out.meta["format"], img.mode
+            reduce = _auto_factor(w, h, reduce, min_side)
+            trunc = _looks_truncated(fmt, buf)
+            if trunc:
+                out.error = trunc
+                return out
+            rgb = None
+            if fmt in _CV2_FORMATS and mode in _CV2_MODES:
+                flag = _REDUCED_FLAGS.get(reduce, cv2.IMREAD_COLOR) if fmt == "JPEG" else cv2.IMREAD_COLOR
+                bgr = cv2.imdecode(np.frombuffer(buf, np.uint8), flag)
+                if bgr is not None and bgr.ndim == 3:
+                    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                    if fmt != "JPEG":
+                        rgb = _reduce(rgb, reduce)
+            if rgb is None:
+                img.load()
+                rgb = _reduce(_pil_to_rgb(img), reduce)
+    except UnidentifiedImageError:
+        out.error = "not an image (unrecognised file format)"
+        return out
+    except Image.DecompressionBombError as exc:
+        out.error = f"too many pixels (refused by Pillow's decompression-bomb limit): {exc}"
+        return out
+    except (OSError, ValueError, SyntaxError) as exc:
+        msg = str(exc) or type(exc).__name__
+        out.error = f"corrupt or truncated image: {msg}" if "truncat" not in msg else msg
+        return out
+    except Exception as exc:  # any decoder bug must become a record, not a crash
+        out.error = f"cannot decode: {type(exc).__name__}: {exc}"
+        return out
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
+        out.error = f"unsupported pixel layout {rgb.shape}"
+        return out
+    out.rgb = np.ascontiguousarray(rgb)
+    return out

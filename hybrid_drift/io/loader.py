@@ -1,0 +1,146 @@
+"""Threaded, order-preserving loading: decode (and per-image feature work) in a pool.
+
+OpenCV and NumPy release the GIL, so a small thread pool decodes the next images
+while the caller runs the CNN on the current batch. Results come back in input
+order; a bad input yields a :class:`DecodedImage` with ``error`` set and loading goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import cv2
+from tqdm.auto import tqdm
+
+from .decode import DEFAULT_MAX_PIXELS, DecodedImage, decode_image
+from .sources import InputItem
+
+__all__ = ["load_images", "default_workers"]
+
+
+def default_workers() -> int:
+    """Decode threads: one per available core, at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _VideoReader:
+    """Sequential frame access to one video, reopened only when asked to go back."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.cap = None
+        self.pos = 0
+
+    def read(self, index: int):
+        if self.cap is None or index < self.pos:
+            if self.cap is not None:
+                self.cap.release()
+            self.cap = cv2.VideoCapture(self.path)
+            self.pos = 0
+            if not self.cap.isOpened():
+                return None
+        while self.pos < index:
+            if not self.cap.grab():
+                return None
+            self.pos += 1
+        ok, bgr = self.cap.read()
+        self.pos += 1
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if ok else None
+
+    def close(self):
+        if self.cap is not None:
+            self.cap.release()
+
+
+def _video_frame(readers: dict[str, _VideoReader], item: InputItem, max_pixels, reduce) -> DecodedImage:
+    path, index = item.src
+    if index is None:
+        return DecodedImage(item.id, error="cannot open as a video (or it has no frames)")
+    reader = readers.setdefault(path, _VideoReader(path))
+    rgb = reader.read(index)
+    if rgb is None:
+        return DecodedImage(item.id, error=f"cannot read frame {index} of the video")
+    out = decode_image(rgb, name=item.id, max_pixels=max_pixels, reduce=reduce)
+    out.meta.update(format="VIDEO", mode="RGB", file_size=None)
+    return out
+
+
+def load_images(
+    items: Sequence[InputItem],
+    *,
+    workers: int | None = None,
+    reduce: int | str = 1,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    map_fn: Callable[[DecodedImage], Any] | None = None,
+    prefetch: int = 64,
+    progress: bool = False,
+    desc: str = "loading",
+) -> Iterator[tuple[DecodedImage, Any]]:
+    """Decode ``items`` in a thread pool and yield ``(image, map_fn(image))`` in order.
+
+    Parameters
+    ----------
+    items : sequence of InputItem
+        From :func:`hybrid_drift.io.expand_inputs`.
+    workers : int, optional
+        Decode threads (default: one per core).
+    reduce : {1, 2, 4, 8, "auto"}
+        Reduced-size decode factor (see :func:`decode_image`).
+    max_pixels : int or None
+        Decompression-bomb guard.
+    map_fn : callable, optional
+        Run in the worker thread on each successfully decoded image (e.g. colour
+        histograms, CNN resize); its result is yielded beside the image. An
+        exception in ``map_fn`` turns into that image's error record.
+    prefetch : int
+        How many images may be decoded ahead of the consumer (bounds memory).
+    progress : bool
+        Show a tqdm progress bar.
+    """
+    workers = workers or default_workers()
+    readers: dict[str, _VideoReader] = {}
+
+    def work(item_or_img):
+        img = item_or_img if isinstance(item_or_img, DecodedImage) else decode_image(
+            item_or_img.src, name=item_or_img.id, max_pixels=max_pixels, reduce=reduce)
+        extra = None
+        if img.ok and map_fn is not None:
+            try:
+                extra = map_fn(img)
+            except Exception as exc:  # a feature failure is that image's error, not the batch's
+                img.error = f"feature extraction failed: {type(exc).__name__}: {exc}"
+                img.rgb = None
+        return img, extra
+
+    pending: deque[Future] = deque()
+    bar = tqdm(total=len(items), desc=desc, disable=not progress, unit="img", leave=False)
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hd-decode") as pool:
+            it = iter(items)
+            exhausted = False
+            while True:
+                while not exhausted and len(pending) < max(1, prefetch):
+                    item = next(it, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    if isinstance(item.src, tuple):  # video frames: read in order, here
+                        pending.append(pool.submit(work, _video_frame(readers, item, max_pixels, reduce)))
+                    else:
+                        pending.append(pool.submit(work, item))
+                if not pending:
+                    break
+                result = pending.popleft().result()
+                bar.update(1)
+                yield result
+    finally:
+        bar.close()
+        for r in readers.values():
+            r.close()

@@ -1,0 +1,138 @@
+"""Decode each input once and compute every branch's features from it.
+
+Per-image work (decode, HSV, histograms, CNN resize) runs in the loader's thread
+pool; batched work (the CNN forward pass) runs here in chunks, so decode of the
+next chunk overlaps with inference on this one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .io.decode import DEFAULT_MAX_PIXELS
+from .io.loader import load_images
+from .io.sources import InputItem, expand_inputs
+
+__all__ = ["Extracted", "extract"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Extracted:
+    """Features of a set of inputs, one row per *readable* input, plus every input's record.
+
+    Attributes
+    ----------
+    ids : list of str
+        Every input, in order (paths, ``video#frame=N``, ``<array #i>``).
+    errors : list of (str or None)
+        Why each input could not be used (None when it was).
+    meta : list of dict
+        Per-input metadata (format, size, mode, EXIF, ...).
+    features : dict of str -> ndarray
+        Branch name → ``(n_ok, d)`` features of the readable inputs, in order.
+    """
+
+    ids: list[str]
+    errors: list[str | None]
+    meta: list[dict[str, Any]]
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> np.ndarray:
+        return np.array([e is None for e in self.errors], dtype=bool)
+
+    @property
+    def n_ok(self) -> int:
+        return int(self.ok.sum())
+
+    def first_error(self) -> str | None:
+        return next((f"{i}: {e}" for i, e in zip(self.ids, self.errors) if e), None)
+
+    def expand(self, values: np.ndarray, fill=np.nan) -> np.ndarray:
+        """Spread per-readable-input values back over all inputs (``fill`` where unreadable)."""
+        values = np.asarray(values)
+        out = np.full((len(self.ids),) + values.shape[1:], fill, dtype=np.result_type(values.dtype, type(fill)))
+        out[self.ok] = values
+        return out
+
+    def subset(self, mask) -> Extracted:
+        """Rows of all inputs selected by a boolean mask or index array."""
+        idx = np.arange(len(self.ids))[mask]
+        ok = self.ok
+        pos = np.cumsum(ok) - 1  # row of each readable input in the feature matrices
+        keep_rows = pos[idx[ok[idx]]]
+        return Extracted([self.ids[i] for i in idx], [self.errors[i] for i in idx],
+                         [self.meta[i] for i in idx],
+                         {k: v[keep_rows] for k, v in self.features.items()})
+
+
+def extract(branches: Sequence, X, *, workers: int | None = None, reduce="auto",
+            max_pixels: int | None = DEFAULT_MAX_PIXELS, chunk: int = 128, progress: bool = False,
+            desc: str = "features", video_step: int = 1) -> Extracted:
+    """Load ``X`` and compute each branch's features.
+
+    Parameters
+    ----------
+    branches : sequence of Branch
+    X : inputs
+        Anything :func:`hybrid_drift.io.expand_inputs` accepts, or a list of InputItem.
+    workers, reduce, max_pixels
+        Loader settings, see :func:`hybrid_drift.io.load_images`.
+    chunk : int
+        Images per batched feature call (bounds memory).
+    progress : bool
+        Show a progress bar.
+    video_step : int
+        Keep every N-th frame of videos.
+
+    Returns
+    -------
+    Extracted
+    """
+    if isinstance(X, Sequence) and X and all(isinstance(x, InputItem) for x in X):
+        items = list(X)
+    else:
+        items = expand_inputs(X, video_step=video_step)
+    names = [b.name for b in branches]
+    if len(set(names)) != len(names):
+        raise ValueError(f"branch names must be unique, got {names}")
+
+    def prep(img):
+        return [b.prepare(img) for b in branches]
+
+    ids, errors, meta = [], [], []
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    pend_imgs, pend_prep = [], []
+
+    def flush():
+        if not pend_imgs:
+            return
+        for j, b in enumerate(branches):
+            parts[b.name].append(np.asarray(b.features([p[j] for p in pend_prep], pend_imgs)))
+        pend_imgs.clear()
+        pend_prep.clear()
+
+    for img, prepared in load_images(items, workers=workers, reduce=reduce, max_pixels=max_pixels,
+                                     map_fn=prep, progress=progress, desc=desc):
+        ids.append(img.source)
+        errors.append(img.error)
+        meta.append(img.meta)
+        if img.error is not None:
+            log.warning("skipping %s: %s", img.source, img.error)
+            continue
+        img.rgb = None  # the prepared features are all we keep
+        img.cache.clear()
+        pend_imgs.append(img)
+        pend_prep.append(prepared)
+        if len(pend_imgs) >= chunk:
+            flush()
+    flush()
+    feats = {n: (np.concatenate(p) if p else np.empty((0, 0), np.float32)) for n, p in parts.items()}
+    return Extracted(ids, errors, meta, feats)
