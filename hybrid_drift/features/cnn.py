@@ -37,6 +37,8 @@ class BackboneSpec:
     normalised ``(N, 3, H, W)`` float tensor to a ``(N, C, h, w)`` feature map, and
     ``weights_file`` is the path whose hash identifies the weights (or None).
     ``mean``/``std`` normalise 0..255 pixel values channel-wise (RGB).
+    ``taps`` names intermediate layers: ``{name: (submodule path in the trunk, channels)}``;
+    the trunk's own output is always available as ``"head"`` with ``dim`` channels.
     """
 
     name: str
@@ -45,6 +47,15 @@ class BackboneSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     image_size: int = 224
+    taps: dict | None = None
+
+    def layer_dim(self, layer: str) -> int:
+        if layer == "head":
+            return self.dim
+        if not self.taps or layer not in self.taps:
+            raise ValueError(f"backbone {self.name!r} has no layer {layer!r}; "
+                             f"choose from {['head', *sorted(self.taps or {})]}")
+        return self.taps[layer][1]
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}
@@ -120,12 +131,15 @@ def _build_resnet18(weights: str | None):
     return trunk, path if os.path.isfile(path) else None
 
 
+_LITE0_CH = (16, 24, 24, 40, 40, 80, 80, 80, 112, 112, 112, 192, 192, 192, 192, 320)
 register_backbone(BackboneSpec(
     "efficientnet_lite0", 1280, _build_efficientnet_lite0,
-    mean=(127.0, 127.0, 127.0), std=(128.0, 128.0, 128.0)))
+    mean=(127.0, 127.0, 127.0), std=(128.0, 128.0, 128.0),
+    taps={f"block{i}": (f"net._blocks.{i}", c) for i, c in enumerate(_LITE0_CH)}))
 register_backbone(BackboneSpec(
     "resnet18", 512, _build_resnet18,
-    mean=(0.485 * 255, 0.456 * 255, 0.406 * 255), std=(0.229 * 255, 0.224 * 255, 0.225 * 255)))
+    mean=(0.485 * 255, 0.456 * 255, 0.406 * 255), std=(0.229 * 255, 0.224 * 255, 0.225 * 255),
+    taps={"layer1": ("4", 64), "layer2": ("5", 128), "layer3": ("6", 256)}))
 
 _POOLS = ("avg", "max", "avgmax")
 
@@ -140,9 +154,13 @@ class Embedder:
     weights : str, optional
         Path to a weights file; default: the backbone's standard ImageNet weights.
     pool : {"avg", "max", "avgmax"}
-        Global pooling of the last feature map. ``"avg"`` is the study's
+        Global pooling of each feature map. ``"avg"`` is the study's
         global-average-pool; ``"max"``/``"avgmax"`` keep strong *local* activations
         (small foreign objects).
+    layers : tuple of str
+        Feature maps to pool and concatenate, in order: ``"head"`` (the last one) and
+        any of the backbone's taps (e.g. ``"block10"`` of EfficientNet-Lite0, a
+        mid-level stride-16 block that sees texture and blur).
     batch_size : int
         Images per forward pass.
     threads : int, optional
@@ -159,8 +177,8 @@ class Embedder:
     """
 
     def __init__(self, backbone: str = "efficientnet_lite0", *, weights: str | None = None,
-                 pool: str = "avg", batch_size: int = 32, threads: int | None = None,
-                 device: str = "auto"):
+                 pool: str = "avg", layers=("head",), image_size=None, batch_size: int = 32,
+                 threads: int | None = None, device: str = "auto"):
         if backbone not in _REGISTRY:
             raise BackboneUnavailableError(
                 f"unknown backbone {backbone!r}; available: {', '.join(available_backbones())}")
@@ -169,18 +187,34 @@ class Embedder:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.spec = _REGISTRY[backbone]
+        self.layers = tuple(layers)
+        size = image_size or self.spec.image_size
+        self._size = (int(size), int(size)) if np.isscalar(size) else tuple(int(v) for v in size)
+        if len(self._size) != 2 or min(self._size) < 32:
+            raise ValueError(f"image_size must be an int or (height, width), each >= 32; got {image_size!r}")
+        if not self.layers:
+            raise ValueError("layers must name at least one feature map")
+        for layer in self.layers:
+            self.spec.layer_dim(layer)
         self.backbone, self.weights, self.pool = backbone, weights, pool
         self.batch_size, self.threads, self.device = batch_size, threads, device
         self._model = None
         self._weights_file = None
 
     @property
-    def dim(self) -> int:
-        return self.spec.dim * (2 if self.pool == "avgmax" else 1)
+    def layer_dims(self) -> list[int]:
+        """Length of each layer's pooled vector, in ``layers`` order."""
+        k = 2 if self.pool == "avgmax" else 1
+        return [self.spec.layer_dim(layer) * k for layer in self.layers]
 
     @property
-    def image_size(self) -> int:
-        return self.spec.image_size
+    def dim(self) -> int:
+        return int(sum(self.layer_dims))
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """Network input ``(height, width)``; the whole frame is resized to it (no crop)."""
+        return self._size
 
     def _load(self):
         if self._model is None:
@@ -193,8 +227,26 @@ class Embedder:
             model = model.eval().to(self._device).to(memory_format=torch.channels_last)
             self._mean = torch.tensor(self.spec.mean, device=self._device).view(1, 3, 1, 1)
             self._std = torch.tensor(self.spec.std, device=self._device).view(1, 3, 1, 1)
+            self._taps = {}
+            for layer in self.layers:
+                if layer != "head":
+                    path = self.spec.taps[layer][0]
+                    model.get_submodule(path).register_forward_hook(self._tap(layer))
             self._model = model
         return self._model
+
+    def _tap(self, layer):
+        def hook(module, inputs, output):
+            self._taps[layer] = output
+        return hook
+
+    def _pool(self, fmap):
+        import torch
+        if self.pool == "avg":
+            return fmap.mean(dim=(2, 3))
+        if self.pool == "max":
+            return fmap.amax(dim=(2, 3))
+        return torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1)
 
     def weights_sha256(self) -> str | None:
         """SHA-256 of the weights file actually loaded (identifies the model in saved detectors)."""
@@ -202,11 +254,11 @@ class Embedder:
         return file_sha256(self._weights_file) if self._weights_file else None
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
-        """Resize one RGB uint8 image to the backbone's input size (whole frame, no crop)."""
+        """Resize one RGB uint8 image to the network input size (whole frame, no crop)."""
         import cv2
-        s = self.image_size
-        interp = cv2.INTER_AREA if rgb.shape[0] >= s and rgb.shape[1] >= s else cv2.INTER_LINEAR
-        return cv2.resize(rgb, (s, s), interpolation=interp)
+        h, w = self._size
+        interp = cv2.INTER_AREA if rgb.shape[0] >= h and rgb.shape[1] >= w else cv2.INTER_LINEAR
+        return cv2.resize(rgb, (w, h), interpolation=interp)
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """``(N, S, S, 3)`` uint8 images (already :meth:`preprocess` ed) → ``(N, dim)`` float32."""
@@ -220,12 +272,9 @@ class Embedder:
                 x = torch.from_numpy(np.ascontiguousarray(batch[i:i + self.batch_size]))
                 x = x.to(self._device).permute(0, 3, 1, 2).float()
                 x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
-                fmap = model(x)
-                if self.pool == "avg":
-                    f = fmap.mean(dim=(2, 3))
-                elif self.pool == "max":
-                    f = fmap.amax(dim=(2, 3))
-                else:
-                    f = torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1)
+                self._taps.clear()
+                head = model(x)
+                maps = [head if layer == "head" else self._taps[layer] for layer in self.layers]
+                f = torch.cat([self._pool(m) for m in maps], dim=1)
                 out[i:i + len(f)] = f.float().cpu().numpy()
         return out

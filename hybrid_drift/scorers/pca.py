@@ -33,7 +33,13 @@ class PCAReconstructionScorer(BaseScorer):
         into a huge error on held-out normal frames (measured on ``vtest.avi``
         EfficientNet-Lite0 features: held-out normal errors up to 500x the median).
         ``"median"`` floors every std at the median std over features; a float is an
-        absolute floor; ``None`` is plain standardisation (NannyML).
+        absolute floor; ``None`` is plain standardisation (NannyML). With
+        ``group_bounds`` the floor is taken per group.
+    group_bounds : sequence of int, optional
+        Offsets splitting the features into blocks of different origin (e.g. pooled
+        maps of several CNN layers). Each block is standardised on its own and
+        weighted by ``1/sqrt(block size)`` so every block carries the same total
+        variance, whatever its number of channels.
     random_state : int
         Seed for randomised SVD solvers.
 
@@ -60,10 +66,11 @@ class PCAReconstructionScorer(BaseScorer):
     _json_attrs: ClassVar = ("n_components_",)
 
     def __init__(self, n_components=150, standardise: bool = True, scale_floor="median",
-                 random_state: int = 0):
+                 group_bounds=None, random_state: int = 0):
         self.n_components = n_components
         self.standardise = standardise
         self.scale_floor = scale_floor
+        self.group_bounds = group_bounds
         self.random_state = random_state
 
     def _fit(self, X):
@@ -83,10 +90,19 @@ class PCAReconstructionScorer(BaseScorer):
         if self.standardise:
             sc = StandardScaler().fit(X)
             self.mean_, self.scale_ = sc.mean_, sc.scale_  # sklearn maps zero variance to 1
-            if self.scale_floor is not None:
-                std = np.sqrt(sc.var_)
-                floor = float(np.median(std)) if self.scale_floor == "median" else float(self.scale_floor)
-                self.scale_ = np.maximum(std, floor) if floor > 0 else self.scale_
+            bounds = list(self.group_bounds) if self.group_bounds is not None else [0, d]
+            if bounds[0] != 0 or bounds[-1] != d or np.any(np.diff(bounds) <= 0):
+                raise ValueError(f"group_bounds must rise from 0 to n_features={d}, got {bounds}")
+            std = np.sqrt(sc.var_)
+            scale = self.scale_.copy()
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                if self.scale_floor is not None:
+                    floor = float(np.median(std[a:b])) if self.scale_floor == "median" else float(self.scale_floor)
+                    if floor > 0:
+                        scale[a:b] = np.maximum(std[a:b], floor)
+                if len(bounds) > 2:  # equal total variance per block
+                    scale[a:b] *= np.sqrt(b - a)
+            self.scale_ = scale
         else:
             self.mean_, self.scale_ = np.zeros(d), np.ones(d)
         Z = (X - self.mean_) / self.scale_

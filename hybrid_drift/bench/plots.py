@@ -1,0 +1,153 @@
+"""Plots for benchmark results: score distributions, PR curves, per-kind recall, thumbnails."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from jinja2 import Environment, select_autoescape  # noqa: E402
+from sklearn.metrics import precision_recall_curve  # noqa: E402
+
+__all__ = ["write_bench_report", "plot_score_distribution", "plot_pr_curves", "plot_kind_heatmap",
+           "thumbnail_sheet"]
+
+_MAIN = ("colour", "cnn", "fusion_or", "fusion_logistic")
+
+
+def plot_score_distribution(frames: pd.DataFrame, method: str, threshold: float, path) -> Path:
+    """Histogram of one method's test scores, normals vs outliers, with its threshold."""
+    s = frames[method].to_numpy(dtype=float)
+    y = frames["label"].to_numpy()
+    ok = np.isfinite(s)
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    lo, hi = np.nanmin(s[ok]), np.nanmax(s[ok])
+    log = lo > 0 and hi / max(lo, 1e-12) > 50
+    bins = np.geomspace(lo, hi, 50) if log else np.linspace(lo, hi, 50)
+    ax.hist(s[ok & (y == 0)], bins=bins, alpha=0.7, label="normal", color="tab:blue")
+    ax.hist(s[ok & (y == 1)], bins=bins, alpha=0.7, label="outlier", color="tab:red")
+    ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3g}")
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(f"{method} score (higher = stranger)")
+    ax.set_ylabel("test images")
+    ax.legend(fontsize=8)
+    ax.set_title(f"{method}: test score distribution")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_pr_curves(frames: pd.DataFrame, methods, path) -> Path:
+    """Precision-recall curves of the given methods on the test split."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    y = frames["label"].to_numpy()
+    for m in methods:
+        s = frames[m].to_numpy(dtype=float)
+        ok = np.isfinite(s)
+        p, r, _ = precision_recall_curve(y[ok], s[ok])
+        ax.plot(r, p, label=m)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("precision-recall (test)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_kind_heatmap(per_kind: dict, methods, path) -> Path:
+    """Recall per outlier kind (rows) and method (columns)."""
+    kinds = sorted({k for m in methods for k in per_kind.get(m, {})})
+    mat = np.array([[per_kind.get(m, {}).get(k, np.nan) for m in methods] for k in kinds])
+    fig, ax = plt.subplots(figsize=(1.3 * len(methods) + 2.5, 0.35 * len(kinds) + 1.2))
+    im = ax.imshow(mat, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
+    ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(kinds)), kinds, fontsize=8)
+    for i in range(len(kinds)):
+        for j in range(len(methods)):
+            if np.isfinite(mat[i, j]):
+                ax.text(j, i, f"{mat[i, j]:.0%}", ha="center", va="center", fontsize=7)
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    ax.set_title("recall per kind of outlier (test)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def thumbnail_sheet(paths, captions, path, cols: int = 5, size=(192, 144)) -> Path | None:
+    """A grid of thumbnails with captions (None when there is nothing to show)."""
+    import cv2
+
+    from ..io.decode import decode_image
+    if not len(paths):
+        return None
+    tiles = []
+    for p, cap in zip(paths, captions):
+        img = decode_image(p, reduce="auto")
+        tile = np.full((size[1], size[0], 3), 40, np.uint8) if not img.ok else \
+            cv2.resize(img.rgb, size, interpolation=cv2.INTER_AREA)
+        cv2.rectangle(tile, (0, 0), (size[0], 16), (0, 0, 0), -1)
+        cv2.putText(tile, str(cap)[:30], (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1)
+        tiles.append(tile)
+    while len(tiles) % cols:
+        tiles.append(np.zeros_like(tiles[0]))
+    sheet = np.vstack([np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)])
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return Path(path)
+
+
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>hybrid_drift benchmark: {{ res.dataset }}</title>
+<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}</style></head><body>
+<h1>hybrid_drift benchmark: {{ res.dataset }}</h1>
+<p>{{ res.date }} · {{ res.machine }} · backbone {{ res.backbone }} · train {{ res.n.train }}, val {{ res.n.val }},
+test {{ res.n.test }} ({{ res.n_outliers.test }} outliers)</p>
+<table><tr><th>method</th><th>precision</th><th>recall</th><th>F1</th><th>AUROC</th><th>FP</th><th>FN</th></tr>
+{% for name, r in res.methods.items() %}<tr><td style="text-align:left">{{ name }}</td>
+<td>{{ "%.1f%%"|format(100*r.precision) }}</td><td>{{ "%.1f%%"|format(100*r.recall) }}</td>
+<td>{{ "%.3f"|format(r.f1) }}</td><td>{{ "%.3f"|format(r.auroc) }}</td><td>{{ r.fp }}</td><td>{{ r.fn }}</td></tr>
+{% endfor %}</table>
+{% for title, img in images %}<h2>{{ title }}</h2><img src="{{ img }}" alt="{{ title }}">{% endfor %}
+</body></html>"""
+
+
+def write_bench_report(res: dict, frames: pd.DataFrame, out_dir) -> Path:
+    """Write plots (PNG), ``results.json`` and an ``index.html`` linking them; returns the HTML path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    images = []
+    for m in ("colour", "cnn"):
+        if m in frames:
+            p = plot_score_distribution(frames, m, res["thresholds"][m], out / f"scores_{m}.png")
+            images.append((f"{m} branch: score distribution", p.name))
+    methods = [m for m in ("minmax", *_MAIN) if m in frames]
+    methods += [m for m in frames.columns if m.startswith("cnn_") and not m.endswith("_pred")]
+    images.append(("precision-recall curves", plot_pr_curves(frames, methods, out / "pr_curves.png").name))
+    images.append(("recall per kind", plot_kind_heatmap(res["per_kind_recall"], methods,
+                                                        out / "per_kind_recall.png").name))
+    best = "fusion_or" if "fusion_or" in frames else "cnn"
+    pred = frames[f"{best}_pred"].to_numpy()
+    y = frames["label"].to_numpy()
+    missed = frames[(y == 1) & (pred == 0)]
+    false = frames[(y == 0) & (pred == 1)]
+    for title, df, fname in ((f"{best}: missed outliers", missed, "missed.jpg"),
+                             (f"{best}: false alarms", false, "false_alarms.jpg")):
+        p = thumbnail_sheet(df["path"].tolist(), [f"{k} {s:.2g}" for k, s in zip(df["kind"], df[best])],
+                            out / fname)
+        images.append((f"{title} ({len(df)})", p.name if p else ""))
+    images = [(t, i) for t, i in images if i]
+    (out / "results.json").write_text(json.dumps(res, indent=2, default=str))
+    env = Environment(autoescape=select_autoescape(default=True))
+    page = env.from_string(_PAGE).render(res=res, images=images)
+    (out / "index.html").write_text(page)
+    return out / "index.html"

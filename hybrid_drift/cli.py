@@ -1,0 +1,306 @@
+"""Command line: ``hybrid-drift make-dataset | bench | fit | score``.
+
+Exit codes: 0 ok; 1 a constraint that was asked for failed (e.g. ``--max-outliers``);
+2 usage or input error (bad folder, bad manifest, unreadable model...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import textwrap
+from pathlib import Path
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_CONSTRAINT, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger("hybrid_drift.cli")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _json_default(o):
+    import numpy as np
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, float) and math.isnan(o):
+        return None
+    return str(o)
+
+
+def _clean(o):
+    """NaN -> None recursively, so the JSON is standard."""
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return o
+
+
+def _cmd_make_dataset(a) -> int:
+    from .datasets import CrossroadConfig, make_crossroad
+    if a.name != "crossroad":
+        raise _UsageError(f"unknown dataset {a.name!r}; available: crossroad")
+    cfg = CrossroadConfig()
+    if a.max_frames:
+        cfg.max_frames = a.max_frames
+        cfg.n_train, cfg.n_test_normal = a.n_train, a.n_test_normal
+    if a.downsample:
+        cfg.downsample = a.downsample
+    df = make_crossroad(a.out, seed=a.seed, source=a.source, config=cfg, progress=a.progress)
+    counts = df.groupby(["split", "label"]).size().unstack(fill_value=0)
+    print(f"wrote {len(df)} images to {a.out} (manifest.csv)")
+    for split in ("train", "val", "test"):
+        if split in counts.index:
+            print(f"  {split:5s}: {counts.loc[split].get(0, 0)} normal, {counts.loc[split].get(1, 0)} outliers")
+    return EXIT_OK
+
+
+def _cmd_bench(a) -> int:
+    from .bench.run import BenchConfig, markdown_table, per_kind_table, run_bench
+    cfg = BenchConfig(backbone=a.backbone, weights=a.weights, limit=a.limit, progress=a.progress,
+                      workers=a.workers, calibration=a.calibration, fpr=a.fpr,
+                      cache_dir=False if a.no_cache else a.cache_dir)
+    if a.grid:
+        cfg.colour = dict(cfg.colour, grid=tuple(a.grid))
+    if a.pool:
+        cfg.cnn = dict(cfg.cnn, pool=a.pool)
+    if a.n_components:
+        cfg.cnn = dict(cfg.cnn, n_components=a.n_components)
+    if a.layers:
+        cfg.cnn = dict(cfg.cnn, layers=tuple(a.layers))
+    if a.image_size:
+        cfg.cnn = dict(cfg.cnn, image_size=tuple(a.image_size))
+    if a.no_extra_backbones:
+        cfg.extra_backbones = ()
+    res = run_bench(a.dataset, cfg)
+    frames = res.pop("_frames")
+    n = res["n"]
+    print(f"\n## {res['dataset']}: train {n['train']}, val {n['val']} ({res['n_outliers']['val']} outliers), "
+          f"test {n['test']} ({res['n_outliers']['test']} outliers); backbone {res['backbone']}\n")
+    print(markdown_table(res))
+    print("\nRecall per kind of outlier (test):\n")
+    print(per_kind_table(res))
+    print("\nSeconds (feature extraction, all splits, incl. decode): " +
+          ", ".join(f"{k} {v:.1f}" for k, v in res["seconds"].items()))
+    for note in res["notes"]:
+        print(f"note: {note}")
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(_clean(res), indent=2, default=_json_default))
+        print(f"results: {a.json}")
+    if a.report:
+        from .bench.plots import write_bench_report
+        out = write_bench_report(res, frames, a.report)
+        print(f"report: {out}")
+    return EXIT_OK
+
+
+def _load_inputs(inputs, split, manifest_root=None):
+    """Image inputs, or the paths of one split when the single input is a dataset folder."""
+    if len(inputs) == 1 and (Path(inputs[0]) / "manifest.csv").is_file():
+        from .datasets import read_manifest
+        ds = read_manifest(inputs[0])
+        if split is None:
+            raise _UsageError(f"{inputs[0]} is a dataset: choose a split with --split train|val|test")
+        return ds.paths(split), ds.labels(split)
+    if split is not None:
+        raise _UsageError("--split only applies to a dataset folder (one with manifest.csv)")
+    return list(inputs), None
+
+
+def _check_nonempty(inputs, what):
+    from .io import expand_inputs
+    items = expand_inputs(inputs)
+    if not items:
+        raise _UsageError(f"no images found in {', '.join(map(str, inputs))} ({what})")
+    return items
+
+
+def _cmd_fit(a) -> int:
+    from .branches import CNNBranch, ColourBranch
+    from .detector import HybridDetector
+    train, _ = _load_inputs(a.train, "train" if _is_dataset(a.train) else None)
+    items = _check_nonempty(train, "training images")
+    colour = ColourBranch(bins=a.bins, grid=tuple(a.grid), distance=a.distance) if not a.no_colour else False
+    cnn = CNNBranch(backbone=a.backbone, weights=a.weights, n_components=a.n_components, pool=a.pool,
+                    layers=tuple(a.layers) if a.layers else None,
+                    cache_dir=False if a.no_cache else a.cache_dir) if not a.no_cnn else False
+    det = HybridDetector(colour=colour, cnn=cnn, fusion=a.fusion, calibration=a.calibration, fpr=a.fpr,
+                         k=a.k, workers=a.workers, progress=a.progress)
+    det.fit(items)
+    if a.val:
+        val, labels = _load_inputs(a.val, "val" if _is_dataset(a.val) else None)
+        det.calibrate(_check_nonempty(val, "validation images"), labels)
+    else:
+        if a.fusion == "logistic":
+            raise _UsageError("--fusion logistic needs labelled validation images: --val DATASET")
+        log.warning("no --val given: thresholds are set on the training images themselves, which "
+                    "underestimates normal variation (expect more false alarms); pass --val")
+        det.calibrate(items)
+    det.save(a.out)
+    print(f"fitted on {det.n_train_} images ({len(det.fit_errors_)} unreadable); model saved to {a.out}")
+    for b in det.branches_:
+        print(f"  {b.name}: threshold {b.threshold_:.4g}")
+    return EXIT_OK
+
+
+def _is_dataset(inputs) -> bool:
+    return len(inputs) == 1 and (Path(inputs[0]) / "manifest.csv").is_file()
+
+
+def _cmd_score(a) -> int:
+    from .detector import HybridDetector
+    det = HybridDetector.load(a.model)
+    det.progress = a.progress
+    if a.workers:
+        det.workers = a.workers
+    inputs, _ = _load_inputs(a.inputs, a.split)
+    items = _check_nonempty(inputs, "images to score")
+    table = det.score(items)
+    if a.out:
+        out = Path(a.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".parquet":
+            table.to_parquet(out, index=False)
+        else:
+            table.to_csv(out, index=False)
+    n_out = int(table["is_outlier"].fillna(False).sum())
+    n_err = int(table["error"].notna().sum())
+    summary = {"n": len(table), "outliers": n_out, "errors": n_err, "out": a.out}
+    if a.json:
+        print(json.dumps(summary))
+    else:
+        if not a.out:
+            print(table.to_csv(index=False), end="")
+        print(f"scored {len(table)} inputs: {n_out} outliers, {n_err} unreadable"
+              + (f"; table written to {a.out}" if a.out else ""), file=sys.stderr)
+    if a.max_outliers is not None and n_out > a.max_outliers:
+        print(f"constraint failed: {n_out} outliers > --max-outliers {a.max_outliers}", file=sys.stderr)
+        return EXIT_CONSTRAINT
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    g = common.add_argument_group("output")
+    g.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr, no progress bars")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    g.add_argument("--workers", type=int, default=None, help="decode threads (default: one per core)")
+
+    p = argparse.ArgumentParser(
+        prog="hybrid-drift", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Find drifted and outlier images in fixed-camera image streams.",
+        epilog=textwrap.dedent("""\
+            examples:
+              hybrid-drift make-dataset crossroad build/crossroad --seed 0
+              hybrid-drift bench build/crossroad --json build/bench.json --report build/report
+              hybrid-drift fit build/crossroad --val build/crossroad --out model/
+              hybrid-drift fit frames/normal --val frames/heldout --out model/
+              hybrid-drift score model/ frames/today --out scores.csv --max-outliers 0
+
+            exit codes: 0 ok, 1 a requested constraint failed (--max-outliers), 2 usage or input error"""))
+    from ._version import __version__
+    p.add_argument("--version", action="version", version=f"hybrid-drift {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("make-dataset", parents=[common], help="build the crossroad outlier set (offline)",
+                       description="Build the crossroad outlier set from the bundled OpenCV street video.")
+    s.add_argument("name", choices=["crossroad"], help="dataset to build")
+    s.add_argument("out", help="output folder")
+    s.add_argument("--seed", type=int, default=0, help="random seed (same seed = same files)")
+    s.add_argument("--source", default=None, help="folder with vtest.avi and object photos (default: bundled)")
+    s.add_argument("--max-frames", type=int, default=None, help=argparse.SUPPRESS)
+    s.add_argument("--n-train", type=int, default=400, help=argparse.SUPPRESS)
+    s.add_argument("--n-test-normal", type=int, default=235, help=argparse.SUPPRESS)
+    s.add_argument("--downsample", type=int, default=None, help=argparse.SUPPRESS)
+    s.set_defaults(fn=_cmd_make_dataset)
+
+    s = sub.add_parser("bench", parents=[common], help="precision/recall of every method on a dataset",
+                       description="Fit on train, calibrate on val, report on test, for every method.")
+    s.add_argument("dataset", help="dataset folder with manifest.csv")
+    s.add_argument("--json", help="write results as JSON")
+    s.add_argument("--report", help="write plots and an index.html to this folder")
+    s.add_argument("--backbone", default="efficientnet_lite0")
+    s.add_argument("--weights", default=None, help="weights file for the backbone")
+    s.add_argument("--limit", type=int, default=None, help="at most N images per split (quick runs)")
+    s.add_argument("--calibration", default="mean_std", choices=["quantile", "mean_std", "f1"],
+                   help="per-branch threshold rule on val normals (default: mean + 3 std, as NannyML)")
+    s.add_argument("--fpr", type=float, default=0.01, help="target false-positive rate for --calibration quantile")
+    s.add_argument("--grid", type=int, nargs=2, default=None, metavar=("ROWS", "COLS"),
+                   help="colour histogram grid (default 4 4)")
+    s.add_argument("--pool", choices=["avg", "max", "avgmax"], default=None)
+    s.add_argument("--layers", nargs="+", default=None, help="CNN feature maps, e.g. block10 head")
+    s.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"), help="CNN input size")
+    s.add_argument("--n-components", type=int, default=None)
+    s.add_argument("--no-extra-backbones", action="store_true", help="do not try resnet18")
+    s.add_argument("--cache-dir", default=None, help="feature cache (default ~/.cache/hybrid_drift)")
+    s.add_argument("--no-cache", action="store_true", help="do not cache CNN features")
+    s.set_defaults(fn=_cmd_bench)
+
+    s = sub.add_parser("fit", parents=[common], help="fit a detector on normal images and save it",
+                       description="Fit on normal images; set thresholds on held-out images (--val).")
+    s.add_argument("train", nargs="+", help="normal images: folders, files, videos, or a dataset folder")
+    s.add_argument("--val", nargs="+", help="held-out images (or a dataset folder: its val split, labelled)")
+    s.add_argument("--out", required=True, help="model folder to write")
+    s.add_argument("--fusion", choices=["or", "logistic"], default="or")
+    s.add_argument("--calibration", choices=["quantile", "mean_std", "f1"], default="mean_std")
+    s.add_argument("--fpr", type=float, default=0.01)
+    s.add_argument("--k", type=float, default=3.0)
+    s.add_argument("--bins", type=int, default=32)
+    s.add_argument("--grid", type=int, nargs=2, default=(4, 4), metavar=("ROWS", "COLS"))
+    s.add_argument("--distance", default="hellinger", choices=["hellinger", "kl", "js", "intersection", "chi2"])
+    s.add_argument("--backbone", default="efficientnet_lite0")
+    s.add_argument("--weights", default=None)
+    s.add_argument("--pool", choices=["avg", "max", "avgmax"], default="max")
+    s.add_argument("--layers", nargs="+", default=None, help="CNN feature maps (default: block10 head)")
+    s.add_argument("--n-components", type=int, default=150)
+    s.add_argument("--no-colour", action="store_true")
+    s.add_argument("--no-cnn", action="store_true")
+    s.add_argument("--cache-dir", default=None)
+    s.add_argument("--no-cache", action="store_true")
+    s.set_defaults(fn=_cmd_fit)
+
+    s = sub.add_parser("score", parents=[common], help="score images with a saved detector",
+                       description="One row per input: path, branch scores, fused, is_outlier, error.")
+    s.add_argument("model", help="model folder written by 'fit'")
+    s.add_argument("inputs", nargs="+", help="images, folders, videos, or a dataset folder with --split")
+    s.add_argument("--split", choices=["train", "val", "test"], default=None)
+    s.add_argument("--out", help="write the table (.csv or .parquet); default: CSV on stdout")
+    s.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+    s.add_argument("--max-outliers", type=int, default=None, help="exit 1 when more outliers are found")
+    s.set_defaults(fn=_cmd_score)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    a = parser.parse_args(argv)
+    level = logging.DEBUG if a.verbose else logging.ERROR if a.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if a.quiet:
+        a.progress = False
+    if a.progress and not sys.stderr.isatty():
+        a.progress = False  # no bars in logs and CI
+    from .exceptions import BackboneUnavailableError, ModelFormatError
+    try:
+        return a.fn(a)
+    except _UsageError as exc:
+        print(f"hybrid-drift {a.cmd}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (FileNotFoundError, NotADirectoryError, ModelFormatError, BackboneUnavailableError, ValueError) as exc:
+        print(f"hybrid-drift {a.cmd}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

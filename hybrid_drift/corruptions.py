@@ -1,0 +1,327 @@
+"""Drift injection: the Tokyo study's corruptions, and foreign objects pasted into frames.
+
+Every corruption is a *factory*: given a NumPy random generator it draws a
+strength and returns ``(transform, params)``, where ``transform(rgb) -> rgb`` is
+deterministic and ``params`` (JSON-able) records what was drawn. Transforms are
+built from Albumentations (``p=1``, seeded) wherever it has the operation.
+
+Use :func:`register_corruption` to add your own and :func:`corrupt_folder` to
+apply any of them to your own images.
+
+Families: ``shape`` (structure changes, colours mostly kept), ``colour`` (colour
+changes, structure kept) and ``object`` (a foreign object pasted in).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+
+__all__ = ["Corruption", "CORRUPTIONS", "register_corruption", "get_corruption", "apply_corruption",
+           "SobelFilter", "ObjectPaster", "load_object_library", "corrupt_folder"]
+
+Transform = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Corruption:
+    """A named corruption: ``factory(rng) -> (transform, params)``."""
+
+    name: str
+    family: str
+    factory: Callable[[np.random.Generator], tuple[Transform, dict[str, Any]]]
+    description: str = ""
+
+
+CORRUPTIONS: dict[str, Corruption] = {}
+
+
+def register_corruption(name: str, family: str, factory, description: str = "", *, overwrite: bool = False):
+    """Register a corruption under ``name`` so datasets and :func:`corrupt_folder` can use it.
+
+    Parameters
+    ----------
+    name : str
+    family : {"shape", "colour", "object"} or any label
+    factory : callable
+        ``factory(rng: numpy.random.Generator) -> (transform, params)``.
+    description : str
+    overwrite : bool
+        Replace an existing corruption of that name.
+    """
+    if name in CORRUPTIONS and not overwrite:
+        raise ValueError(f"corruption {name!r} is already registered (pass overwrite=True to replace it)")
+    CORRUPTIONS[name] = Corruption(name, family, factory, description)
+
+
+def get_corruption(name: str) -> Corruption:
+    try:
+        return CORRUPTIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown corruption {name!r}; registered: {', '.join(sorted(CORRUPTIONS))}") from None
+
+
+class SobelFilter(A.ImageOnlyTransform):
+    """The study's custom transform: combined x/y Sobel edges, inverted (dark edges on white).
+
+    Written the way Albumentations expects a custom transform (``ImageOnlyTransform``
+    with ``apply``), so it composes with the library's own transforms.
+
+    Parameters
+    ----------
+    ksize : int
+        Sobel kernel size (odd, 1..7).
+    """
+
+    def __init__(self, ksize: int = 5, p: float = 1.0):
+        super().__init__(p=p)
+        self.ksize = ksize
+
+    def apply(self, img, **params):
+        edges = cv2.Sobel(img, cv2.CV_32F, dx=1, dy=1, ksize=self.ksize)
+        mag = np.abs(edges)
+        mag = mag / max(float(np.percentile(mag, 99.5)), 1e-6) * 255.0
+        return (255 - np.clip(mag, 0, 255)).astype(np.uint8)
+
+    def get_transform_init_args_names(self):
+        return ("ksize",)
+
+
+def _albu(transform: A.BasicTransform, seed: int) -> Transform:
+    pipeline = A.Compose([transform], seed=seed)
+
+    def run(rgb: np.ndarray) -> np.ndarray:
+        pipeline.set_random_seed(seed)  # same image in → same image out, every call
+        return pipeline(image=rgb)["image"]
+
+    return run
+
+
+def _seed(rng) -> int:
+    return int(rng.integers(0, 2**31 - 1))
+
+
+def _u(rng, lo, hi, nd=3) -> float:
+    return round(float(rng.uniform(lo, hi)), nd)
+
+
+# --- the study's ten transforms + its Sobel filter -----------------------------------------
+def _vertical_flip(rng):
+    return _albu(A.VerticalFlip(p=1.0), 0), {}
+
+
+def _downscale(rng):
+    s = _u(rng, 0.12, 0.3)
+    return _albu(A.Downscale(scale_range=(s, s), p=1.0), 0), {"scale": s}
+
+
+def _rain(rng):
+    kind = str(rng.choice(["drizzle", "heavy", "torrential"]))
+    b = _u(rng, 0.6, 0.9)
+    seed = _seed(rng)
+    return _albu(A.RandomRain(rain_type=kind, brightness_coefficient=b, p=1.0), seed), {
+        "rain_type": kind, "brightness_coefficient": b, "seed": seed}
+
+
+def _gaussian_noise(rng):
+    s = _u(rng, 0.08, 0.25)
+    seed = _seed(rng)
+    return _albu(A.GaussNoise(std_range=(s, s), p=1.0), seed), {"std": s, "seed": seed}
+
+
+def _emboss(rng):
+    a, s = _u(rng, 0.5, 1.0), _u(rng, 0.5, 1.0)
+    return _albu(A.Emboss(alpha=(a, a), strength=(s, s), p=1.0), 0), {"alpha": a, "strength": s}
+
+
+def _colour_jitter(rng):
+    hue = _u(rng, 0.08, 0.3) * float(rng.choice([-1, 1]))
+    sat = _u(rng, 1.3, 2.0)
+    bri = _u(rng, 0.7, 1.3)
+    t = A.ColorJitter(brightness=(bri, bri), contrast=(1.0, 1.0), saturation=(sat, sat), hue=(hue, hue), p=1.0)
+    return _albu(t, 0), {"hue": hue, "saturation": sat, "brightness": bri}
+
+
+def _invert(rng):
+    return _albu(A.InvertImg(p=1.0), 0), {}
+
+
+def _grayscale(rng):
+    return _albu(A.ToGray(p=1.0), 0), {}
+
+
+def _sun_flare(rng):
+    r = int(rng.integers(120, 260))
+    seed = _seed(rng)
+    return _albu(A.RandomSunFlare(flare_roi=(0, 0, 1, 0.5), src_radius=r, p=1.0), seed), {
+        "src_radius": r, "seed": seed}
+
+
+def _channel_shuffle(rng):
+    perms = [(0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]  # never the identity
+    perm = perms[int(rng.integers(len(perms)))]
+    return (lambda rgb: np.ascontiguousarray(rgb[..., list(perm)])), {"order": list(perm)}
+
+
+def _sobel(rng):
+    k = int(rng.choice([3, 5]))
+    return _albu(SobelFilter(ksize=k, p=1.0), 0), {"ksize": k}
+
+
+for _name, _fam, _fac, _desc in [
+    ("vertical_flip", "shape", _vertical_flip, "upside-down frame (A.VerticalFlip)"),
+    ("downscale", "shape", _downscale, "resolution loss: down- then up-scaled (A.Downscale)"),
+    ("rain", "shape", _rain, "rain streaks, slightly darker (A.RandomRain)"),
+    ("gaussian_noise", "shape", _gaussian_noise, "sensor noise (A.GaussNoise)"),
+    ("emboss", "shape", _emboss, "emboss filter (A.Emboss)"),
+    ("sobel", "shape", _sobel, "the study's custom Sobel edge filter (SobelFilter)"),
+    ("colour_jitter", "colour", _colour_jitter, "hue/saturation/brightness shift (A.ColorJitter)"),
+    ("invert", "colour", _invert, "negative image (A.InvertImg)"),
+    ("grayscale", "colour", _grayscale, "colour lost (A.ToGray)"),
+    ("sun_flare", "colour", _sun_flare, "lens flare in the upper half (A.RandomSunFlare)"),
+    ("channel_shuffle", "colour", _channel_shuffle, "RGB channels swapped (a fixed non-identity order)"),
+]:
+    register_corruption(_name, _fam, _fac, _desc)
+
+
+# --- foreign objects -------------------------------------------------------------------
+def _cutout(rgb: np.ndarray, max_side: int = 240) -> tuple[np.ndarray, np.ndarray]:
+    """Object pixels and a soft alpha mask: GrabCut seeded with the central 80% box,
+    falling back to a feathered ellipse when GrabCut finds too little."""
+    h, w = rgb.shape[:2]
+    s = min(1.0, max_side / max(h, w))
+    small = cv2.resize(rgb, (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA)
+    sh, sw = small.shape[:2]
+    mask = np.zeros((sh, sw), np.uint8)
+    rect = (int(sw * 0.1), int(sh * 0.1), int(sw * 0.8), int(sh * 0.8))
+    try:
+        cv2.setRNGSeed(0)
+        cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), mask, rect, np.zeros((1, 65)), np.zeros((1, 65)),
+                    4, cv2.GC_INIT_WITH_RECT)
+        fg = np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
+    except cv2.error:
+        fg = np.zeros((sh, sw), np.float32)
+    if fg.mean() < 0.12:
+        fg = np.zeros((sh, sw), np.float32)
+        cv2.ellipse(fg, (sw // 2, sh // 2), (int(sw * 0.42), int(sh * 0.42)), 0, 0, 360, 1.0, -1)
+    k = max(3, (min(sh, sw) // 20) | 1)
+    alpha = cv2.GaussianBlur(fg, (k, k), 0)
+    ys, xs = np.nonzero(alpha > 0.05)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    return small[y0:y1, x0:x1].copy(), alpha[y0:y1, x0:x1].copy()
+
+
+class ObjectPaster:
+    """Paste a cut-out object into a frame with soft edges (the study's dragons, Pokémon, cow).
+
+    Parameters
+    ----------
+    obj : ndarray
+        RGB pixels of the object.
+    alpha : ndarray
+        ``[0, 1]`` soft mask, same height/width as ``obj``.
+    area : float
+        Fraction of the frame the object's bounding box covers (0.02-0.04 is the
+        study's hard "cow" case, ~0.2 a large object).
+    pos : (float, float)
+        Top-left corner as fractions of the free range (0..1, 0..1).
+    """
+
+    def __init__(self, obj: np.ndarray, alpha: np.ndarray, area: float, pos: tuple[float, float]):
+        self.obj, self.alpha, self.area, self.pos = obj, alpha, area, pos
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        H, W = rgb.shape[:2]
+        oh, ow = self.obj.shape[:2]
+        scale = np.sqrt(self.area * H * W / (oh * ow))
+        nh, nw = max(2, min(H, int(oh * scale))), max(2, min(W, int(ow * scale)))
+        obj = cv2.resize(self.obj, (nw, nh), interpolation=cv2.INTER_AREA).astype(np.float32)
+        a = cv2.resize(self.alpha, (nw, nh), interpolation=cv2.INTER_LINEAR)[..., None]
+        y, x = int(self.pos[0] * (H - nh)), int(self.pos[1] * (W - nw))
+        out = rgb.copy()
+        roi = out[y:y + nh, x:x + nw].astype(np.float32)
+        out[y:y + nh, x:x + nw] = np.clip(a * obj + (1 - a) * roi + 0.5, 0, 255).astype(np.uint8)
+        return out
+
+
+_OBJECTS: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def load_object_library(paths) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Cut out objects from photos: ``{name: (rgb, alpha)}``, cached per path."""
+    from .io.decode import decode_image
+    out = {}
+    for p in paths:
+        p = os.fspath(p)
+        if p not in _OBJECTS:
+            img = decode_image(p)
+            if not img.ok:
+                raise ValueError(f"object photo {p}: {img.error}")
+            _OBJECTS[p] = _cutout(img.rgb)
+        out[Path(p).stem] = _OBJECTS[p]
+    return out
+
+
+def object_factory(library: dict[str, tuple[np.ndarray, np.ndarray]], area_range=(0.02, 0.2)):
+    """A corruption factory pasting a random object of ``library`` at a random place and size."""
+    names = sorted(library)
+
+    def factory(rng):
+        name = names[int(rng.integers(len(names)))]
+        area = _u(rng, *area_range, nd=4)
+        pos = (_u(rng, 0, 1), _u(rng, 0, 1))
+        obj, alpha = library[name]
+        return ObjectPaster(obj, alpha, area, pos), {"object": name, "area": area, "pos": list(pos)}
+
+    return factory
+
+
+def apply_corruption(rgb: np.ndarray, name: str, rng: np.random.Generator,
+                     max_tries: int = 5) -> tuple[np.ndarray, dict[str, Any]]:
+    """Apply the corruption ``name`` with a strength drawn from ``rng``; returns ``(image, params)``.
+
+    Draws again (up to ``max_tries``) if the result equals the input, so every
+    returned image really is changed.
+    """
+    c = get_corruption(name)
+    for _ in range(max_tries):
+        transform, params = c.factory(rng)
+        out = transform(rgb)
+        if out.shape != rgb.shape or not np.array_equal(out, rgb):
+            return np.ascontiguousarray(out, dtype=np.uint8), params
+    raise ValueError(f"corruption {name!r} left the image unchanged {max_tries} times")
+
+
+def corrupt_folder(src: str | os.PathLike, dst: str | os.PathLike, names, *, seed: int = 0,
+                   quality: int = 92) -> list[dict[str, Any]]:
+    """Apply each corruption in ``names`` to every image of ``src``; write JPEGs to ``dst``.
+
+    Returns one record per written file (``path, source, kind, params``). Unreadable
+    inputs are reported with an ``error`` record and skipped.
+    """
+    import json
+
+    from .io import decode_image, list_images
+    rng = np.random.default_rng(seed)
+    dst = Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    records = []
+    for path in list_images(src):
+        img = decode_image(path)
+        if not img.ok:
+            records.append({"path": None, "source": path, "kind": None, "params": None, "error": img.error})
+            continue
+        for name in names:
+            out, params = apply_corruption(img.rgb, name, rng)
+            target = dst / f"{Path(path).stem}_{name}.jpg"
+            cv2.imwrite(str(target), cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+            records.append({"path": str(target), "source": path, "kind": name,
+                            "params": json.dumps(params), "error": None})
+    return records
