@@ -170,9 +170,13 @@ class ColourBranch(Branch):
     Parameters
     ----------
     bins, grid, joint_hs, hs_bins
-        Histogram layout, see :class:`~hybrid_drift.features.ColourFeatures`.
-    distance : {"hellinger", "kl", "js", "intersection", "chi2"}
-        Histogram distance to the reference.
+        Histogram layout, see :class:`~hybrid_drift.features.ColourFeatures`. The
+        default 4x4 grid lets the branch see *where* colours are (a flipped frame,
+        a coloured object in one cell); ``grid=(1, 1)`` is the whylogs-style
+        whole-image profile.
+    distance : {"intersection", "hellinger", "kl", "js", "chi2"}
+        Histogram distance to the reference (default: the best on the crossroad
+        validation split).
     combine : {"max", "mean"}
         How per-histogram z-scores become one score.
 
@@ -190,8 +194,8 @@ class ColourBranch(Branch):
     default_name = "colour"
     _config_keys = ("bins", "grid", "joint_hs", "hs_bins", "distance", "combine")
 
-    def __init__(self, bins: int = 32, grid=(1, 1), joint_hs: bool = False, hs_bins=(12, 8),
-                 distance: str = "hellinger", combine: str = "max"):
+    def __init__(self, bins: int = 32, grid=(4, 4), joint_hs: bool = False, hs_bins=(12, 8),
+                 distance: str = "intersection", combine: str = "max"):
         self.bins, self.grid, self.joint_hs, self.hs_bins = bins, tuple(grid), joint_hs, tuple(hs_bins)
         self.distance, self.combine = distance, combine
         self._feat = ColourFeatures(bins=bins, grid=self.grid, joint_hs=joint_hs, hs_bins=self.hs_bins)

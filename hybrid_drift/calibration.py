@@ -36,8 +36,10 @@ def choose_threshold(scores, labels=None, *, method: str = "quantile", fpr: floa
 
     Examples
     --------
-    >>> choose_threshold([0.0, 1.0, 2.0, 3.0, 4.0], method="mean_std", k=1.0)  # doctest: +ELLIPSIS
-    3.414...
+    >>> choose_threshold([0.0, 1.0, 2.0, 3.0, 4.0], method="mean_std", k=1.0)  # 2 + 1.58
+    3.58...
+    >>> choose_threshold([0.0, 1.0, 2.0, 9.0], labels=[0, 0, 0, 1], method="f1")
+    5.5
     """
     s = np.asarray(scores, dtype=np.float64)
     y = np.zeros(len(s), int) if labels is None else np.asarray(labels).astype(int)

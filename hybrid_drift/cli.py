@@ -132,7 +132,7 @@ def _cmd_fit(a) -> int:
     items = _check_nonempty(train, "training images")
     colour = ColourBranch(bins=a.bins, grid=tuple(a.grid), distance=a.distance) if not a.no_colour else False
     cnn = CNNBranch(backbone=a.backbone, weights=a.weights, n_components=a.n_components, pool=a.pool,
-                    layers=tuple(a.layers) if a.layers else None,
+                    layers=tuple(a.layers) if a.layers else None, image_size=a.image_size,
                     cache_dir=False if a.no_cache else a.cache_dir) if not a.no_cnn else False
     det = HybridDetector(colour=colour, cnn=cnn, fusion=a.fusion, calibration=a.calibration, fpr=a.fpr,
                          k=a.k, workers=a.workers, progress=a.progress)
@@ -258,11 +258,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--k", type=float, default=3.0)
     s.add_argument("--bins", type=int, default=32)
     s.add_argument("--grid", type=int, nargs=2, default=(4, 4), metavar=("ROWS", "COLS"))
-    s.add_argument("--distance", default="hellinger", choices=["hellinger", "kl", "js", "intersection", "chi2"])
+    s.add_argument("--distance", default="intersection", choices=["intersection", "hellinger", "kl", "js", "chi2"])
     s.add_argument("--backbone", default="efficientnet_lite0")
     s.add_argument("--weights", default=None)
     s.add_argument("--pool", choices=["avg", "max", "avgmax"], default="max")
     s.add_argument("--layers", nargs="+", default=None, help="CNN feature maps (default: block10 head)")
+    s.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="CNN input size (default 288 384)")
     s.add_argument("--n-components", type=int, default=150)
     s.add_argument("--no-colour", action="store_true")
     s.add_argument("--no-cnn", action="store_true")

@@ -119,7 +119,10 @@ def _vertical_flip(rng):
 
 def _downscale(rng):
     s = _u(rng, 0.12, 0.3)
-    return _albu(A.Downscale(scale_range=(s, s), p=1.0), 0), {"scale": s}
+    # area down, linear up: the blur of a real resolution drop (Albumentations' default,
+    # nearest both ways, gives blocky pixels instead)
+    interp = {"downscale": cv2.INTER_AREA, "upscale": cv2.INTER_LINEAR}
+    return _albu(A.Downscale(scale_range=(s, s), interpolation_pair=interp, p=1.0), 0), {"scale": s}
 
 
 def _rain(rng):

@@ -72,10 +72,20 @@ class HybridDetector:
 
     Examples
     --------
-    >>> det = HybridDetector(fusion="or")                         # doctest: +SKIP
-    >>> det.fit("frames/train").calibrate("frames/val")           # doctest: +SKIP
-    >>> table = det.score("frames/today")                         # doctest: +SKIP
-    >>> table[table.is_outlier == True].path                      # doctest: +SKIP
+    With folders of a real camera: ``HybridDetector().fit("frames/train")
+    .calibrate("frames/val").score("frames/today")``. A self-contained run on
+    synthetic grey frames (colour branch only, to keep it fast):
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> frames = [rng.integers(100, 120, (48, 64, 3), dtype=np.uint8) for _ in range(60)]
+    >>> det = HybridDetector(cnn=False).fit(frames[:40]).calibrate(frames[40:])
+    >>> red = np.zeros((48, 64, 3), np.uint8); red[..., 0] = 200
+    >>> table = det.score([frames[0], red, b"not an image"])
+    >>> table["is_outlier"].tolist()
+    [False, True, <NA>]
+    >>> table["error"].tolist()[2]
+    'not an image (unrecognised file format)'
     """
 
     def __init__(self, colour=None, cnn=None, extra_branches=(), fusion: str = "or",

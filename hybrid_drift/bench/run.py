@@ -138,12 +138,15 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     seconds["colour"] = time.perf_counter() - t0
 
     # (method name, backbone, CNNBranch settings); the main one first
+    # the study's branch: global average pool of the last layer at 224x224 (n_components as configured)
+    study = {"image_size": 224, **cfg.cnn, "pool": "avg", "layers": ("head",)}
     variants = [("cnn", cfg.backbone, dict(cfg.cnn))]
     if cfg.study_cnn:
-        variants.append((f"cnn_study_{cfg.backbone}", cfg.backbone, {"pool": "avg", "layers": ("head",)}))
+        variants.append((f"cnn_study_{cfg.backbone}", cfg.backbone, study))
     for bb in cfg.extra_backbones:
         if bb != cfg.backbone:
-            variants += [(f"cnn_{bb}", bb, dict(cfg.cnn)), (f"cnn_study_{bb}", bb, {"pool": "avg", "layers": ("head",)})]
+            variants += [(f"cnn_{bb}", bb, {k: v for k, v in cfg.cnn.items() if k != "layers"}),
+                         (f"cnn_study_{bb}", bb, study)]
     cnn_exts: dict[str, tuple[CNNBranch, Extracted]] = {}
     skipped: set[str] = set()
     for name, bb, kw in variants:
@@ -219,6 +222,9 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     for name, (br, _) in cnn_exts.items():
         evaluate(name, _det([br], "or", cfg))
     evaluate("fusion_or", _det([copy.deepcopy(colour_best), main_cnn], "or", cfg))
+    study_name = f"cnn_study_{cfg.backbone}"
+    if study_name in cnn_exts:  # the study's own pairing: whylogs-style colour + avg-pool CNN
+        evaluate("fusion_or_study", _det([copy.deepcopy(colour_best), cnn_exts[study_name][0]], "or", cfg))
     if (y_val == 1).any():
         evaluate("fusion_logistic", _det([copy.deepcopy(colour_best), main_cnn], "logistic", cfg))
     else:
@@ -249,7 +255,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
 
 
 _LABELS = {"minmax": "Min/max range (trivial baseline)", "cnn": "CNN + PCA", "fusion_or": "Fusion (OR)",
-           "fusion_logistic": "Fusion (logistic)"}
+           "fusion_logistic": "Fusion (logistic)", "fusion_or_study": "Fusion (OR) of colour + study CNN"}
 
 
 def markdown_table(res: dict[str, Any]) -> str:
@@ -258,7 +264,7 @@ def markdown_table(res: dict[str, Any]) -> str:
     order = ["minmax"] + [f"colour_{d}" for d in DISTANCES] + \
         sorted(k for k in res["methods"] if k.startswith("cnn_study")) + ["cnn"] + \
         sorted(k for k in res["methods"] if k.startswith("cnn_") and not k.startswith("cnn_study")) + \
-        ["fusion_or", "fusion_logistic"]
+        ["fusion_or_study", "fusion_or", "fusion_logistic"]
     for k in order:
         if k not in res["methods"]:
             continue
@@ -266,7 +272,7 @@ def markdown_table(res: dict[str, Any]) -> str:
         if k.startswith("colour_"):
             label = f"Colour HSB, {k[7:]}" + (" (best on val)" if k[7:] == res["colour_distance"] else "")
         elif k.startswith("cnn_study_"):
-            label = f"CNN + PCA, study: avg-pool last layer ({k[10:]})"
+            label = f"CNN + PCA, study: avg-pool last layer, 224px ({k[10:]})"
         elif k.startswith("cnn_"):
             label = f"CNN + PCA, hybrid_drift default ({k[4:]})"
         elif k == "cnn":
@@ -278,7 +284,8 @@ def markdown_table(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def per_kind_table(res: dict[str, Any], methods=("minmax", "colour", "cnn", "fusion_or", "fusion_logistic")) -> str:
+def per_kind_table(res: dict[str, Any], methods=("minmax", "colour", "cnn_study_efficientnet_lite0", "cnn",
+                                                 "fusion_or_study", "fusion_or", "fusion_logistic")) -> str:
     methods = [m for m in methods if m in res["per_kind_recall"]]
     kinds = sorted({k for m in methods for k in res["per_kind_recall"][m]})
     lines = ["| kind | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]

@@ -74,13 +74,14 @@ class BaseScorer(BaseEstimator):
         return np.asarray(self._score(X), dtype=np.float64)
 
     def calibrate(self, X, y=None, *, method: str | None = None, fpr: float = 0.01, k: float = 3.0):
-        """Set ``threshold_`` from held-out rows (see :func:`hybrid_drift.calibration.choose_threshold`)."""
+        """Set ``threshold_`` from held-out rows (default rule: mean + k * std of their scores;
+        see :func:`hybrid_drift.calibration.choose_threshold`)."""
         self.set_threshold(self.score_samples(X), y, method=method, fpr=fpr, k=k)
         return self
 
     def set_threshold(self, scores, y=None, *, method: str | None = None, fpr: float = 0.01,
                       k: float = 3.0) -> float:
-        method = method or self.default_calibration or "quantile"
+        method = method or self.default_calibration or "mean_std"
         if method != "fixed":
             self.threshold_ = choose_threshold(scores, y, method=method, fpr=fpr, k=k)
         return self.threshold_

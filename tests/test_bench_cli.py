@@ -1,0 +1,96 @@
+"""The benchmark on a tiny generated set, and the CLI verbs with their exit codes."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybrid_drift.cli import main
+
+SIZE = ["--image-size", "96", "128"]
+
+
+@pytest.fixture(scope="module")
+def bench_json(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    rc = main(["bench", str(tiny_dataset), "--json", str(out / "r.json"), "--report", str(out / "report"),
+               "--n-components", "20", "--no-extra-backbones", "--no-progress", *SIZE])
+    assert rc == 0
+    return json.loads((out / "r.json").read_text()), out
+
+
+def test_bench_json_schema_and_ranges(bench_json):
+    res, _ = bench_json
+    assert {"dataset", "backbone", "n", "methods", "per_kind_recall", "seconds"} <= set(res)
+    assert res["n"] == {"train": 60, "val": 43, "test": 46}
+    for m in ("colour", "cnn", "fusion_or", "fusion_logistic", "minmax"):
+        r = res["methods"][m]
+        for k in ("precision", "recall", "f1", "auroc"):
+            assert 0.0 <= r[k] <= 1.0, (m, k, r[k])
+        assert r["tp"] + r["fn"] == 16 and r["fp"] + r["tn"] == 30
+        assert all(0 <= v <= 1 for v in res["per_kind_recall"][m].values())
+    assert res["seconds"]["colour"] > 0 and res["seconds"]["cnn"] > 0
+    assert res["colour_distance"] in {"kl", "js", "hellinger", "intersection", "chi2"}
+    # numbers are sane: the fused detector is far better than chance on real frames
+    assert res["methods"]["fusion_or"]["auroc"] > 0.8
+    assert res["methods"]["cnn"]["auroc"] > res["methods"]["minmax"]["auroc"]
+
+
+def test_bench_report_files(bench_json):
+    _, out = bench_json
+    rep = out / "report"
+    for f in ("index.html", "scores_colour.png", "scores_cnn.png", "pr_curves.png", "per_kind_recall.png"):
+        assert (rep / f).is_file() and (rep / f).stat().st_size > 1000, f
+    html = (rep / "index.html").read_text()
+    assert "fusion_or" in html and "pr_curves.png" in html
+
+
+def test_cli_fit_score_roundtrip_and_exit_codes(frames, tmp_path, capsys):
+    train, val, new = tmp_path / "train", tmp_path / "val", tmp_path / "new"
+    for d, idx in ((train, range(0, 60)), (val, range(60, 90)), (new, range(90, 95))):
+        d.mkdir()
+        for i in idx:
+            cv2.imwrite(str(d / f"{i:04d}.jpg"), cv2.cvtColor(frames[i], cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(new / "9999_inverted.jpg"), cv2.cvtColor(255 - frames[95], cv2.COLOR_RGB2BGR))
+    (new / "9998_broken.jpg").write_bytes(b"")
+    rc = main(["fit", str(train), "--val", str(val), "--out", str(tmp_path / "model"), "--n-components", "20",
+               "--no-cache", "--no-progress", *SIZE])
+    assert rc == 0
+    rc = main(["score", str(tmp_path / "model"), str(new), "--out", str(tmp_path / "s.csv"), "--no-progress"])
+    assert rc == 0
+    t = pd.read_csv(tmp_path / "s.csv")
+    assert len(t) == 7 and list(t.columns[:3]) == ["path", "colour", "cnn"]
+    row = t.set_index(t.path.str.rsplit("/", n=1).str[-1])
+    assert row.loc["9999_inverted.jpg", "is_outlier"] in (True, "True")
+    assert row.loc["9998_broken.jpg", "error"] == "zero bytes"
+    capsys.readouterr()
+    rc = main(["score", str(tmp_path / "model"), str(new), "--max-outliers", "0", "--json", "--no-progress"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 1 and out["outliers"] >= 1 and out["errors"] == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["score", str(tmp_path / "model"), str(empty)]) == 2
+    assert "no images found" in capsys.readouterr().err
+    assert main(["score", str(tmp_path / "nomodel"), str(new)]) == 2
+    assert "not a hybrid_drift model directory" in capsys.readouterr().err
+
+
+def test_cli_dataset_and_help(tiny_dataset, tmp_path, capsys):
+    assert main(["fit", str(tiny_dataset), "--val", str(tiny_dataset), "--fusion", "logistic", "--no-cnn",
+                 "--out", str(tmp_path / "m"), "--no-progress"]) == 0
+    assert main(["score", str(tmp_path / "m"), str(tiny_dataset), "--split", "test", "--out",
+                 str(tmp_path / "t.parquet"), "--no-progress"]) == 0
+    assert len(pd.read_parquet(tmp_path / "t.parquet")) == 46
+    assert main(["score", str(tmp_path / "m"), str(tiny_dataset)]) == 2  # dataset needs --split
+    assert "--split" in capsys.readouterr().err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "manifest.csv").write_text("file,label\n")
+    assert main(["bench", str(bad)]) == 2
+    assert "missing column" in capsys.readouterr().err
+    r = subprocess.run([sys.executable, "-m", "hybrid_drift.cli", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "exit codes" in r.stdout and "make-dataset" in r.stdout

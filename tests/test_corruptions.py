@@ -1,0 +1,98 @@
+"""Each corruption changes the image as documented; users can register their own."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from hybrid_drift.corruptions import (CORRUPTIONS, SobelFilter, apply_corruption, corrupt_folder,
+                                      load_object_library, object_factory, register_corruption)
+from hybrid_drift.datasets.crossroad import STUDY_TRANSFORMS
+
+
+def _sharpness(rgb):
+    return cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
+
+
+@pytest.fixture(scope="module")
+def frame(frames):
+    return frames[20]
+
+
+def test_all_study_transforms_are_registered_and_change_the_image(frame):
+    rng = np.random.default_rng(0)
+    for name in STUDY_TRANSFORMS:
+        assert name in CORRUPTIONS
+        out, params = apply_corruption(frame, name, rng)
+        assert out.shape == frame.shape and out.dtype == np.uint8
+        assert not np.array_equal(out, frame), name
+        json.dumps(params)  # recorded parameters are JSON-able
+
+
+def test_documented_effects(frame):
+    rng = np.random.default_rng(1)
+    f = frame.astype(int)
+    assert np.array_equal(apply_corruption(frame, "vertical_flip", rng)[0], frame[::-1])
+    assert np.array_equal(apply_corruption(frame, "invert", rng)[0], 255 - frame)
+    g = apply_corruption(frame, "grayscale", rng)[0]
+    assert np.array_equal(g[..., 0], g[..., 1]) and np.array_equal(g[..., 1], g[..., 2])
+    cs, p = apply_corruption(frame, "channel_shuffle", rng)
+    assert np.array_equal(cs, frame[..., p["order"]]) and p["order"] != [0, 1, 2]
+    assert _sharpness(apply_corruption(frame, "downscale", rng)[0]) < 0.7 * _sharpness(frame)
+    assert _sharpness(apply_corruption(frame, "gaussian_noise", rng)[0]) > 2 * _sharpness(frame)
+    sob = apply_corruption(frame, "sobel", rng)[0]
+    assert sob.mean() > f.mean() + 40  # dark edges on white
+    assert apply_corruption(frame, "rain", rng)[0].astype(int).mean() < f.mean()  # rain darkens
+    flare = apply_corruption(frame, "sun_flare", rng)[0].astype(int)
+    h = frame.shape[0]
+    assert (flare - f)[: h // 2].mean() > (flare - f)[h // 2:].mean()  # flare in the upper half
+    jit, p = apply_corruption(frame, "colour_jitter", rng)
+    hue = lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2HSV)[..., 0].astype(int)  # noqa: E731
+    assert np.abs(hue(jit) - hue(frame)).mean() > 3
+
+
+def test_same_rng_seed_same_pixels(frame):
+    for name in STUDY_TRANSFORMS:
+        a, pa = apply_corruption(frame, name, np.random.default_rng(7))
+        b, pb = apply_corruption(frame, name, np.random.default_rng(7))
+        assert np.array_equal(a, b) and pa == pb, name
+
+
+def test_sobel_is_an_albumentations_transform(frame):
+    import albumentations as A
+    out = A.Compose([SobelFilter(ksize=3, p=1.0), A.HorizontalFlip(p=1.0)])(image=frame)["image"]
+    assert out.shape == frame.shape and out.dtype == np.uint8
+
+
+def test_pasted_object_covers_the_requested_area(frame, data_dir):
+    lib = load_object_library([data_dir / "apple.jpg", data_dir / "HappyFish.jpg"])
+    assert set(lib) == {"apple", "HappyFish"}
+    for area in (0.03, 0.2):
+        fac = object_factory(lib, (area, area))
+        out, p = apply_corruption(frame, "vertical_flip", np.random.default_rng(0))  # warm-up call
+        paster, params = fac(np.random.default_rng(3))
+        out = paster(frame)
+        changed = (np.abs(out.astype(int) - frame).sum(axis=2) > 30).mean()
+        assert 0.3 * area < changed <= 1.05 * area
+        assert params["area"] == area
+
+
+def test_register_custom_corruption_and_apply_to_a_folder(tmp_path, frame):
+    register_corruption("half_black", "colour",
+                        lambda rng: ((lambda im: np.where(np.arange(im.shape[1])[None, :, None] < im.shape[1] // 2,
+                                                          0, im).astype(np.uint8)), {}), overwrite=True)
+    with pytest.raises(ValueError, match="already registered"):
+        register_corruption("half_black", "colour", lambda rng: (lambda im: im, {}))
+    src = tmp_path / "src"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    (src / "broken.jpg").write_bytes(b"")
+    recs = corrupt_folder(src, tmp_path / "dst", ["half_black", "invert"], seed=0)
+    written = [r for r in recs if r["error"] is None]
+    assert {r["kind"] for r in written} == {"half_black", "invert"}
+    assert [r["error"] for r in recs if r["error"]] == ["zero bytes"]
+    img = cv2.imread(written[0]["path"])
+    assert img[:, : img.shape[1] // 2 - 4].max() < 20
+    with pytest.raises(ValueError, match="unknown corruption"):
+        apply_corruption(frame, "nope", np.random.default_rng(0))

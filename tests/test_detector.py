@@ -1,0 +1,160 @@
+"""HybridDetector and branches on real frames: fit, calibrate, score, save/load, errors."""
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import TEST_IMAGE_SIZE
+from hybrid_drift import (CNNBranch, ColourBranch, HybridDetector, MinMaxBranch, ModelFormatError,
+                          NotFittedError)
+from hybrid_drift.corruptions import ObjectPaster, load_object_library
+
+
+def test_score_table_has_every_input_with_scores_or_error(fitted_detector, frames, tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    inputs = [frames[150], str(tmp_path / "empty.jpg"), b"not an image", frames[151]]
+    table = fitted_detector.score(inputs)
+    assert list(table.columns) == ["path", "colour", "cnn", "colour_flag", "cnn_flag", "fused",
+                                   "is_outlier", "error"]
+    assert len(table) == 4
+    assert table["error"].isna().tolist() == [True, False, False, True]
+    assert np.isfinite(table.loc[[0, 3], ["colour", "cnn", "fused"]].to_numpy()).all()
+    assert table.loc[[1, 2], "fused"].isna().all() and table["is_outlier"].isna().tolist() == [False, True, True, False]
+    assert table.loc[1, "error"] == "zero bytes"
+
+
+def test_colour_shift_raises_colour_score(fitted_detector, frames):
+    normal = frames[160]
+    hsv = cv2.cvtColor(normal, cv2.COLOR_RGB2HSV)
+    hsv[..., 0] = (hsv[..., 0].astype(int) + 60) % 180  # strong hue rotation
+    shifted = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    darker = (normal * 0.5).astype(np.uint8)  # dusk
+    t = fitted_detector.score([normal, shifted, darker])
+    thr = fitted_detector.branches_[0].threshold_
+    assert t.loc[0, "colour"] < thr < t.loc[1, "colour"] and t.loc[2, "colour"] > thr
+    assert t["is_outlier"].tolist() == [False, True, True]
+
+
+def test_structural_change_raises_cnn_score(fitted_detector, frames, data_dir):
+    normal = frames[165]
+    flipped = np.ascontiguousarray(normal[::-1])
+    obj, alpha = load_object_library([data_dir / "HappyFish.jpg"])["HappyFish"]
+    pasted = ObjectPaster(obj, alpha, area=0.15, pos=(0.5, 0.5))(normal)
+    t = fitted_detector.score([normal, flipped, pasted])
+    thr = fitted_detector.branches_[1].threshold_
+    assert t.loc[0, "cnn"] < thr
+    assert t.loc[1, "cnn"] > thr and t.loc[2, "cnn"] > thr
+
+
+def test_whole_frame_histogram_cannot_see_a_flip_but_a_grid_can(frames):
+    normal, flipped = frames[100], np.ascontiguousarray(frames[100][::-1])
+    whole = ColourBranch(grid=(1, 1)).fit(frames[:60])
+    a, b = whole.score_samples([normal, flipped])
+    assert a == pytest.approx(b)
+    grid = ColourBranch(grid=(4, 4)).fit(frames[:60]).calibrate(frames[60:100])
+    assert grid.predict([normal, flipped]).tolist() == [0, 1]
+
+
+def test_save_load_identical_scores_and_determinism(fitted_detector, frames, tmp_path):
+    batch = frames[140:150]
+    a = fitted_detector.score(batch)
+    b = fitted_detector.score(batch)
+    pd.testing.assert_frame_equal(a, b)
+    fitted_detector.save(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["format_version"] == 1 and cfg["branches"][1]["config"]["weights_sha256"]
+    loaded = HybridDetector.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(a, loaded.score(batch))
+    with np.load(tmp_path / "m" / "arrays.npz", allow_pickle=False) as npz:  # no pickled objects
+        assert all(npz[k].dtype != object for k in npz.files)
+
+
+def test_load_errors_are_clear(fitted_detector, tmp_path):
+    with pytest.raises(ModelFormatError, match="not a hybrid_drift model directory"):
+        HybridDetector.load(tmp_path)
+    fitted_detector.save(tmp_path / "m")
+    cfg_path = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["format_version"] = 99
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(ModelFormatError, match="format 99"):
+        HybridDetector.load(tmp_path / "m")
+    cfg_path.write_text("{ not json")
+    with pytest.raises(ModelFormatError, match="corrupted config"):
+        HybridDetector.load(tmp_path / "m")
+    fitted_detector.save(tmp_path / "m")
+    (tmp_path / "m" / "arrays.npz").write_bytes(b"garbage")
+    with pytest.raises(ModelFormatError, match="corrupted arrays"):
+        HybridDetector.load(tmp_path / "m")
+
+
+def test_weights_mismatch_is_detected(fitted_detector, tmp_path, frames):
+    fitted_detector.save(tmp_path / "m")
+    cfg_path = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["branches"][1]["config"]["weights_sha256"] = "0" * 64
+    cfg_path.write_text(json.dumps(cfg))
+    det = HybridDetector.load(tmp_path / "m")
+    with pytest.raises(ModelFormatError, match="weights"):
+        det.score(frames[:2])
+
+
+def test_unfitted_and_uncalibrated_errors(frames):
+    det = HybridDetector(cnn=False)
+    with pytest.raises(NotFittedError, match="fit"):
+        det.score(frames[:2])
+    det.fit(frames[:30])
+    with pytest.raises(NotFittedError, match="calibrate"):
+        det.score(frames[:2])
+    with pytest.raises(NotFittedError):
+        ColourBranch().score_samples(frames[:2])
+
+
+def test_logistic_fusion_without_labels_is_a_clear_error(frames):
+    det = HybridDetector(cnn=False, extra_branches=[MinMaxBranch()], fusion="logistic").fit(frames[:30])
+    with pytest.raises(ValueError, match="labels"):
+        det.calibrate(frames[30:40])
+
+
+def test_logistic_fusion_with_labels(frames):
+    det = HybridDetector(cnn=False, extra_branches=[MinMaxBranch()], fusion="logistic").fit(frames[:80])
+    val = list(frames[80:120]) + [255 - f for f in frames[120:130]]
+    y = [0] * 40 + [1] * 10
+    det.calibrate(val, labels=y)
+    t = det.score([frames[130], 255 - frames[131]])
+    assert 0 <= t.loc[0, "fused"] < 0.5 < t.loc[1, "fused"] <= 1
+    assert det.predict([frames[130], 255 - frames[131], b""]).tolist() == [0, 1, -1]
+
+
+def test_bad_configuration_errors(frames):
+    with pytest.raises(ValueError, match="fusion"):
+        HybridDetector(fusion="and").fit(frames[:5])
+    with pytest.raises(ValueError, match="at least one branch"):
+        HybridDetector(colour=False, cnn=False).fit(frames[:5])
+    with pytest.raises(ValueError, match="unique"):
+        HybridDetector(cnn=False, extra_branches=[ColourBranch()]).fit(frames[:5])
+    with pytest.raises(ValueError, match="no readable training image"):
+        HybridDetector(cnn=False).fit([b"", b"x"])
+
+
+def test_each_branch_alone_has_the_same_verbs(frames):
+    b = ColourBranch(bins=16, grid=(2, 2)).fit(frames[:60]).calibrate(frames[60:100])
+    s = b.score_samples([frames[100], b""])
+    assert np.isfinite(s[0]) and np.isnan(s[1])
+    assert b.predict([frames[100], 255 - frames[101], b""]).tolist() == [0, 1, -1]
+    cnn = CNNBranch(image_size=TEST_IMAGE_SIZE, n_components=20, cache_dir=False).fit(frames[:40])
+    assert cnn.score_samples(frames[40:42]).shape == (2,)
+
+
+def test_feature_cache_skips_the_cnn(frames, tmp_path, monkeypatch):
+    b = CNNBranch(image_size=TEST_IMAGE_SIZE, n_components=5, cache_dir=tmp_path)
+    first = b.fit(frames[:10]).score_samples(frames[:10])
+    calls = []
+    real = b.embedder.embed
+    monkeypatch.setattr(b.embedder, "embed", lambda x: calls.append(len(x)) or real(x))
+    again = b.score_samples(frames[:10] + frames[10:12])
+    assert calls == [2]  # only the two new frames went through the network
+    assert np.allclose(first, again[:10])

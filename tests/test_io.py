@@ -1,0 +1,180 @@
+"""Image input: every bad file gives a clear error record and the rest are still read."""
+
+import io
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from hybrid_drift.io import decode_image, expand_inputs, iter_video_frames, list_images, load_images
+
+
+def _jpeg(arr, **kw):
+    b = io.BytesIO()
+    Image.fromarray(arr).save(b, "JPEG", quality=95, **kw)
+    return b.getvalue()
+
+
+def _png(img):
+    b = io.BytesIO()
+    img.save(b, "PNG")
+    return b.getvalue()
+
+
+def _huge_png_header(w, h):
+    """A valid PNG whose header claims w x h pixels (a decompression-bomb shape)."""
+    buf = bytearray(_png(Image.new("RGB", (8, 8))))
+    buf[16:24] = struct.pack(">II", w, h)
+    buf[29:33] = struct.pack(">I", zlib.crc32(bytes(buf[12:29])))
+    return bytes(buf)
+
+
+@pytest.fixture
+def half_white():
+    a = np.zeros((20, 40, 3), np.uint8)
+    a[:, :20] = 255  # left half white
+    return a
+
+
+def test_truncated_jpeg_is_an_error(photo):
+    buf = _jpeg(photo)
+    r = decode_image(buf[: len(buf) // 3], name="cut.jpg")
+    assert r.rgb is None and "truncated" in r.error.lower()
+    assert r.source == "cut.jpg"
+
+
+def test_zero_bytes_and_text_named_jpg(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "notes.jpg").write_text("this is not an image")
+    assert decode_image(tmp_path / "empty.jpg").error == "zero bytes"
+    assert "not an image" in decode_image(tmp_path / "notes.jpg").error
+    assert decode_image(tmp_path / "missing.jpg").error == "file not found"
+
+
+def test_16bit_png_is_scaled_to_8bit():
+    arr = np.array([[0, 32768, 65535]], np.uint16)
+    r = decode_image(_png(Image.fromarray(arr)))
+    assert r.ok and r.rgb.dtype == np.uint8 and r.rgb.shape == (1, 3, 3)
+    assert r.rgb[0, :, 0].tolist() == [0, 128, 255]
+    assert r.meta["mode"].startswith("I;16")
+
+
+def test_cmyk_jpeg_decodes_to_rgb(half_white):
+    r = decode_image(_cmyk_bytes(half_white))
+    assert r.ok and r.meta["mode"] == "CMYK"
+    assert r.rgb[10, 5].min() > 230 and r.rgb[10, 35].max() < 25
+
+
+def _cmyk_bytes(rgb):
+    b = io.BytesIO()
+    Image.fromarray(rgb).convert("CMYK").save(b, "JPEG", quality=95)
+    return b.getvalue()
+
+
+def test_palette_rgba_and_grayscale_pngs(half_white):
+    pal = Image.fromarray(half_white).convert("P")
+    rgba = Image.fromarray(np.dstack([half_white, np.full((20, 40), 255, np.uint8)]), "RGBA")
+    gray = Image.fromarray(half_white[..., 0], "L")
+    for img in (pal, rgba, gray):
+        r = decode_image(_png(img))
+        assert r.ok, r.error
+        assert r.rgb.shape == (20, 40, 3)
+        assert r.rgb[5, 5].tolist() == [255, 255, 255] and r.rgb[5, 30].tolist() == [0, 0, 0]
+
+
+def test_exif_orientation_is_applied(half_white):
+    img = Image.fromarray(half_white)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    exif[0x010F] = "TestCam"  # Make
+    r = decode_image(_jpeg(half_white, exif=exif.tobytes()))
+    assert r.ok and r.rgb.shape == (40, 20, 3)  # stored 40 wide, shown 40 tall
+    assert r.rgb[2, 10].min() > 200 and r.rgb[-3, 10].max() < 50  # white half now on top
+    assert r.meta["orientation"] == 6 and r.meta["exif_Make"] == "TestCam"
+    assert (r.meta["width"], r.meta["height"]) == (40, 20)
+
+
+def test_pixel_limit_guards_against_bombs():
+    r = decode_image(_huge_png_header(100_000, 100_000))
+    assert r.rgb is None and "too many pixels" in r.error
+    small = _huge_png_header(3000, 3000)
+    r = decode_image(small, max_pixels=1_000_000)
+    assert r.rgb is None and "max_pixels" in r.error
+
+
+def test_metadata_fields(data_dir):
+    r = decode_image(data_dir / "fruits.jpg")
+    assert r.ok
+    assert {"width", "height", "mode", "format", "file_size"} <= set(r.meta)
+    assert r.meta["format"] == "JPEG" and r.meta["file_size"] == (data_dir / "fruits.jpg").stat().st_size
+    assert r.sha1 and len(r.sha1) == 40
+
+
+def test_reduced_decode(data_dir):
+    full = decode_image(data_dir / "fruits.jpg")
+    half = decode_image(data_dir / "fruits.jpg", reduce=2)
+    h, w = full.rgb.shape[:2]
+    assert half.rgb.shape[:2] == ((h + 1) // 2, (w + 1) // 2)
+    auto = decode_image(np.zeros((1200, 1600, 3), np.uint8), reduce="auto", min_side=256)
+    assert auto.rgb.shape[:2] == (300, 400)  # largest factor keeping the short side >= 256
+    with pytest.raises(ValueError, match="reduce"):
+        decode_image(np.zeros((4, 4, 3), np.uint8), reduce=3)
+
+
+def test_arrays_of_other_dtypes():
+    assert decode_image(np.ones((4, 4), np.float32)).rgb.max() == 255
+    assert decode_image(np.full((4, 4, 1), 65535, np.uint16)).rgb.max() == 255
+    assert "shape" in decode_image(np.zeros((4, 4, 5), np.uint8)).error
+    assert "NaN" in decode_image(np.full((4, 4, 3), np.nan)).error
+
+
+def test_folder_listing_recursive_filtered_sorted(tmp_path, photo):
+    (tmp_path / "b").mkdir()
+    for rel in ("b/2.jpg", "a.PNG", "c.jpeg", "skip.txt"):
+        p = tmp_path / rel
+        if rel.endswith("txt"):
+            p.write_text("x")
+        else:
+            cv2.imwrite(str(p), photo)
+    names = [p.replace(str(tmp_path) + "/", "") for p in list_images(tmp_path)]
+    assert names == ["a.PNG", "b/2.jpg", "c.jpeg"]
+    assert len(list_images(tmp_path, recursive=False)) == 2
+    assert list_images(tmp_path, extensions=[".png"]) == [str(tmp_path / "a.PNG")]
+    with pytest.raises(FileNotFoundError):
+        list_images(tmp_path / "nope")
+
+
+def test_video_frames_with_step(data_dir):
+    got = [i for i, _ in iter_video_frames(data_dir / "vtest.avi", step=100, stop=450)]
+    assert got == [0, 100, 200, 300, 400]
+    items = expand_inputs(str(data_dir / "vtest.avi"), video_step=200)
+    assert [it.id.rsplit("=", 1)[1] for it in items] == ["0", "200", "400", "600"]
+    loaded = list(load_images(items))
+    assert all(img.ok and img.rgb.shape == (576, 768, 3) for img, _ in loaded)
+    ref = dict(iter_video_frames(data_dir / "vtest.avi", step=200))
+    assert np.array_equal(loaded[2][0].rgb, ref[400])
+
+
+def test_loader_keeps_order_and_reports_every_input(tmp_path, photo):
+    good = tmp_path / "good.jpg"
+    cv2.imwrite(str(good), photo)
+    (tmp_path / "bad.jpg").write_bytes(b"")
+    inputs = [str(good), str(tmp_path / "bad.jpg"), np.zeros((8, 8, 3), np.uint8), b"junk", str(good)]
+    out = list(load_images(expand_inputs(inputs), workers=3, prefetch=2, map_fn=lambda im: im.rgb.shape))
+    assert [img.source for img, _ in out] == [str(good), str(tmp_path / "bad.jpg"), "<array #0>",
+                                             "<bytes #0>", str(good)]
+    assert [img.ok for img, _ in out] == [True, False, True, False, True]
+    assert out[0][1] == photo.shape
+
+
+def test_map_fn_failure_becomes_that_images_error(photo):
+    def boom(img):
+        if img.source == "<array #1>":
+            raise RuntimeError("kaput")
+        return 1
+    out = list(load_images(expand_inputs([photo, photo, photo]), map_fn=boom))
+    assert [img.ok for img, _ in out] == [True, False, True]
+    assert "kaput" in out[1][0].error

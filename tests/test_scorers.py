@@ -1,0 +1,176 @@
+"""Scorers, distances, calibration and fusion on hand-computable inputs."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import jensenshannon
+
+from hybrid_drift import LogisticFusion, NotFittedError, OrFusion, choose_threshold
+from hybrid_drift.scorers import HistogramScorer, MinMaxScorer, PCAReconstructionScorer, scorer_from_state
+from hybrid_drift.scorers.distances import chi2, hellinger, intersection, js, kl
+
+P, Q = np.array([0.5, 0.5]), np.array([0.25, 0.75])
+
+
+def test_distances_against_hand_computed_values():
+    assert kl(P, Q, eps=0) == pytest.approx(0.5 * math.log(2) + 0.5 * math.log(2 / 3))
+    assert hellinger(P, Q, eps=0) == pytest.approx(math.sqrt(1 - (math.sqrt(0.125) + math.sqrt(0.375))))
+    assert intersection(P, Q, eps=0) == pytest.approx(0.25)
+    assert chi2(P, Q, eps=0) == pytest.approx(0.5 * (0.25**2 / 0.75 + 0.25**2 / 1.25))
+    m = (P + Q) / 2
+    js_hand = math.sqrt(0.5 * sum(p * math.log(p / mm) for p, mm in zip(P, m)) +
+                        0.5 * sum(q * math.log(q / mm) for q, mm in zip(Q, m)))
+    assert js(P, Q, eps=0) == pytest.approx(js_hand)
+    assert js(P, Q, eps=0) == pytest.approx(jensenshannon(P, Q))
+
+
+def test_distances_vectorised_zero_for_identical_and_safe_on_empty_bins():
+    p = np.array([[1.0, 0.0, 0.0], [0.2, 0.3, 0.5]])
+    q = np.array([0.2, 0.3, 0.5])
+    for fn in (kl, js, hellinger, intersection, chi2):
+        d = fn(p, q)
+        assert d.shape == (2,) and np.all(np.isfinite(d))
+        assert d[1] == pytest.approx(0, abs=1e-9) and d[0] > 0.1
+    assert kl(P, Q) != pytest.approx(kl(Q, P))  # KL is directional: image || reference
+
+
+def test_pca_error_zero_in_subspace_large_off_subspace():
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(3, 20))
+    X = rng.normal(size=(300, 3)) @ basis
+    s = PCAReconstructionScorer(n_components=3).fit(X)
+    assert s.score_samples(X).max() < 1e-6
+    off = rng.normal(size=(10, 20))
+    assert s.score_samples(off).min() > 0.5
+
+
+def test_pca_n_components_checked():
+    X = np.random.default_rng(0).normal(size=(40, 10))
+    with pytest.raises(ValueError, match=r"min\(n_images, n_features\) = min\(40, 10\) = 10"):
+        PCAReconstructionScorer(n_components=150).fit(X)
+    assert PCAReconstructionScorer(n_components=0.9).fit(X).n_components_ <= 10
+    with pytest.raises(ValueError, match="variance fraction"):
+        PCAReconstructionScorer(n_components=1.5).fit(X)
+
+
+def test_pca_scale_floor_tames_near_constant_features():
+    """A feature that barely moves in training must not dominate held-out errors."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 30))
+    X[:, 0] = 1e-4 * rng.normal(size=200)  # near-constant in training
+    new = rng.normal(size=(50, 30))
+    new[:, 0] = 0.5  # small absolute change in that feature
+    plain = PCAReconstructionScorer(10, scale_floor=None).fit(X).score_samples(new)
+    floored = PCAReconstructionScorer(10).fit(X).score_samples(new)
+    assert np.median(plain) > 100 * np.median(floored)
+    assert np.median(floored) < 10
+
+
+def test_pca_group_bounds_give_blocks_equal_weight():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(300, 110))
+    s = PCAReconstructionScorer(5, group_bounds=[0, 100, 110]).fit(X)
+    # each block standardised, then scaled by sqrt(block size): equal total variance
+    Z = (X - s.mean_) / s.scale_
+    assert Z[:, :100].var(axis=0).sum() == pytest.approx(Z[:, 100:].var(axis=0).sum(), rel=0.05)
+    with pytest.raises(ValueError, match="group_bounds"):
+        PCAReconstructionScorer(5, group_bounds=[0, 50]).fit(X)
+
+
+def test_histogram_scorer_standardises_per_group():
+    rng = np.random.default_rng(0)
+    calm = rng.dirichlet(np.arange(1, 9) * 200.0, size=100)  # group that barely varies
+    noisy = rng.dirichlet(np.ones(8) * 5, size=100)    # group that varies a lot
+    X = np.hstack([calm, noisy])
+    s = HistogramScorer("hellinger", group_bounds=[0, 8, 16]).fit(X)
+    g = s.group_scores(X)
+    assert np.allclose(g.mean(axis=0), 0, atol=1e-9) and np.allclose(g.std(axis=0, ddof=1), 1)
+    shifted = X[:1].copy()
+    shifted[0, :8] = np.roll(shifted[0, :8], 1)  # a change in the calm group stands out
+    assert s.score_samples(shifted)[0] > 5
+
+
+@pytest.mark.parametrize("distance", ["kl", "js", "hellinger", "intersection", "chi2"])
+def test_histogram_scorer_every_distance_ranks_a_shift_higher(distance):
+    rng = np.random.default_rng(3)
+    X = rng.dirichlet(np.ones(16) * 100, size=60)
+    s = HistogramScorer(distance).fit(X)
+    odd = np.zeros((1, 16))
+    odd[0, 0] = 1
+    assert s.score_samples(odd)[0] > s.score_samples(X).max()
+
+
+def test_histogram_scorer_rejects_unknown_options():
+    X = np.full((5, 4), 0.25)
+    with pytest.raises(ValueError, match="unknown distance"):
+        HistogramScorer("cosine").fit(X)
+    with pytest.raises(ValueError, match="combine"):
+        HistogramScorer(combine="median").fit(X)
+
+
+def test_minmax_rule_and_fixed_threshold():
+    s = MinMaxScorer().fit(np.array([[0.0, 10.0], [1.0, 20.0]]))
+    assert s.threshold_ == 0.0
+    assert s.score_samples(np.array([[0.5, 15.0], [2.0, 15.0], [0.5, 5.0]])).tolist() == [0.0, 1.0, 0.5]
+    s.calibrate(np.array([[5.0, 50.0]]))  # calibration keeps the rule
+    assert s.threshold_ == 0.0
+
+
+def test_not_fitted_and_no_threshold_errors():
+    with pytest.raises(NotFittedError):
+        PCAReconstructionScorer().score_samples(np.zeros((2, 3)))
+    s = PCAReconstructionScorer(1).fit(np.random.default_rng(0).normal(size=(10, 3)))
+    with pytest.raises(ValueError, match="calibrate"):
+        s.predict(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="features"):
+        s.score_samples(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="NaN"):
+        s.score_samples(np.full((2, 3), np.nan))
+
+
+def test_scorer_state_roundtrip():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 6))
+    s = PCAReconstructionScorer(3, group_bounds=[0, 2, 6]).fit(X).calibrate(X)
+    state, arrays = s.get_state()
+    t = scorer_from_state(state, arrays)
+    assert np.array_equal(s.score_samples(X), t.score_samples(X)) and t.threshold_ == s.threshold_
+
+
+def test_choose_threshold_methods():
+    s = np.arange(100, dtype=float)
+    assert choose_threshold(s, method="quantile", fpr=0.1) == pytest.approx(89.1)
+    assert choose_threshold(s, method="mean_std", k=2) == pytest.approx(s.mean() + 2 * s.std(ddof=1))
+    y = np.r_[np.zeros(90), np.ones(10)].astype(int)
+    t = choose_threshold(s, y, method="f1")
+    assert 89 < t < 90  # separates perfectly with `score > t`
+    assert choose_threshold(np.r_[s, np.nan], method="quantile", fpr=0.5) == pytest.approx(49.5)
+    assert choose_threshold(s, y, method="quantile", fpr=0.01) < 90  # normals only
+    with pytest.raises(ValueError, match="both"):
+        choose_threshold(s, method="f1")
+    with pytest.raises(ValueError, match="unknown calibration"):
+        choose_threshold(s, method="magic")
+
+
+def test_or_fusion_any_branch_any_number_of_branches():
+    S_val = np.random.default_rng(0).normal(size=(100, 3))
+    f = OrFusion().fit(S_val, thresholds=[1.0, 2.0, 3.0])
+    S = np.array([[0.0, 0.0, 0.0], [1.5, 0.0, 0.0], [0.0, 0.0, 3.5]])
+    assert (f.score(S) > f.threshold_).tolist() == [False, True, True]
+    with pytest.raises(ValueError, match="one threshold per branch"):
+        OrFusion().fit(S_val, thresholds=[1.0])
+
+
+def test_logistic_fusion_needs_labels_and_learns():
+    rng = np.random.default_rng(0)
+    S = np.r_[rng.normal(0, 1, (100, 2)), rng.normal([4, 0], 1, (20, 2))]
+    y = np.r_[np.zeros(100), np.ones(20)].astype(int)
+    with pytest.raises(ValueError, match="labelled"):
+        LogisticFusion().fit(S)
+    with pytest.raises(ValueError, match="both"):
+        LogisticFusion().fit(S[:100], y[:100])
+    f = LogisticFusion().fit(S, y)
+    p = f.score(np.array([[0.0, 0.0], [6.0, 0.0]]))
+    assert p[0] < 0.2 and p[1] > 0.9
+    assert abs(f.coef_[0]) > 3 * abs(f.coef_[1])  # it learned which branch matters
