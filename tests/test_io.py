@@ -178,3 +178,17 @@ def test_map_fn_failure_becomes_that_images_error(photo):
     out = list(load_images(expand_inputs([photo, photo, photo]), map_fn=boom))
     assert [img.ok for img, _ in out] == [True, False, True]
     assert "kaput" in out[1][0].error
+
+
+def test_tiff_with_tags_decodes_through_pillow(half_white, tmp_path):
+    from PIL import TiffImagePlugin
+    info = TiffImagePlugin.ImageFileDirectory_v2()
+    info[0x0110] = "FieldCam 3"  # Model
+    info[0x0131] = "capture-tool 1.2"  # Software
+    p = tmp_path / "cam.tif"
+    Image.fromarray(half_white).save(p, "TIFF", tiffinfo=info)
+    r = decode_image(p)
+    assert r.ok and r.rgb.shape == (20, 40, 3)
+    assert r.rgb[5, 5].tolist() == [255, 255, 255] and r.rgb[5, 30].tolist() == [0, 0, 0]
+    assert r.meta["format"] == "TIFF"
+    assert r.meta["exif_Model"] == "FieldCam 3" and r.meta["exif_Software"] == "capture-tool 1.2"
