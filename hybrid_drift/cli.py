@@ -1,6 +1,7 @@
-"""Command line: ``hybrid-drift make-dataset | bench | fit | score``.
+"""Command line: ``hybrid-drift make-dataset | bench | fit | score | monitor``.
 
-Exit codes: 0 ok; 1 a constraint that was asked for failed (e.g. ``--max-outliers``);
+Exit codes: 0 ok; 1 a constraint that was asked for failed (``--max-outliers``, a
+monitor constraint);
 2 usage or input error (bad folder, bad manifest, unreadable model...).
 """
 
@@ -12,6 +13,8 @@ import logging
 import math
 import sys
 import textwrap
+
+import numpy as np
 from pathlib import Path
 
 __all__ = ["main"]
@@ -189,6 +192,76 @@ def _cmd_score(a) -> int:
     return EXIT_OK
 
 
+_MONITOR_KEYS = {"chunk", "k", "features", "stats", "metadata", "semantic", "max_alert_chunks", "n_clusters"}
+
+
+def _monitor_config(a) -> dict:
+    cfg = {"chunk": a.chunk, "k": 3.0, "max_alert_chunks": 0, "semantic": a.semantic}
+    if a.config:
+        try:
+            user = json.loads(Path(a.config).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise _UsageError(f"{a.config}: cannot read the constraints file ({exc})") from exc
+        unknown = set(user) - _MONITOR_KEYS
+        if unknown:
+            raise _UsageError(f"{a.config}: unknown keys {sorted(unknown)}; allowed: {sorted(_MONITOR_KEYS)}")
+        cfg.update(user)
+        if a.chunk_given:
+            cfg["chunk"] = a.chunk
+        cfg["semantic"] = cfg["semantic"] or a.semantic
+    return cfg
+
+
+def _cmd_monitor(a) -> int:
+    from .monitor import DriftMonitor, profile_images
+    a.chunk_given = "--chunk" in (a.argv or [])
+    cfg = _monitor_config(a)
+    embedder = None
+    if cfg["semantic"]:
+        from .branches import CNNBranch
+        embedder = CNNBranch(pool="avg", layers=("head",), image_size=224)
+    for x in (a.baseline, a.stream):
+        _check_nonempty([x], "images")
+    base = profile_images(a.baseline, embedder=embedder, workers=a.workers, progress=a.progress)
+    stream = profile_images(a.stream, embedder=embedder, workers=a.workers, progress=a.progress)
+    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items()
+          if k in ("chunk", "k", "features", "stats", "metadata", "semantic", "n_clusters")}
+    mon = DriftMonitor(**kw).fit(base)
+    res = mon.run(stream)
+    summ = DriftMonitor.summary(res)
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        res.to_csv(a.out, index=False)
+    n_alert = int((summ["alerts"] > 0).sum())
+    first = summ.loc[summ["alerts"] > 0, "chunk"].min() if n_alert else None
+    if a.json:
+        print(json.dumps(_clean({"chunks": len(summ), "alert_chunks": n_alert,
+                                 "first_alert_chunk": None if first is None else int(first),
+                                 "per_chunk": summ.to_dict(orient="records")}), default=_json_default))
+    else:
+        print(summ.to_string(index=False))
+        print(f"\n{n_alert} of {len(summ)} chunks alerted" +
+              (f" (first: chunk {first})" if n_alert else ""), file=sys.stderr)
+    if a.report:
+        from .monitor.plots import plot_checks_over_time, plot_embedding_projection, plot_hsb_overlay
+        out = Path(a.report)
+        out.mkdir(parents=True, exist_ok=True)
+        plot_checks_over_time(res, out / "checks_over_time.png")
+        plot_hsb_overlay(base, stream, out / "hsb_overlay.png", label="stream")
+        if base.embeddings is not None and stream.embeddings is not None:
+            ids = ["baseline"] * len(base.embeddings) + \
+                [f"chunk {i // cfg['chunk']}" for i in range(len(stream.embeddings))]
+            plot_embedding_projection(np.concatenate([base.embeddings, stream.embeddings]), ids,
+                                      out / "embeddings.png")
+        res.to_csv(out / "monitor.csv", index=False)
+        print(f"report: {out}", file=sys.stderr)
+    if n_alert > cfg["max_alert_chunks"]:
+        print(f"constraint failed: {n_alert} chunks alerted > max_alert_chunks {cfg['max_alert_chunks']}",
+              file=sys.stderr)
+        return EXIT_CONSTRAINT
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("output")
@@ -207,6 +280,7 @@ def _parser() -> argparse.ArgumentParser:
               hybrid-drift fit build/crossroad --val build/crossroad --out model/
               hybrid-drift fit frames/normal --val frames/heldout --out model/
               hybrid-drift score model/ frames/today --out scores.csv --max-outliers 0
+              hybrid-drift monitor frames/last_week frames/today --chunk 50 --report build/monitor
 
             exit codes: 0 ok, 1 a requested constraint failed (--max-outliers), 2 usage or input error"""))
     from ._version import __version__
@@ -281,12 +355,34 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     s.add_argument("--max-outliers", type=int, default=None, help="exit 1 when more outliers are found")
     s.set_defaults(fn=_cmd_score)
+
+    s = sub.add_parser("monitor", parents=[common], help="batch drift of a stream against a baseline",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Per-chunk drift of STREAM against BASELINE (folders in time order, or "
+                                   "videos), with alert thresholds set from the baseline's own "
+                                   "chunk-to-chunk variation.",
+                       epilog=textwrap.dedent("""\
+                           constraints file (JSON), all keys optional:
+                             {"chunk": 50, "k": 3, "max_alert_chunks": 0, "semantic": false,
+                              "features": ["brightness_mean", "saturation_mean"], "stats": ["psi"],
+                              "metadata": ["format", "mode", "resolution"]}
+                           exit code 1 when more than max_alert_chunks chunks alert."""))
+    s.add_argument("baseline", help="normal images (folder, video, files)")
+    s.add_argument("stream", help="images to monitor, in time order (folder, video)")
+    s.add_argument("--chunk", type=int, default=50, help="images per chunk (default 50)")
+    s.add_argument("--config", help="constraints file (JSON)")
+    s.add_argument("--semantic", action="store_true", help="also test CNN embeddings (slower)")
+    s.add_argument("--out", help="write every check of every chunk as CSV")
+    s.add_argument("--json", action="store_true", help="print a JSON summary")
+    s.add_argument("--report", help="write plots and monitor.csv to this folder")
+    s.set_defaults(fn=_cmd_monitor)
     return p
 
 
 def main(argv=None) -> int:
     parser = _parser()
     a = parser.parse_args(argv)
+    a.argv = list(argv) if argv is not None else sys.argv[1:]
     level = logging.DEBUG if a.verbose else logging.ERROR if a.quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if a.quiet:

@@ -1,0 +1,73 @@
+"""Monitoring plots: HSB overlays, statistics over time with their band, embedding projection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+__all__ = ["plot_hsb_overlay", "plot_checks_over_time", "plot_embedding_projection"]
+
+
+def plot_hsb_overlay(baseline, batch, path, label="batch") -> Path:
+    """Mean hue, saturation and brightness histograms: baseline vs a batch."""
+    fig, axes = plt.subplots(1, 3, figsize=(11, 2.8))
+    for ax, name, b, x in zip(axes, ("hue", "saturation", "brightness"), baseline.mean_hist(), batch.mean_hist()):
+        edges = np.arange(len(b) + 1)
+        ax.stairs(b, edges, fill=True, alpha=0.5, label="baseline", color="teal")
+        ax.stairs(x, edges, fill=True, alpha=0.5, label=label, color="gold")
+        ax.set_title(name)
+        ax.set_xticks([])
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_checks_over_time(results: pd.DataFrame, path, checks=None) -> Path:
+    """Each ``:mean`` check's z-score per chunk with its ±k band, alerts in red."""
+    res = results[results["check"].str.endswith(":mean")]
+    checks = checks or list(dict.fromkeys(res["check"]))
+    fig, axes = plt.subplots(len(checks), 1, figsize=(9, 1.6 * len(checks) + 0.6), sharex=True, squeeze=False)
+    for ax, c in zip(axes[:, 0], checks):
+        r = res[res["check"] == c]
+        k = float(r["threshold"].iloc[0])
+        ax.axhspan(-k, k, color="0.9")
+        ax.plot(r["chunk"], r["statistic"], "-o", ms=3, color="tab:blue")
+        al = r[r["alert"]]
+        ax.plot(al["chunk"], al["statistic"], "o", color="tab:red", ms=5)
+        ax.set_ylabel(c.replace(":mean", ""), fontsize=7, rotation=0, ha="right")
+    axes[-1, 0].set_xlabel("chunk (z-score of the chunk mean vs baseline chunks; grey = ±k band)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_embedding_projection(embeddings, batch_ids, path) -> Path:
+    """2-D projection of embeddings coloured by batch: UMAP when installed, else PCA."""
+    X = np.asarray(embeddings, float)
+    try:
+        import umap  # optional
+        Y = umap.UMAP(random_state=0).fit_transform(X)
+        how = "UMAP"
+    except ImportError:
+        from sklearn.decomposition import PCA
+        Y = PCA(n_components=2, random_state=0).fit_transform(X)
+        how = "PCA"
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for b in dict.fromkeys(batch_ids):
+        m = np.asarray(batch_ids) == b
+        ax.scatter(Y[m, 0], Y[m, 1], s=6, label=str(b))
+    ax.legend(fontsize=7, markerscale=2)
+    ax.set_title(f"embeddings ({how})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return Path(path)

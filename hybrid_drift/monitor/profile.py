@@ -1,0 +1,281 @@
+"""Batch profiles: per-image features of a batch, as pandas, mergeable and saved without pickle.
+
+A profile keeps one row per image (HSB statistics, width, height, mode, file
+format, file size, EXIF/TIFF tags, any registered feature transform, and the
+semantic centre distance when embeddings are asked for) plus the summed HSB
+histograms. Two profiles merge by concatenating rows and adding histograms, so the
+profile of two halves *is* the profile of the whole (no sketch approximation).
+Features come from the detector's own pipeline (:func:`hybrid_drift.pipeline.extract`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..features.colour import STAT_NAMES, ColourFeatures
+from ..io.decode import DEFAULT_MAX_PIXELS
+from ..pipeline import extract
+
+__all__ = ["BatchProfile", "profile_images", "FEATURE_TRANSFORMS", "register_feature", "Resize", "Hue",
+           "Saturation", "Brightness", "Compose", "META_COLUMNS", "PROFILE_VERSION"]
+
+PROFILE_VERSION = 1
+META_COLUMNS = ("width", "height", "mode", "format", "file_size")
+_HIST_BINS = 32
+
+
+# ---------------------------------------------------------------- feature transforms (whylogs-like)
+class Resize:
+    """Resize to ``size`` x ``size`` (or (w, h)) before the next transform."""
+
+    def __init__(self, size):
+        self.size = (size, size) if np.isscalar(size) else tuple(size)
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        import cv2
+        return cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
+
+
+class _Channel:
+    channel = 0
+    scale = 255.0
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        import cv2
+        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV) if img.ndim == 3 else img
+        return hsv[..., self.channel].astype(np.float32) / self.scale
+
+
+class Hue(_Channel):
+    """Per-pixel hue in [0, 1)."""
+
+    channel, scale = 0, 180.0
+
+
+class Saturation(_Channel):
+    """Per-pixel saturation in [0, 1]."""
+
+    channel = 1
+
+
+class Brightness(_Channel):
+    """Per-pixel brightness (HSV value) in [0, 1]."""
+
+    channel = 2
+
+
+class Compose:
+    """Apply transforms in order, e.g. ``Compose([Resize(50), Saturation()])``."""
+
+    def __init__(self, transforms):
+        self.transforms = list(transforms)
+
+    def __call__(self, img):
+        for t in self.transforms:
+            img = t(img)
+        return img
+
+
+#: name -> callable(rgb) -> number, sequence of numbers, or a per-pixel array
+FEATURE_TRANSFORMS: dict[str, Callable] = {}
+
+
+def register_feature(name: str, fn: Callable, *, overwrite: bool = False) -> None:
+    """Register a per-image feature ``fn(rgb uint8 HxWx3) -> value(s)`` under ``name``.
+
+    A scalar gives column ``name``; a short sequence gives ``name_0, name_1, ...``; an
+    array (e.g. per-pixel saturation) gives ``name_mean`` and ``name_std``.
+
+    Examples
+    --------
+    >>> register_feature("saturation_50", Compose([Resize(50), Saturation()]), overwrite=True)
+    """
+    if name in FEATURE_TRANSFORMS and not overwrite:
+        raise ValueError(f"feature {name!r} is already registered (pass overwrite=True)")
+    FEATURE_TRANSFORMS[name] = fn
+
+
+def _feature_values(name: str, value) -> dict[str, float]:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        return {name: float(arr)}
+    if arr.ndim == 1 and arr.size <= 16:
+        return {f"{name}_{i}": float(v) for i, v in enumerate(arr)}
+    return {f"{name}_mean": float(arr.mean()), f"{name}_std": float(arr.std())}
+
+
+class _StatsFeatures:
+    """Branch-shaped extractor (``prepare``/``features``) for :func:`extract`: HSB stats,
+    whole-image HSB histograms and registered feature transforms, computed once per image."""
+
+    name = "profile"
+
+    def __init__(self, features):
+        self.colour = ColourFeatures(bins=_HIST_BINS)
+        self.feature_names = list(features)
+
+    def prepare(self, img):
+        from ..branches import _hsv
+        hsv = _hsv(img)
+        extra = {}
+        for name in self.feature_names:
+            extra.update(_feature_values(name, FEATURE_TRANSFORMS[name](img.rgb)))
+        return ColourFeatures.stats(hsv=hsv), self.colour.transform(img.rgb, hsv=hsv), extra
+
+    def features(self, prepared, images):
+        out = np.empty(len(prepared), dtype=object)  # kept as python objects; assembled in profile_images
+        out[:] = prepared
+        return out
+
+
+@dataclass
+class BatchProfile:
+    """Per-image features of a batch (``table``) and its summed HSB histograms (``hist``).
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per input: ``path``, ``error``, the 12 HSB statistics
+        (``hue_mean``, ... ``brightness_max``), ``width``, ``height``, ``mode``,
+        ``format``, ``file_size``, ``exif_*`` tags, registered features and, when
+        embeddings were computed, ``semantic_distance``.
+    hist : ndarray of shape (3, 32)
+        Sum over readable images of their normalised hue, saturation and brightness
+        histograms (divide by ``n_images`` for the batch's mean histogram).
+    embeddings : ndarray or None
+        ``(n_readable, d)`` CNN embeddings when requested (for semantic drift).
+    """
+
+    table: pd.DataFrame
+    hist: np.ndarray
+    embeddings: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_images(self) -> int:
+        return int(self.table["error"].isna().sum())
+
+    @property
+    def numeric_features(self) -> list[str]:
+        skip = {"path", "error", "index", "width", "height", "file_size"}
+        return [c for c in self.table.columns if c not in skip and not c.startswith("exif_")
+                and pd.api.types.is_numeric_dtype(self.table[c])]
+
+    def mean_hist(self) -> np.ndarray:
+        return self.hist / max(self.n_images, 1)
+
+    def merge(self, other: BatchProfile) -> BatchProfile:
+        """The profile of both batches together (rows concatenated, histograms added)."""
+        emb = None
+        if self.embeddings is not None and other.embeddings is not None:
+            emb = np.concatenate([self.embeddings, other.embeddings])
+        return BatchProfile(pd.concat([self.table, other.table], ignore_index=True),
+                            self.hist + other.hist, emb, dict(self.info))
+
+    def slice(self, start: int, stop: int) -> BatchProfile:
+        """Rows ``start:stop`` (in input order) as their own profile."""
+        t = self.table.iloc[start:stop].reset_index(drop=True)
+        ok_all = self.table["error"].isna().to_numpy()
+        ok = ok_all[start:stop]
+        rows_ok = np.cumsum(ok_all) - 1  # row of each readable image in the per-image arrays
+        sel = rows_ok[start:stop][ok]
+        per_image = self.info.get("per_image_hist")
+        hist = per_image[sel].sum(axis=0) if per_image is not None else np.zeros_like(self.hist)
+        emb = self.embeddings[sel] if self.embeddings is not None else None
+        info = dict(self.info)
+        if per_image is not None:
+            info["per_image_hist"] = per_image[sel]
+        return BatchProfile(t, hist, emb, info)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``table.csv``, ``arrays.npz`` and ``profile.json`` to the folder ``path``."""
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        self.table.to_csv(out / "table.csv", index=False)
+        arrays = {"hist": self.hist}
+        if self.embeddings is not None:
+            arrays["embeddings"] = self.embeddings
+        if self.info.get("per_image_hist") is not None:
+            arrays["per_image_hist"] = self.info["per_image_hist"]
+        np.savez(out / "arrays.npz", **arrays)
+        meta = {k: v for k, v in self.info.items() if k != "per_image_hist"}
+        (out / "profile.json").write_text(json.dumps({"format": "hybrid_drift.profile",
+                                                      "version": PROFILE_VERSION, **meta}, default=str))
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> BatchProfile:
+        p = Path(path)
+        try:
+            meta = json.loads((p / "profile.json").read_text())
+            table = pd.read_csv(p / "table.csv", keep_default_na=True)
+            with np.load(p / "arrays.npz", allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"{p}: not a saved profile ({exc.filename} missing)") from exc
+        if meta.get("format") != "hybrid_drift.profile" or meta.get("version") != PROFILE_VERSION:
+            raise ValueError(f"{p}: not a hybrid_drift profile of version {PROFILE_VERSION}")
+        table["error"] = table["error"].astype(object).where(table["error"].notna(), None)
+        info = {k: v for k, v in meta.items() if k not in ("format", "version")}
+        if "per_image_hist" in arrays:
+            info["per_image_hist"] = arrays["per_image_hist"]
+        return cls(table, arrays["hist"], arrays.get("embeddings"), info)
+
+
+def profile_images(X, *, features=(), embedder=None, workers: int | None = None, reduce="auto",
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS, progress: bool = False) -> BatchProfile:
+    """Profile a batch of images (paths, a folder, a video, arrays...).
+
+    Parameters
+    ----------
+    X : inputs
+        Anything :func:`hybrid_drift.io.expand_inputs` accepts.
+    features : sequence of str
+        Names of registered feature transforms (:func:`register_feature`) to add.
+    embedder : CNNBranch, optional
+        Also store CNN embeddings (for semantic drift); any fitted or unfitted
+        :class:`~hybrid_drift.branches.CNNBranch` (only its feature extractor is used).
+
+    Returns
+    -------
+    BatchProfile
+    """
+    for f in features:
+        if f not in FEATURE_TRANSFORMS:
+            raise ValueError(f"unknown feature {f!r}; registered: {sorted(FEATURE_TRANSFORMS)}")
+    stats = _StatsFeatures(features)
+    branches = [stats] + ([embedder] if embedder is not None else [])
+    ext = extract(branches, X, workers=workers, reduce=reduce, max_pixels=max_pixels, progress=progress,
+                  desc="profile")
+    ok = ext.ok
+    rows = [{"path": i, "index": k, "error": e} for k, (i, e) in enumerate(zip(ext.ids, ext.errors))]
+    prepared = list(ext.features["profile"]) if ext.n_ok else []
+    per_image_hist = np.zeros((ext.n_ok, 3, _HIST_BINS), np.float32)
+    for j, (s, h, extra) in enumerate(prepared):
+        per_image_hist[j] = h.reshape(3, _HIST_BINS)
+    pos = 0
+    for k, row in enumerate(rows):
+        meta = ext.meta[k] or {}
+        for c in META_COLUMNS:
+            row[c] = meta.get(c)
+        row.update({c: v for c, v in meta.items() if c.startswith("exif_")})
+        if ok[k]:
+            s, _, extra = prepared[pos]
+            row.update(dict(zip(STAT_NAMES, map(float, s))))
+            row.update(extra)
+            pos += 1
+    table = pd.DataFrame(rows)
+    for c in STAT_NAMES:
+        if c not in table:
+            table[c] = np.nan
+    emb = ext.features[embedder.name] if embedder is not None and ext.n_ok else None
+    return BatchProfile(table, per_image_hist.sum(axis=0), emb,
+                        {"features": list(features), "per_image_hist": per_image_hist})

@@ -1,0 +1,160 @@
+"""Batch-level drift monitoring: profiles, statistics (checked against SciPy), calibrated alerts."""
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+
+from hybrid_drift.cli import main
+from hybrid_drift.monitor import (BatchProfile, Compose, DriftMonitor, Resize, Saturation, chi2_categorical, ks,
+                                  mmd_permutation, numeric_stat, profile_images, psi, register_feature)
+from hybrid_drift.monitor.power import ks_expected_pvalue, ks_required_batch_size, power_curve
+
+
+def _write(frames, folder, ext="jpg"):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(folder / f"f{i:04d}.{ext}"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def blocks(frames):
+    """Interleaved blocks of 10 frames: even blocks = baseline, odd blocks = a steady stream."""
+    even = [f for i, f in enumerate(frames) if (i // 10) % 2 == 0]
+    odd = [f for i, f in enumerate(frames) if (i // 10) % 2 == 1]
+    return even, odd
+
+
+def test_stats_match_scipy():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=300), rng.normal(0.3, 1, size=200)
+    r = st.ks_2samp(a, b)
+    assert ks(a, b) == pytest.approx((r.statistic, r.pvalue))
+    base = ["jpg"] * 50 + ["png"] * 10
+    batch = ["jpg"] * 20 + ["tiff"] * 20
+    stat, p, n_unique = chi2_categorical(base, batch)
+    table = np.array([[50, 10, 0], [20, 0, 20]])
+    ref = st.chi2_contingency(table, correction=False)
+    assert (stat, p) == pytest.approx((ref.statistic, ref.pvalue)) and n_unique == 2
+    assert chi2_categorical(["a"] * 5, ["a"] * 3) == (0.0, 1.0, 1)
+
+
+def test_psi_by_hand():
+    base = np.arange(100.0)
+    same = psi(base, base)
+    assert same == pytest.approx(0.0, abs=1e-9)
+    # all batch values in the top decile: q = [eps.., 1], p = 0.1 each
+    shifted = np.full(50, 99.5)
+    eps = 1e-4
+    p = np.full(10, (0.1 * 100 + eps) / (100 + 10 * eps))
+    q = np.r_[np.full(9, eps), 50 + eps] / (50 + 10 * eps)
+    assert psi(base, shifted) == pytest.approx(float(((q - p) * np.log(q / p)).sum()))
+    assert numeric_stat("psi", base, shifted)[0] == pytest.approx(psi(base, shifted))
+    with pytest.raises(ValueError, match="unknown statistic"):
+        numeric_stat("t", base, shifted)
+
+
+def test_mmd_permutation_separates():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    _, p_same = mmd_permutation(X, rng.normal(size=(40, 4)), n_permutations=100)
+    mmd, p_diff = mmd_permutation(X, rng.normal(1.0, 1, size=(40, 4)), n_permutations=100)
+    assert p_same > 0.05 and p_diff < 0.02 and mmd > 0
+
+
+def test_profile_columns_merge_and_save(blocks, tmp_path):
+    even, _ = blocks
+    register_feature("sat50", Compose([Resize(50), Saturation()]), overwrite=True)
+    folder = _write(even[:20], tmp_path / "a")
+    (folder / "f9999.jpg").write_bytes(b"")
+    whole = profile_images(folder, features=["sat50"])
+    t = whole.table
+    assert len(t) == 21 and whole.n_images == 20 and t["error"].iloc[-1] == "zero bytes"
+    for c in ("brightness_mean", "hue_std", "width", "height", "mode", "format", "file_size",
+              "sat50_mean", "sat50_std"):
+        assert c in t.columns, c
+    assert (t["format"].iloc[:20] == "JPEG").all() and (t["width"].iloc[:20] == 192).all()
+    sat = cv2.cvtColor(cv2.resize(even[0], (50, 50), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2HSV)[..., 1]
+    assert t["sat50_mean"].iloc[0] == pytest.approx(sat.mean() / 255, abs=0.02)
+    # two halves merge to the whole
+    merged = whole.slice(0, 10).merge(whole.slice(10, 21))
+    pd.testing.assert_frame_equal(merged.table, whole.table)
+    assert np.allclose(merged.hist, whole.hist)
+    again = BatchProfile.load(whole.save(tmp_path / "saved"))
+    assert np.allclose(again.hist, whole.hist)
+    pd.testing.assert_frame_equal(again.table[["path", "brightness_mean", "format"]],
+                                  whole.table[["path", "brightness_mean", "format"]])
+    with np.load(tmp_path / "saved" / "arrays.npz", allow_pickle=False) as npz:
+        assert "hist" in npz.files
+
+
+def test_steady_stream_no_alert_where_raw_ks_rejects(blocks):
+    even, odd = blocks
+    base, stream = profile_images(np.stack(even)), profile_images(np.stack(odd))
+    mon = DriftMonitor(chunk=10).fit(base)
+    res = mon.run(stream)
+    means = res[res["check"].str.endswith(":mean")]
+    assert not res["alert"].any()
+    assert (means["p_value"] < 0.05).mean() > 0.5  # the textbook test would cry wolf
+
+
+def test_darkening_and_metadata_change_are_flagged(blocks, tmp_path):
+    even, odd = blocks
+    base = profile_images(_write(even, tmp_path / "base"))
+    mon = DriftMonitor(chunk=10).fit(base)
+    dusk = [f if i < 30 else (f * 0.6).astype(np.uint8) for i, f in enumerate(odd)]
+    s = DriftMonitor.summary(mon.run(profile_images(_write(dusk, tmp_path / "dusk"))))
+    assert s.loc[s["chunk"] < 3, "alerts"].sum() == 0
+    assert (s.loc[s["chunk"] >= 3, "alerts"] > 0).all()
+    assert "brightness_mean:mean" in s.loc[3, "checks"]
+    # TIFF files with the same pixels: metadata flags them, the pixel checks do not
+    tiff = profile_images(_write(odd[:20], tmp_path / "tiff", "tiff"))
+    r = mon.check(tiff).set_index("check")
+    assert r.loc["format:chi2", "alert"] and "TIFF" in r.loc["format:chi2", "detail"]
+    assert not r.loc[[c for c in r.index if c.endswith(":mean")], "alert"].any()
+
+
+def test_monitor_errors(blocks):
+    even, _ = blocks
+    base = profile_images(np.stack(even[:15]))
+    with pytest.raises(ValueError, match="at least 2 chunks"):
+        DriftMonitor(chunk=10).fit(base)
+    with pytest.raises(ValueError, match="not in the profile"):
+        DriftMonitor(chunk=5, features=("nope",)).fit(base)
+    with pytest.raises(ValueError, match="embeddings"):
+        DriftMonitor(chunk=5, semantic=True).fit(base)
+
+
+def test_power_analysis_consistent():
+    rng = np.random.default_rng(0)
+    base, shifted = rng.normal(size=400), rng.normal(0.5, 1, size=400)
+    pc = power_curve(base, shifted, sizes=(5, 20, 80), n_boot=100)
+    assert pc["power"].is_monotonic_increasing and pc["median_p"].is_monotonic_decreasing
+    n = ks_required_batch_size(pc.attrs["D"], 400)
+    assert ks_expected_pvalue(pc.attrs["D"], 400, n) <= 0.05 < ks_expected_pvalue(pc.attrs["D"], 400, n - 2)
+    assert ks_required_batch_size(0.01, 400) == float("inf")
+
+
+def test_cli_monitor_exit_codes(blocks, tmp_path, capsys):
+    even, odd = blocks
+    base = _write(even, tmp_path / "base")
+    steady = _write(odd, tmp_path / "steady")
+    dark = _write([(f * 0.5).astype(np.uint8) for f in odd], tmp_path / "dark")
+    assert main(["monitor", str(base), str(steady), "--chunk", "10", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["monitor", str(base), str(dark), "--chunk", "10", "--json", "--report",
+                 str(tmp_path / "rep"), "--no-progress"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["alert_chunks"] == out["chunks"] and out["first_alert_chunk"] == 0
+    assert (tmp_path / "rep" / "checks_over_time.png").stat().st_size > 1000
+    assert (tmp_path / "rep" / "hsb_overlay.png").is_file()
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"max_alert_chunks": 99, "features": ["brightness_mean"]}))
+    assert main(["monitor", str(base), str(dark), "--chunk", "10", "--config", str(cfg)]) == 0
+    cfg.write_text(json.dumps({"chunks": 5}))
+    assert main(["monitor", str(base), str(dark), "--config", str(cfg)]) == 2
+    assert "unknown keys" in capsys.readouterr().err
