@@ -116,7 +116,7 @@ def main():
 
         steady_prof, steady_res = results["steady (no change)"]
         raw = steady_res[steady_res["check"].str.endswith(":mean") & ~steady_res["check"].str.startswith("semantic")]
-    print(f"\nchunk {chunk}; baseline {len(even)} frames (even 50-frame blocks), stream {len(odd)} frames "
+    print(f"\nchunk {chunk}, band k = {mon.k_:.2f}; baseline {len(even)} frames (even 50-frame blocks), stream {len(odd)} frames "
           f"(odd blocks), changes from chunk {START}; semantic checks: {semantic}; {time.time() - t0:.0f} s\n")
     print("| stream | chunks | alerts before the change | first alert (chunk) | delay (chunks) | checks that fired |")
     print("|---|---:|---:|---:|---:|---|")
@@ -136,7 +136,7 @@ def main():
 
     if semantic:  # power analysis: normal frames vs frames with a pasted object
         lib = load_object_library([bundled_data_dir() / o for o in DEFAULT_OBJECTS])
-        register_corruption("object_monitor", "object", object_factory(lib, (0.05, 0.2)), overwrite=True)
+        register_corruption("object_monitor", "object", object_factory(lib, (0.02, 0.05)), overwrite=True)
         rng = np.random.default_rng(1)
         shifted = [apply_corruption(f, "object_monitor", rng)[0] for f in odd[:200]]
         p_shift = profile_images(np.stack(shifted), embedder=emb)
@@ -147,13 +147,13 @@ def main():
         pn = power_curve(d_base, d_norm, sizes=(5, 10, 20, 50, 100, 200))
         print(f"\nsemantic power analysis: distance to the nearest of {len(mon.centres_)} k-means centres; "
               f"KS vs the baseline's {len(d_base)} frames; 200 bootstrap batches per size")
-        print(f"shift = frames with a pasted object (5-20% of the frame): full-sample KS D = {pc.attrs['D']:.3f}, "
+        print(f"shift = frames with a small pasted object (2-5% of the frame): full-sample KS D = {pc.attrs['D']:.3f}, "
               f"asymptotic batch size for p < 0.05: {pc.attrs['required_batch_size']:.0f}")
         print("| batch size | median p (bootstrap) | 90% quantile p | power at 0.05 | expected p (asymptotic) | "
               "steady stream: median p |")
         print("|---:|---:|---:|---:|---:|---:|")
         for (_, r), (_, q) in zip(pc.iterrows(), pn.iterrows()):
-            print(f"| {r.batch_size} | {r.median_p:.2g} | {r.p_q90:.2g} | {r.power:.0%} | {r.expected_p:.2g} | "
+            print(f"| {int(r.batch_size)} | {r.median_p:.2g} | {r.p_q90:.2g} | {r.power:.0%} | {r.expected_p:.2g} | "
                   f"{q.median_p:.2g} |")
         print(f"(KS of the whole steady stream vs baseline: D = {ks(d_base, d_norm)[0]:.3f})")
 

@@ -1,4 +1,4 @@
-"""Command line: ``hybrid-drift make-dataset | bench | fit | score | monitor``.
+"""Command line: ``hybrid-drift make-dataset | bench | fit | score | report | monitor``.
 
 Exit codes: 0 ok; 1 a constraint that was asked for failed (``--max-outliers``, a
 monitor constraint);
@@ -160,15 +160,28 @@ def _is_dataset(inputs) -> bool:
     return len(inputs) == 1 and (Path(inputs[0]) / "manifest.csv").is_file()
 
 
-def _cmd_score(a) -> int:
+def _cmd_report(a) -> int:
+    a.report, a.json, a.max_outliers = a.out, False, None
+    a.out = None
+    return _cmd_score(a, quiet_table=True)
+
+
+def _cmd_score(a, quiet_table: bool = False) -> int:
     from .detector import HybridDetector
     det = HybridDetector.load(a.model)
     det.progress = a.progress
     if a.workers:
         det.workers = a.workers
-    inputs, _ = _load_inputs(a.inputs, a.split)
+    inputs, labels = _load_inputs(a.inputs, a.split)
+    kinds = None
+    if labels is not None:
+        from .datasets import read_manifest
+        kinds = read_manifest(a.inputs[0]).split(a.split)["kind"].tolist()
     items = _check_nonempty(inputs, "images to score")
     table = det.score(items)
+    if a.report:
+        from .report import score_report
+        print(f"report: {score_report(table, det, a.report, labels=labels, kinds=kinds)}", file=sys.stderr)
     if a.out:
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +195,7 @@ def _cmd_score(a) -> int:
     if a.json:
         print(json.dumps(summary))
     else:
-        if not a.out:
+        if not a.out and not quiet_table:
             print(table.to_csv(index=False), end="")
         print(f"scored {len(table)} inputs: {n_out} outliers, {n_err} unreadable"
               + (f"; table written to {a.out}" if a.out else ""), file=sys.stderr)
@@ -192,11 +205,12 @@ def _cmd_score(a) -> int:
     return EXIT_OK
 
 
-_MONITOR_KEYS = {"chunk", "k", "features", "stats", "metadata", "semantic", "max_alert_chunks", "n_clusters"}
+_MONITOR_KEYS = {"chunk", "k", "alpha", "features", "stats", "metadata", "semantic", "max_alert_chunks",
+                 "n_clusters"}
 
 
 def _monitor_config(a) -> dict:
-    cfg = {"chunk": a.chunk, "k": 3.0, "max_alert_chunks": 0, "semantic": a.semantic}
+    cfg = {"chunk": a.chunk, "k": "auto", "max_alert_chunks": 0, "semantic": a.semantic}
     if a.config:
         try:
             user = json.loads(Path(a.config).read_text())
@@ -225,7 +239,7 @@ def _cmd_monitor(a) -> int:
     base = profile_images(a.baseline, embedder=embedder, workers=a.workers, progress=a.progress)
     stream = profile_images(a.stream, embedder=embedder, workers=a.workers, progress=a.progress)
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items()
-          if k in ("chunk", "k", "features", "stats", "metadata", "semantic", "n_clusters")}
+          if k in ("chunk", "k", "alpha", "features", "stats", "metadata", "semantic", "n_clusters")}
     mon = DriftMonitor(**kw).fit(base)
     res = mon.run(stream)
     summ = DriftMonitor.summary(res)
@@ -244,6 +258,7 @@ def _cmd_monitor(a) -> int:
               (f" (first: chunk {first})" if n_alert else ""), file=sys.stderr)
     if a.report:
         from .monitor.plots import plot_checks_over_time, plot_embedding_projection, plot_hsb_overlay
+        from .report import monitor_report
         out = Path(a.report)
         out.mkdir(parents=True, exist_ok=True)
         plot_checks_over_time(res, out / "checks_over_time.png")
@@ -254,7 +269,8 @@ def _cmd_monitor(a) -> int:
             plot_embedding_projection(np.concatenate([base.embeddings, stream.embeddings]), ids,
                                       out / "embeddings.png")
         res.to_csv(out / "monitor.csv", index=False)
-        print(f"report: {out}", file=sys.stderr)
+        page = monitor_report(res, base, stream, out / "report.html", chunk=cfg["chunk"])
+        print(f"report: {page}", file=sys.stderr)
     if n_alert > cfg["max_alert_chunks"]:
         print(f"constraint failed: {n_alert} chunks alerted > max_alert_chunks {cfg['max_alert_chunks']}",
               file=sys.stderr)
@@ -281,6 +297,7 @@ def _parser() -> argparse.ArgumentParser:
               hybrid-drift fit frames/normal --val frames/heldout --out model/
               hybrid-drift score model/ frames/today --out scores.csv --max-outliers 0
               hybrid-drift monitor frames/last_week frames/today --chunk 50 --report build/monitor
+              hybrid-drift report model/ build/crossroad --split test --out build/report.html
 
             exit codes: 0 ok, 1 a requested constraint failed (--max-outliers), 2 usage or input error"""))
     from ._version import __version__
@@ -354,7 +371,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="write the table (.csv or .parquet); default: CSV on stdout")
     s.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     s.add_argument("--max-outliers", type=int, default=None, help="exit 1 when more outliers are found")
+    s.add_argument("--report", help="write a self-contained HTML report (a .html path or a folder)")
     s.set_defaults(fn=_cmd_score)
+
+    s = sub.add_parser("report", parents=[common], help="score images and write a self-contained HTML report",
+                       description="Score INPUT with a saved model and write one HTML file (images embedded).")
+    s.add_argument("model", help="model folder written by 'fit'")
+    s.add_argument("inputs", nargs="+", help="images, folders, videos, or a dataset folder with --split")
+    s.add_argument("--split", choices=["train", "val", "test"], default=None)
+    s.add_argument("--out", required=True, help="report path (.html) or folder")
+    s.set_defaults(fn=_cmd_report)
 
     s = sub.add_parser("monitor", parents=[common], help="batch drift of a stream against a baseline",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -363,7 +389,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "chunk-to-chunk variation.",
                        epilog=textwrap.dedent("""\
                            constraints file (JSON), all keys optional:
-                             {"chunk": 50, "k": 3, "max_alert_chunks": 0, "semantic": false,
+                             {"chunk": 50, "k": "auto", "alpha": 0.05, "max_alert_chunks": 0, "semantic": false,
                               "features": ["brightness_mean", "saturation_mean"], "stats": ["psi"],
                               "metadata": ["format", "mode", "resolution"]}
                            exit code 1 when more than max_alert_chunks chunks alert."""))

@@ -158,3 +158,14 @@ def test_cli_monitor_exit_codes(blocks, tmp_path, capsys):
     cfg.write_text(json.dumps({"chunks": 5}))
     assert main(["monitor", str(base), str(dark), "--config", str(cfg)]) == 2
     assert "unknown keys" in capsys.readouterr().err
+
+
+def test_auto_band_is_a_prediction_interval_shared_by_the_checks(blocks):
+    even, _ = blocks
+    base = profile_images(np.stack(even))
+    mon = DriftMonitor(chunk=10).fit(base)  # 10 chunks, 6 HSB checks
+    n, m = 10, 6
+    assert mon.k_ == pytest.approx(st.t.ppf(1 - 0.05 / (2 * m), n - 1) * np.sqrt(1 + 1 / n))
+    assert DriftMonitor(chunk=10, k=3).fit(base).k_ == 3.0
+    loose = DriftMonitor(chunk=10, alpha=0.5).fit(base).k_
+    assert loose < mon.k_

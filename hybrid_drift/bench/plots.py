@@ -11,7 +11,6 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from jinja2 import Environment, select_autoescape  # noqa: E402
 from sklearn.metrics import precision_recall_curve  # noqa: E402
 
 __all__ = ["write_bench_report", "plot_score_distribution", "plot_pr_curves", "plot_kind_heatmap",
@@ -106,23 +105,8 @@ def thumbnail_sheet(paths, captions, path, cols: int = 5, size=(192, 144)) -> Pa
     return Path(path)
 
 
-_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>hybrid_drift benchmark: {{ res.dataset }}</title>
-<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}</style></head><body>
-<h1>hybrid_drift benchmark: {{ res.dataset }}</h1>
-<p>{{ res.date }} · {{ res.machine }} · backbone {{ res.backbone }} · train {{ res.n.train }}, val {{ res.n.val }},
-test {{ res.n.test }} ({{ res.n_outliers.test }} outliers)</p>
-<table><tr><th>method</th><th>precision</th><th>recall</th><th>F1</th><th>AUROC</th><th>FP</th><th>FN</th></tr>
-{% for name, r in res.methods.items() %}<tr><td style="text-align:left">{{ name }}</td>
-<td>{{ "%.1f%%"|format(100*r.precision) }}</td><td>{{ "%.1f%%"|format(100*r.recall) }}</td>
-<td>{{ "%.3f"|format(r.f1) }}</td><td>{{ "%.3f"|format(r.auroc) }}</td><td>{{ r.fp }}</td><td>{{ r.fn }}</td></tr>
-{% endfor %}</table>
-{% for title, img in images %}<h2>{{ title }}</h2><img src="{{ img }}" alt="{{ title }}">{% endfor %}
-</body></html>"""
-
-
 def write_bench_report(res: dict, frames: pd.DataFrame, out_dir) -> Path:
-    """Write plots (PNG), ``results.json`` and an ``index.html`` linking them; returns the HTML path."""
+    """Write plots (PNG), ``results.json`` and a self-contained ``index.html``; returns the HTML path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     images = []
@@ -145,9 +129,6 @@ def write_bench_report(res: dict, frames: pd.DataFrame, out_dir) -> Path:
         p = thumbnail_sheet(df["path"].tolist(), [f"{k} {s:.2g}" for k, s in zip(df["kind"], df[best])],
                             out / fname)
         images.append((f"{title} ({len(df)})", p.name if p else ""))
-    images = [(t, i) for t, i in images if i]
     (out / "results.json").write_text(json.dumps(res, indent=2, default=str))
-    env = Environment(autoescape=select_autoescape(default=True))
-    page = env.from_string(_PAGE).render(res=res, images=images)
-    (out / "index.html").write_text(page)
-    return out / "index.html"
+    from ..report import bench_report
+    return bench_report(res, frames, out / "index.html")  # self-contained page

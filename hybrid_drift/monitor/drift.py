@@ -64,8 +64,15 @@ class DriftMonitor:
         ``kl``, ``js``, ``hellinger``, ``intersection``, ``psi``); each alerts above
         ``mean + k * std`` of its leave-one-chunk-out baseline values. The chunk-mean
         check and the raw KS p-value are always reported.
-    k : float
+    k : float or "auto"
         Width of the calibrated bands, in baseline chunk standard deviations.
+        ``"auto"`` (default) uses a prediction interval for a new chunk given the
+        ``n`` baseline chunks, with the false-alarm rate ``alpha`` shared by the
+        ``m`` calibrated checks of a chunk: ``k = t(1 - alpha / 2m; n - 1) * sqrt(1 + 1/n)``
+        (about 4.4 for 8 chunks and 7 checks). A fixed ``k = 3`` is NannyML's band.
+    alpha : float
+        Target probability that a chunk of an unchanged stream raises any alert
+        (used by ``k="auto"``).
     metadata : tuple of str
         Categorical checks (``format``, ``mode``, ``resolution``): chi-square; a value
         never seen in the baseline always alerts.
@@ -91,7 +98,8 @@ class DriftMonitor:
     chunk: int = 50
     features: tuple = HSB_FEATURES
     stats: tuple = ()
-    k: float = 3.0
+    k: float | str = "auto"
+    alpha: float = 0.05
     metadata: tuple = METADATA
     semantic: bool = False
     n_clusters: int = 5
@@ -136,9 +144,16 @@ class DriftMonitor:
             for name, (stat, _p) in self._numeric(t[~inside], t[inside]).items():
                 samples.setdefault(name, []).append(stat)
         self.chunk_stats_ = {k: np.asarray(v) for k, v in samples.items()}
-        self.thresholds_ = {k: float(v.mean() + self.k * v.std(ddof=1)) for k, v in self.chunk_stats_.items()}
+        self.k_ = self._band_width(len(starts), len(cols) + len(self.chunk_stats_))
+        self.thresholds_ = {k: float(v.mean() + self.k_ * v.std(ddof=1)) for k, v in self.chunk_stats_.items()}
         self.categories_ = {c: set(_category(t, c)) for c in self.metadata}
         return self
+
+    def _band_width(self, n_chunks: int, n_checks: int) -> float:
+        if self.k != "auto":
+            return float(self.k)
+        from scipy.stats import t
+        return float(t.ppf(1 - self.alpha / (2 * max(n_checks, 1)), df=n_chunks - 1) * np.sqrt(1 + 1 / n_chunks))
 
     def _fit_semantic(self, emb, labels):
         e = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
@@ -180,8 +195,8 @@ class DriftMonitor:
         for c in vals.columns:
             z = (vals[c].mean() - self.ref_mean_[c]) / self.ref_sd_[c]
             d_ks, p_ks = ks(self.base_values_[c], vals[c])
-            rows.append({"check": f"{c}:mean", "statistic": float(z), "p_value": p_ks, "threshold": self.k,
-                         "alert": bool(abs(z) > self.k),
+            rows.append({"check": f"{c}:mean", "statistic": float(z), "p_value": p_ks, "threshold": self.k_,
+                         "alert": bool(abs(z) > self.k_),
                          "detail": f"chunk mean {vals[c].mean():.4g} vs baseline chunks "
                                    f"{self.ref_mean_[c]:.4g} ± {self.ref_sd_[c]:.2g}; raw KS D={d_ks:.3f}"})
         for name, (stat, p) in self._numeric(self.baseline_, t).items():

@@ -1,0 +1,273 @@
+"""Self-contained HTML reports (images embedded, no network needed) for score, bench and monitor.
+
+Pages are rendered from a Jinja2 template; plots are matplotlib figures and
+thumbnails are JPEGs, all embedded as base64 ``data:`` URIs, so one ``.html`` file
+can be mailed to a colleague.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from jinja2 import Environment, select_autoescape  # noqa: E402
+
+from ._version import __version__  # noqa: E402
+
+__all__ = ["Section", "render_report", "score_report", "bench_report", "monitor_report", "png_uri", "thumb_uri"]
+
+
+def png_uri(fig) -> str:
+    """A matplotlib figure as a ``data:image/png;base64,...`` URI (the figure is closed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def thumb_uri(path, size=(192, 144)) -> str | None:
+    """A small JPEG thumbnail of an image file or frame id as a data URI (None if unreadable)."""
+    import cv2
+
+    from .io import load_images
+    from .io.sources import InputItem
+    p = str(path)
+    if "#frame=" in p:  # a video frame id: path#frame=N
+        vid, idx = p.rsplit("#frame=", 1)
+        item = InputItem(p, (vid, int(idx)))
+    else:
+        item = InputItem(p, p)
+    img = next(iter(load_images([item], reduce="auto")))[0]
+    if not img.ok:
+        return None
+    t = cv2.resize(img.rgb, size, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(t, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else None
+
+
+@dataclass
+class Section:
+    """One part of a report: a title, a paragraph, figures, a table and thumbnails."""
+
+    title: str
+    text: str = ""
+    figures: list[str] = field(default_factory=list)  # data URIs
+    table: str = ""  # HTML table (escaped by pandas)
+    thumbs: list[tuple[str, str]] = field(default_factory=list)  # (data URI, caption)
+
+
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }}</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:1150px;margin:1.5em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 7px}
+th{background:#f4f4f4}.summary{display:flex;gap:1em;flex-wrap:wrap}
+.card{background:#f6f8fa;border-radius:6px;padding:.6em 1em}.card b{font-size:1.4em;display:block}
+.thumbs{display:flex;flex-wrap:wrap;gap:8px}.thumbs figure{margin:0;width:196px;font-size:.75em}
+.thumbs img{width:192px;border:2px solid #c33}img.plot{max-width:100%}
+footer{margin-top:2em;color:#777;font-size:.8em}
+</style></head><body>
+<h1>{{ title }}</h1>
+<div class="summary">{% for label, value in cards %}<div class="card"><b>{{ value }}</b>{{ label }}</div>{% endfor %}</div>
+{% for s in sections %}<section><h2>{{ s.title }}</h2>
+{% if s.text %}<p>{{ s.text }}</p>{% endif %}
+{% for f in s.figures %}<img class="plot" src="{{ f }}" alt="{{ s.title }}">{% endfor %}
+{% if s.table %}{{ s.table | safe }}{% endif %}
+{% if s.thumbs %}<div class="thumbs">{% for uri, cap in s.thumbs %}<figure><img src="{{ uri }}" alt="{{ cap }}"><figcaption>{{ cap }}</figcaption></figure>{% endfor %}</div>{% endif %}
+</section>{% endfor %}
+<footer>hybrid_drift {{ version }} · {{ date }}</footer>
+</body></html>"""
+
+
+def render_report(title: str, cards: list[tuple[str, str]], sections: list[Section], out) -> Path:
+    """Write one self-contained HTML file; returns its path (``out`` may be a folder)."""
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        out.mkdir(parents=True, exist_ok=True)
+        out = out / "report.html"
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    html = env.from_string(_TEMPLATE).render(title=title, cards=cards, sections=sections, version=__version__,
+                                             date=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"))
+    out.write_text(html, encoding="utf-8")
+    return out
+
+
+def _hist_fig(scores, threshold, name, labels=None):
+    s = np.asarray(scores, float)
+    ok = np.isfinite(s)
+    fig, ax = plt.subplots(figsize=(6.5, 2.8))
+    if ok.any():
+        lo, hi = s[ok].min(), s[ok].max()
+        bins = np.linspace(lo, hi if hi > lo else lo + 1, 40)
+        if labels is not None:
+            y = np.asarray(labels)
+            ax.hist(s[ok & (y == 0)], bins=bins, alpha=0.7, label="normal")
+            ax.hist(s[ok & (y == 1)], bins=bins, alpha=0.7, label="outlier", color="tab:red")
+        else:
+            ax.hist(s[ok], bins=bins, alpha=0.8)
+    if threshold is not None and np.isfinite(threshold):
+        ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3g}")
+    ax.set_xlabel(f"{name} score (higher = stranger)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _time_fig(table: pd.DataFrame, branch_names, thresholds):
+    fig, axes = plt.subplots(len(branch_names), 1, figsize=(9, 1.9 * len(branch_names) + 0.4), sharex=True,
+                             squeeze=False)
+    x = np.arange(len(table))
+    out = table["is_outlier"].fillna(False).to_numpy(dtype=bool)
+    for ax, b in zip(axes[:, 0], branch_names):
+        s = table[b].to_numpy(dtype=float)
+        ax.plot(x, s, lw=0.8, color="tab:blue")
+        ax.plot(x[out], s[out], "o", ms=3, color="tab:red", label="outlier (fused)")
+        if thresholds.get(b) is not None:
+            ax.axhline(thresholds[b], color="k", ls="--", lw=0.8)
+        ax.set_ylabel(b)
+    axes[0, 0].legend(fontsize=8, loc="upper left")
+    axes[-1, 0].set_xlabel("image index (input order)")
+    return fig
+
+
+def score_report(table: pd.DataFrame, detector, out, *, labels=None, kinds=None, top_k: int = 12,
+                 title: str = "hybrid_drift: outlier report") -> Path:
+    """Report for a scored table (``HybridDetector.score`` output).
+
+    Parameters
+    ----------
+    table : DataFrame
+        From :meth:`HybridDetector.score`.
+    detector : HybridDetector
+        For branch names and thresholds.
+    labels, kinds : array-like, optional
+        Ground truth (0/1) and outlier kind per row: adds per-kind recall and PR curves.
+    top_k : int
+        Thumbnails of the most outlying images.
+    """
+    from sklearn.metrics import precision_recall_curve
+    names = [b.name for b in detector.branches_]
+    thr = {b.name: b.threshold_ for b in detector.branches_}
+    n = len(table)
+    errors = table[table["error"].notna()]
+    outl = table[table["is_outlier"].fillna(False).astype(bool)]
+    cards = [("images", str(n)), ("outliers", str(len(outl))), ("unreadable", str(len(errors))),
+             ("fusion", detector.fusion)]
+    sections = [Section("Summary", f"{n} inputs scored by branches {', '.join(names)} with {detector.fusion} "
+                                   f"fusion; {len(outl)} flagged as outliers, {len(errors)} could not be read.")]
+    sections.append(Section("Score distributions", "Each branch's scores with its calibrated threshold.",
+                            [png_uri(_hist_fig(table[b], thr[b], b, labels)) for b in names]))
+    sections.append(Section("Scores over time", "Branch scores in input order; red dots are fused outliers.",
+                            [png_uri(_time_fig(table, names, thr))]))
+    top = table[table["error"].isna()].sort_values("fused", ascending=False).head(top_k)
+    thumbs = []
+    for _, r in top.iterrows():
+        uri = thumb_uri(r["path"])
+        if uri:
+            flagged = [b for b in names if bool(r.get(f"{b}_flag", False))]
+            cap = f"{Path(str(r['path'])).name} · fused {r['fused']:.3g} · " + \
+                  (("flagged by " + ", ".join(flagged)) if flagged else "not flagged")
+            thumbs.append((uri, cap))
+    sections.append(Section(f"Top {len(thumbs)} images by fused score",
+                            "Which branch flagged each one is in the caption.", thumbs=thumbs))
+    if labels is not None:
+        y = np.asarray(labels).astype(int)
+        pred = table["is_outlier"].fillna(False).to_numpy(dtype=int)
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for col in [*names, "fused"]:
+            s = table[col].to_numpy(dtype=float)
+            ok = np.isfinite(s)
+            if len(np.unique(y[ok])) == 2:
+                p, r, _ = precision_recall_curve(y[ok], s[ok])
+                ax.plot(r, p, label=col)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.legend(fontsize=8)
+        per_kind = pd.DataFrame({"kind": kinds if kinds is not None else ["outlier"] * n, "y": y, "pred": pred})
+        pk = per_kind[per_kind["y"] == 1].groupby("kind")["pred"].agg(["mean", "count"]).rename(
+            columns={"mean": "recall", "count": "n"})
+        sections.append(Section("Against the labels", "Precision-recall curves and recall per kind of outlier.",
+                                [png_uri(fig)], pk.to_html(float_format=lambda v: f"{v:.0%}")))
+    if len(errors):
+        sections.append(Section("Files that could not be read", "",
+                                table=errors[["path", "error"]].to_html(index=False)))
+    return render_report(title, cards, sections, out)
+
+
+def bench_report(res: dict, frames: pd.DataFrame, out) -> Path:
+    """Self-contained page for a benchmark result (``run_bench`` output and its per-image frame)."""
+    import tempfile
+
+    from .bench.plots import plot_kind_heatmap, plot_pr_curves, plot_score_distribution
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        paths = []
+        for m in ("colour", "cnn"):
+            if m in frames:
+                paths.append(plot_score_distribution(frames, m, res["thresholds"][m], d / f"{m}.png"))
+        methods = [m for m in ("minmax", "colour", "cnn", "fusion_or", "fusion_logistic") if m in frames]
+        paths.append(plot_pr_curves(frames, methods, d / "pr.png"))
+        paths.append(plot_kind_heatmap(res["per_kind_recall"], methods, d / "kinds.png"))
+        figs = ["data:image/png;base64," + base64.b64encode(p.read_bytes()).decode() for p in paths]
+    m = pd.DataFrame(res["methods"]).T[["precision", "recall", "f1", "auroc", "fp", "fn"]]
+    best = "fusion_or" if "fusion_or" in frames else "cnn"
+    y, pred = frames["label"].to_numpy(), frames[f"{best}_pred"].to_numpy()
+    miss = frames[(y == 1) & (pred == 0)]
+    fa = frames[(y == 0) & (pred == 1)]
+
+    def thumbs(df):
+        return [(u, f"{k} · {s:.3g}") for u, k, s in
+                ((thumb_uri(p), k, s) for p, k, s in zip(df["path"], df["kind"], df[best])) if u]
+
+    n = res["n"]
+    cards = [("train", str(n["train"])), ("val", str(n["val"])), ("test", str(n["test"])),
+             (f"{best} precision", f"{res['methods'][best]['precision']:.1%}"),
+             (f"{best} recall", f"{res['methods'][best]['recall']:.1%}")]
+    sections = [Section("Methods (test split)", f"{res['date']} · {res['machine']} · backbone {res['backbone']}",
+                        table=m.to_html(float_format=lambda v: f"{v:.3f}")),
+                Section("Plots", "", figs),
+                Section(f"{best}: missed outliers ({len(miss)})", thumbs=thumbs(miss)),
+                Section(f"{best}: false alarms ({len(fa)})", thumbs=thumbs(fa))]
+    return render_report(f"hybrid_drift benchmark: {res['dataset']}", cards, sections, out)
+
+
+def monitor_report(results: pd.DataFrame, baseline, stream, out, *, chunk: int) -> Path:
+    """Self-contained page for a monitoring run (``DriftMonitor.run`` output and both profiles)."""
+    import tempfile
+
+    from .monitor.drift import DriftMonitor
+    from .monitor.plots import plot_checks_over_time, plot_embedding_projection, plot_hsb_overlay
+    summ = DriftMonitor.summary(results)
+    n_alert = int((summ["alerts"] > 0).sum())
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        paths = [plot_checks_over_time(results, d / "t.png"), plot_hsb_overlay(baseline, stream, d / "h.png")]
+        if baseline.embeddings is not None and stream.embeddings is not None:
+            ids = ["baseline"] * len(baseline.embeddings) + [f"chunk {i // chunk}" for i in range(len(stream.embeddings))]
+            paths.append(plot_embedding_projection(np.concatenate([baseline.embeddings, stream.embeddings]), ids,
+                                                   d / "e.png"))
+        figs = ["data:image/png;base64," + base64.b64encode(p.read_bytes()).decode() for p in paths]
+    cards = [("chunks", str(len(summ))), ("chunks with alerts", str(n_alert)),
+             ("baseline images", str(baseline.n_images)), ("stream images", str(stream.n_images))]
+    errs = pd.concat([baseline.table, stream.table])
+    errs = errs[errs["error"].notna()]
+    sections = [Section("Alerts per chunk", "Thresholds come from the baseline's own chunk-to-chunk variation.",
+                        table=summ.to_html(index=False)),
+                Section("Statistics over time and distributions", "", figs),
+                Section("All checks", table=results.to_html(index=False, float_format=lambda v: f"{v:.4g}"))]
+    if len(errs):
+        sections.append(Section("Files that could not be read", table=errs[["path", "error"]].to_html(index=False)))
+    return render_report("hybrid_drift: drift monitoring", cards, sections, out)
