@@ -14,9 +14,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+# headless Chromium renders the HTML report in the tests (Debian package; installed when root)
+$(VENV)/.system-deps: $(VENV)/.installed
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "make test needs Chromium for the report test: sudo apt-get install chromium"; exit 1; fi; }
+	touch $@
+
 install: $(VENV)/.installed
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(VENV)/.system-deps
 	$(PY) -m pytest -q hybrid_drift tests
 
 bench: $(VENV)/.installed

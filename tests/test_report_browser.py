@@ -1,0 +1,77 @@
+"""The HTML report renders in a real browser (headless Chromium): no errors, every image decodes."""
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import TEST_IMAGE_SIZE
+from hybrid_drift import CNNBranch, HybridDetector
+from hybrid_drift.report import score_report
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+PROBE = """<script>
+window.__errors = [];
+window.addEventListener('error', e => window.__errors.push(String(e.message || e.type)), true);
+window.addEventListener('load', () => {
+  const imgs = Array.from(document.images);
+  document.body.setAttribute('data-images', imgs.length);
+  document.body.setAttribute('data-decoded', imgs.filter(i => i.complete && i.naturalWidth > 0).length);
+  document.body.setAttribute('data-errors', window.__errors.length);
+});
+</script></head>"""
+
+
+def _chromium():
+    exe = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    assert exe, ("headless Chromium is needed for this test: `apt-get install chromium` "
+                 "(make test installs it when run as root)")
+    return exe
+
+
+@pytest.fixture(scope="module")
+def report(frames, tmp_path_factory):
+    det = HybridDetector(cnn=CNNBranch(image_size=TEST_IMAGE_SIZE, n_components=20, cache_dir=False))
+    det.fit(frames[:60]).calibrate(frames[60:90])
+    out = tmp_path_factory.mktemp("report")
+    paths = []
+    import cv2
+    for i, f in enumerate(frames[90:110] + [255 - frames[110], np.ascontiguousarray(frames[111][::-1])]):
+        p = out / f"f{i:03d}.jpg"
+        cv2.imwrite(str(p), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        paths.append(str(p))
+    (out / "broken.jpg").write_bytes(b"")
+    table = det.score(paths + [str(out / "broken.jpg")])
+    return score_report(table, det, out / "report.html", labels=[0] * 20 + [1, 1, 0],
+                        kinds=["normal"] * 20 + ["invert", "vertical_flip", "normal"])
+
+
+def test_report_is_self_contained(report):
+    html = report.read_text()
+    assert "<img" in html and 'src="http' not in html and "<script src" not in html
+    assert html.count("data:image/png;base64,") >= 3 and "data:image/jpeg;base64," in html
+    assert "broken.jpg" in html and "zero bytes" in html  # unreadable files are listed with the reason
+
+
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    page = tmp_path / "probe.html"
+    page.write_text(report.read_text().replace("</head>", PROBE, 1))
+    run = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                          "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    body = re.search(r"<body([^>]*)>", run.stdout).group(1)
+    attrs = dict(re.findall(r'data-(\w+)="(\d+)"', body))
+    assert int(attrs["images"]) >= 6
+    assert attrs["decoded"] == attrs["images"], attrs  # every embedded image decoded
+    assert attrs["errors"] == "0"
+    shot = tmp_path / "shot.png"
+    subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile2'}", "--window-size=1200,1600",
+                    f"--screenshot={shot}", report.as_uri()], capture_output=True, timeout=120)
+    import cv2
+    img = cv2.imread(str(shot))
+    assert img is not None and img.shape[1] == 1200 and img.std() > 10  # not a blank page
