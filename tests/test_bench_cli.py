@@ -46,7 +46,8 @@ def test_bench_report_files(bench_json):
     for f in ("index.html", "scores_colour.png", "scores_cnn.png", "pr_curves.png", "per_kind_recall.png"):
         assert (rep / f).is_file() and (rep / f).stat().st_size > 1000, f
     html = (rep / "index.html").read_text()
-    assert "fusion_or" in html and "pr_curves.png" in html
+    assert "fusion_or" in html and 'src="http' not in html
+    assert html.count("data:image/png;base64,") >= 4  # distributions, PR curves, per-kind heat map
 
 
 def test_cli_fit_score_roundtrip_and_exit_codes(frames, tmp_path, capsys):
