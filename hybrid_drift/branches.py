@@ -67,16 +67,20 @@ class Branch:
 
     # --- contract -------------------------------------------------------------------
     def prepare(self, img: DecodedImage) -> Any:  # pragma: no cover - abstract
+        """Per-image work, run in the loader's worker threads (e.g. HSV, resize)."""
         raise NotImplementedError
 
     def features(self, prepared: list, images: list[DecodedImage]) -> np.ndarray:  # pragma: no cover
+        """Turn a batch of ``prepare`` results into an ``(n, d)`` feature matrix."""
         raise NotImplementedError
 
     def make_scorer(self) -> BaseScorer:  # pragma: no cover - abstract
+        """A fresh, unfitted scorer for this branch's features."""
         raise NotImplementedError
 
     # --- configuration ----------------------------------------------------------------
     def get_config(self) -> dict:
+        """The constructor arguments as JSON-able values (saved with the model)."""
         cfg = {k: getattr(self, k) for k in self._config_keys}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
 
@@ -94,10 +98,12 @@ class Branch:
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet: call fit() with normal images first.")
 
     def fit_features(self, F: np.ndarray):
+        """Fit the scorer on already extracted features of normal images. Returns self."""
         self.scorer_ = self.make_scorer().fit(F)
         return self
 
     def score_features(self, F: np.ndarray) -> np.ndarray:
+        """Scores (higher = stranger) of already extracted features."""
         self._check_fitted()
         return self.scorer_.score_samples(F)
 
@@ -147,6 +153,7 @@ class Branch:
 
     # --- persistence ---------------------------------------------------------------
     def get_state(self):
+        """``(json_state, arrays)`` describing the fitted branch, for :meth:`from_state`."""
         self._check_fitted()
         state, arrays = self.scorer_.get_state()
         return {"class": type(self).__name__, "name": self.name, "config": self.get_config(),

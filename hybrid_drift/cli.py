@@ -406,6 +406,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 constraint failed, 2 usage/input error)."""
     parser = _parser()
     a = parser.parse_args(argv)
     a.argv = list(argv) if argv is not None else sys.argv[1:]

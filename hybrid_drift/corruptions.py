@@ -62,6 +62,7 @@ def register_corruption(name: str, family: str, factory, description: str = "", 
 
 
 def get_corruption(name: str) -> Corruption:
+    """The registered corruption ``name`` (ValueError listing the registered names otherwise)."""
     try:
         return CORRUPTIONS[name]
     except KeyError:

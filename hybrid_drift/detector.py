@@ -243,6 +243,7 @@ class HybridDetector:
 
     # ------------------------------------------------------------------ persistence
     def get_params(self) -> dict:
+        """Settings saved with the model (branches are saved separately)."""
         return {k: getattr(self, k) for k in ("fusion", "calibration", "fpr", "k", "workers", "reduce",
                                               "max_pixels", "progress")}
 

@@ -45,6 +45,7 @@ class OrFusion:
     kind = "or"
 
     def fit(self, S, y=None, thresholds=None):
+        """Learn per-branch scales from held-out normal scores ``S`` and take the branch thresholds."""
         S = _check_S(S)
         if thresholds is None or len(thresholds) != S.shape[1]:
             raise ValueError("OR fusion needs one threshold per branch (calibrate the branches first)")
@@ -56,10 +57,12 @@ class OrFusion:
         return self
 
     def score(self, S) -> np.ndarray:
+        """Largest margin over a branch threshold, in that branch's normal std (> 0 = outlier)."""
         S = _check_S(S, len(self.thresholds_))
         return ((S - self.thresholds_) / self.scales_).max(axis=1)
 
     def get_state(self):
+        """``(json_state, arrays)`` for :func:`fusion_from_state`."""
         return {"kind": self.kind, "threshold_": self.threshold_}, {
             "thresholds_": self.thresholds_, "scales_": self.scales_}
 
@@ -82,6 +85,7 @@ class LogisticFusion:
         self.class_weight = class_weight
 
     def fit(self, S, y=None, thresholds=None):
+        """Learn weights from branch scores ``S`` of labelled images ``y`` (0 normal, 1 outlier)."""
         S = _check_S(S)
         if y is None:
             raise ValueError("logistic fusion learns from labelled images: pass labels (0 = normal, "
@@ -100,12 +104,14 @@ class LogisticFusion:
         return self
 
     def score(self, S) -> np.ndarray:
+        """Calibrated probability of being an outlier (> 0.5 = outlier)."""
         S = _check_S(S, len(self.coef_))
         z = ((S - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
         with np.errstate(over="ignore"):
             return 1.0 / (1.0 + np.exp(-z))
 
     def get_state(self):
+        """``(json_state, arrays)`` for :func:`fusion_from_state`."""
         return {"kind": self.kind, "C": self.C, "class_weight": self.class_weight,
                 "intercept_": self.intercept_, "threshold_": self.threshold_}, {
             "mean_": self.mean_, "scale_": self.scale_, "coef_": self.coef_}
@@ -115,12 +121,14 @@ FUSIONS = {"or": OrFusion, "logistic": LogisticFusion}
 
 
 def make_fusion(kind: str):
+    """A new, unfitted fusion of the given kind (``"or"`` or ``"logistic"``)."""
     if kind not in FUSIONS:
         raise ValueError(f"fusion must be one of {sorted(FUSIONS)}, got {kind!r}")
     return FUSIONS[kind]()
 
 
 def fusion_from_state(state: dict[str, Any], arrays: dict[str, np.ndarray]):
+    """Rebuild a fitted fusion from its saved state (no pickle)."""
     kind = state.get("kind")
     if kind == "or":
         f = OrFusion()

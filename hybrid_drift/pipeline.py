@@ -53,6 +53,7 @@ class Extracted:
         return int(self.ok.sum())
 
     def first_error(self) -> str | None:
+        """``"path: reason"`` of the first unreadable input, or None."""
         return next((f"{i}: {e}" for i, e in zip(self.ids, self.errors) if e), None)
 
     def expand(self, values: np.ndarray, fill=np.nan) -> np.ndarray:

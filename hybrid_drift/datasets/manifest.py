@@ -35,12 +35,15 @@ class Dataset:
         return self.root.name
 
     def split(self, name: str) -> pd.DataFrame:
+        """Manifest rows of one split, in file order."""
         return self.manifest[self.manifest["split"] == name].reset_index(drop=True)
 
     def paths(self, name: str) -> list[str]:
+        """Absolute image paths of one split."""
         return self.split(name)["abspath"].tolist()
 
     def labels(self, name: str) -> np.ndarray:
+        """Labels (0 normal, 1 outlier) of one split."""
         return self.split(name)["label"].to_numpy(dtype=int)
 
 

@@ -44,6 +44,7 @@ class FeatureCache:
         return self.dir / sha1[:2] / f"{sha1}.npy"
 
     def get(self, sha1: str | None) -> np.ndarray | None:
+        """The cached vector for this content hash, or None (missing or damaged entries are misses)."""
         if not sha1:
             return None
         p = self._path(sha1)
@@ -53,6 +54,7 @@ class FeatureCache:
             return None  # missing or damaged entry: recompute
 
     def put(self, sha1: str | None, vec: np.ndarray) -> None:
+        """Store a vector atomically (temporary file, then rename)."""
         if not sha1:
             return
         p = self._path(sha1)

@@ -50,6 +50,7 @@ class BackboneSpec:
     taps: dict | None = None
 
     def layer_dim(self, layer: str) -> int:
+        """Channels of a tapped layer (``"head"`` = the last feature map)."""
         if layer == "head":
             return self.dim
         if not self.taps or layer not in self.taps:
@@ -67,10 +68,12 @@ def register_backbone(spec: BackboneSpec) -> None:
 
 
 def available_backbones() -> list[str]:
+    """Names accepted by :class:`Embedder` and ``CNNBranch(backbone=...)``."""
     return sorted(_REGISTRY)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

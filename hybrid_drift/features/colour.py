@@ -63,13 +63,16 @@ class ColourFeatures:
             raise ValueError(f"grid must be (rows, cols) with both >= 1, got {self.grid}")
 
     def get_config(self) -> dict:
+        """Settings as JSON-able values."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     def group_sizes(self) -> list[int]:
+        """Number of bins of each histogram in the flat vector."""
         per_cell = [self.bins] * 3 + ([self.hs_bins[0] * self.hs_bins[1]] if self.joint_hs else [])
         return per_cell * (self.grid[0] * self.grid[1])
 
     def group_names(self) -> list[str]:
+        """Name of each histogram, e.g. ``hue@0,1`` (channel @ grid row, column)."""
         names = list(_CHANNELS) + (["hue_x_saturation"] if self.joint_hs else [])
         cells = [(r, c) for r in range(self.grid[0]) for c in range(self.grid[1])]
         if len(cells) == 1:
@@ -85,6 +88,7 @@ class ColourFeatures:
         return int(sum(self.group_sizes()))
 
     def hsv(self, rgb: np.ndarray) -> np.ndarray:
+        """OpenCV 8-bit HSV of an RGB image (hue 0..179)."""
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
 
     def transform(self, rgb: np.ndarray, hsv: np.ndarray | None = None) -> np.ndarray:

@@ -170,6 +170,7 @@ class BatchProfile:
                 and pd.api.types.is_numeric_dtype(self.table[c])]
 
     def mean_hist(self) -> np.ndarray:
+        """Mean normalised hue, saturation, brightness histograms of the batch, ``(3, 32)``."""
         return self.hist / max(self.n_images, 1)
 
     def merge(self, other: BatchProfile) -> BatchProfile:

@@ -81,6 +81,7 @@ class BaseScorer(BaseEstimator):
 
     def set_threshold(self, scores, y=None, *, method: str | None = None, fpr: float = 0.01,
                       k: float = 3.0) -> float:
+        """Set ``threshold_`` from given held-out scores (rule as in :meth:`calibrate`); returns it."""
         method = method or self.default_calibration or "mean_std"
         if method != "fixed":
             self.threshold_ = choose_threshold(scores, y, method=method, fpr=fpr, k=k)
