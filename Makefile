@@ -30,6 +30,9 @@ test: $(VENV)/.installed $(VENV)/.system-deps
 bench: $(VENV)/.installed
 	$(VENV)/bin/hybrid-drift make-dataset crossroad $(BUILD)/crossroad --seed 0
 	$(VENV)/bin/hybrid-drift bench $(BUILD)/crossroad --json $(BUILD)/bench.json --report $(BUILD)/report
+	$(VENV)/bin/hybrid-drift fit $(BUILD)/crossroad --val $(BUILD)/crossroad --out $(BUILD)/model --quiet
+	$(VENV)/bin/hybrid-drift report $(BUILD)/model $(BUILD)/crossroad --split test --out $(BUILD)/crossroad-test.html
+	@echo "open $(BUILD)/crossroad-test.html (which test images are strange, and why) and $(BUILD)/report/index.html"
 
 perf: $(VENV)/.installed
 	$(PY) benchmarks/throughput.py
