@@ -312,6 +312,11 @@ class CNNBranch(Branch):
                 "weights file")
         self._checked = True
 
+    @property
+    def uses_content_hash(self) -> bool:
+        """The loader computes file hashes only when a branch's cache needs them."""
+        return self.cache_dir is not False
+
     def _feature_cache(self):
         if self.cache_dir is False:
             return None

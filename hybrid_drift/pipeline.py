@@ -120,8 +120,9 @@ def extract(branches: Sequence, X, *, workers: int | None = None, reduce="auto",
         pend_imgs.clear()
         pend_prep.clear()
 
+    with_hash = any(getattr(b, "uses_content_hash", False) for b in branches)
     for img, prepared in load_images(items, workers=workers, reduce=reduce, max_pixels=max_pixels,
-                                     map_fn=prep, progress=progress, desc=desc):
+                                     map_fn=prep, progress=progress, desc=desc, with_hash=with_hash):
         ids.append(img.source)
         errors.append(img.error)
         meta.append(img.meta)

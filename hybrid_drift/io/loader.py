@@ -82,6 +82,7 @@ def load_images(
     prefetch: int = 64,
     progress: bool = False,
     desc: str = "loading",
+    with_hash: bool = True,
 ) -> Iterator[tuple[DecodedImage, Any]]:
     """Decode ``items`` in a thread pool and yield ``(image, map_fn(image))`` in order.
 
@@ -103,13 +104,15 @@ def load_images(
         How many images may be decoded ahead of the consumer (bounds memory).
     progress : bool
         Show a tqdm progress bar.
+    with_hash : bool
+        Compute each input's SHA-1 (needed only by content-keyed caches).
     """
     workers = workers or default_workers()
     readers: dict[str, _VideoReader] = {}
 
     def work(item_or_img):
         img = item_or_img if isinstance(item_or_img, DecodedImage) else decode_image(
-            item_or_img.src, name=item_or_img.id, max_pixels=max_pixels, reduce=reduce)
+            item_or_img.src, name=item_or_img.id, max_pixels=max_pixels, reduce=reduce, with_hash=with_hash)
         extra = None
         if img.ok and map_fn is not None:
             try:
