@@ -13,7 +13,6 @@ import numpy as np
 
 __all__ = ["ColourFeatures", "STAT_NAMES"]
 
-
 _CHANNELS = ("hue", "saturation", "brightness")
 _RANGES = ((0, 180), (0, 256), (0, 256))  # OpenCV 8-bit HSV: hue is 0..179
 STAT_NAMES = tuple(f"{c}_{s}" for c in _CHANNELS for s in ("mean", "std", "min", "max"))
@@ -92,54 +91,29 @@ class ColourFeatures:
         """OpenCV 8-bit HSV of an RGB image (hue 0..179)."""
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
 
-    def _layout(self, h: int, w: int):
-        """Per-pixel offset of each pixel's cell in the flat vector, and pixels per cell (cached)."""
-        key = (h, w)
-        cache = self.__dict__.setdefault("_layouts", {})
-        if key not in cache:
-            rows = np.linspace(0, h, self.grid[0] + 1).astype(int)
-            cols = np.linspace(0, w, self.grid[1] + 1).astype(int)
-            r = np.searchsorted(rows[1:], np.arange(h), side="right")
-            c = np.searchsorted(cols[1:], np.arange(w), side="right")
-            cell = (r[:, None] * self.grid[1] + c[None, :]).ravel()
-            per_cell = self.n_features // (self.grid[0] * self.grid[1])
-            sizes = np.bincount(cell, minlength=self.grid[0] * self.grid[1]).astype(np.float32)
-            if (sizes == 0).any():  # image smaller than the grid: one cell for everything
-                return None
-            cache[key] = ((cell * per_cell).astype(np.int32), per_cell, sizes)
-        return cache[key]
-
-    def _luts(self):
-        cache = self.__dict__.setdefault("_lut_cache", {})
-        if not cache:
-            v = np.arange(256)
-            cache["h"] = np.minimum(v * self.bins // 180, self.bins - 1).astype(np.int32)
-            cache["sv"] = (v * self.bins // 256).astype(np.int32)
-            cache["jh"] = np.minimum(v * self.hs_bins[0] // 180, self.hs_bins[0] - 1).astype(np.int32)
-            cache["js"] = (v * self.hs_bins[1] // 256).astype(np.int32)
-        return cache
-
     def transform(self, rgb: np.ndarray, hsv: np.ndarray | None = None) -> np.ndarray:
-        """Flat ``float32`` vector of normalised histograms for one RGB image.
-
-        All cells and channels are counted in one ``numpy.bincount`` over per-pixel
-        bin indices (the same uniform bins as ``cv2.calcHist``).
-        """
+        """Flat ``float32`` vector of normalised histograms for one RGB image."""
         hsv = self.hsv(rgb) if hsv is None else hsv
         h, w = hsv.shape[:2]
-        layout = self._layout(h, w)
-        if layout is None:  # image smaller than the grid: every cell sees the whole image
-            whole = ColourFeatures(self.bins, (1, 1), self.joint_hs, self.hs_bins)
-            return np.tile(whole.transform(rgb, hsv), self.grid[0] * self.grid[1])
-        base, per_cell, sizes = layout
-        lut = self._luts()
-        flat = hsv.reshape(-1, 3)
-        b = self.bins
-        idx = [base + lut["h"][flat[:, 0]], base + b + lut["sv"][flat[:, 1]], base + 2 * b + lut["sv"][flat[:, 2]]]
-        if self.joint_hs:
-            idx.append(base + 3 * b + lut["jh"][flat[:, 0]] * self.hs_bins[1] + lut["js"][flat[:, 1]])
-        counts = np.bincount(np.concatenate(idx), minlength=self.n_features).astype(np.float32)
-        return (counts.reshape(len(sizes), per_cell) / sizes[:, None]).ravel()
+        rows = np.linspace(0, h, self.grid[0] + 1).astype(int)
+        cols = np.linspace(0, w, self.grid[1] + 1).astype(int)
+        parts = []
+        for r in range(self.grid[0]):
+            for c in range(self.grid[1]):
+                cell = hsv[rows[r]:rows[r + 1], cols[c]:cols[c + 1]]
+                if cell.size == 0:  # image smaller than the grid: reuse the whole image
+                    cell = hsv
+                for ch, rng in enumerate(_RANGES):
+                    parts.append(cv2.calcHist([cell], [ch], None, [self.bins], list(rng)).ravel())
+                if self.joint_hs:
+                    parts.append(cv2.calcHist([cell], [0, 1], None, list(self.hs_bins),
+                                              [0, 180, 0, 256]).ravel())
+        out = np.empty(self.n_features, np.float32)
+        pos = 0
+        for p in parts:
+            out[pos:pos + p.size] = p / max(float(p.sum()), 1.0)
+            pos += p.size
+        return out
 
     @staticmethod
     def stats(rgb: np.ndarray | None = None, hsv: np.ndarray | None = None) -> np.ndarray:
