@@ -184,3 +184,16 @@ def test_colour_histograms_of_an_image_smaller_than_the_grid():
     assert v.shape == (f.n_features,) and np.isfinite(v).all()
     b = f.group_bounds()
     assert all(v[b[g]:b[g + 1]].sum() == pytest.approx(1.0) for g in range(len(b) - 1))
+
+
+def test_incremental_pca_path_matches_full_pca():
+    rng = np.random.default_rng(5)
+    X = (rng.normal(size=(3000, 5)) @ rng.normal(size=(5, 40)) + 0.01 * rng.normal(size=(3000, 40)))
+    new = np.r_[X[:5] + 0.001, rng.normal(size=(5, 40))]
+    full = PCAReconstructionScorer(5).fit(X)
+    inc = PCAReconstructionScorer(5, incremental_above=1000, batch_rows=400).fit(X.astype(np.float32))
+    np.testing.assert_allclose(inc.score_samples(new), full.score_samples(new), rtol=0.02, atol=1e-3)
+    frac = PCAReconstructionScorer(0.99, incremental_above=1000, batch_rows=400).fit(X)
+    assert frac.n_components_ == 5  # resolved on a subsample, then fitted incrementally
+    a = full.score_samples(new.astype(np.float32))
+    np.testing.assert_allclose(a, full.score_samples(new), rtol=1e-4)

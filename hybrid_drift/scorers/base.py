@@ -48,12 +48,14 @@ class BaseScorer(BaseEstimator):
     # -- shared verbs -------------------------------------------------------------
     @staticmethod
     def _check_X(X, name="X") -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
+        X = np.asarray(X)
+        if X.dtype not in (np.float32, np.float64):  # float32 stays float32: no full-size copies
+            X = X.astype(np.float64)
         if X.ndim != 2:
             raise ValueError(f"{name} must be 2-D (n_images, n_features), got shape {X.shape}")
         if X.shape[0] == 0:
             raise ValueError(f"{name} has no rows (no usable images)")
-        if not np.isfinite(X).all():
+        if not all(np.isfinite(X[i:i + 65536]).all() for i in range(0, len(X), 65536)):
             raise ValueError(f"{name} contains NaN or inf")
         return X
 

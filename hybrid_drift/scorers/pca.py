@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.preprocessing import StandardScaler
+from sklearn.decomposition import PCA, IncrementalPCA
 
 from .base import BaseScorer
 
@@ -42,6 +41,12 @@ class PCAReconstructionScorer(BaseScorer):
         variance, whatever its number of channels.
     random_state : int
         Seed for randomised SVD solvers.
+    incremental_above : int
+        With more training rows than this, fit with scikit-learn's
+        ``IncrementalPCA`` over row batches, so memory stays bounded (a variance
+        fraction is then resolved on a random subsample of that many rows).
+    batch_rows : int
+        Rows per batch for standardisation statistics, incremental fitting and scoring.
 
     Attributes
     ----------
@@ -66,11 +71,14 @@ class PCAReconstructionScorer(BaseScorer):
     _json_attrs: ClassVar = ("n_components_",)
 
     def __init__(self, n_components=150, standardise: bool = True, scale_floor="median",
-                 group_bounds=None, random_state: int = 0):
+                 group_bounds=None, random_state: int = 0, incremental_above: int = 20000,
+                 batch_rows: int = 8192):
         self.n_components = n_components
         self.standardise = standardise
         self.scale_floor = scale_floor
         self.group_bounds = group_bounds
+        self.incremental_above = incremental_above
+        self.batch_rows = batch_rows
         self.random_state = random_state
 
     def _fit(self, X):
@@ -87,31 +95,56 @@ class PCAReconstructionScorer(BaseScorer):
                     f"images, lower n_components, or pass a variance fraction such as 0.95.")
         else:
             raise TypeError(f"n_components must be an int or a float in (0, 1), got {nc!r}")
+        b = self.batch_rows
         if self.standardise:
-            sc = StandardScaler().fit(X)
-            self.mean_, self.scale_ = sc.mean_, sc.scale_  # sklearn maps zero variance to 1
+            # mean and variance in float64, one row batch at a time (no full-size copy)
+            s1 = np.zeros(d)
+            s2 = np.zeros(d)
+            for i in range(0, n, b):
+                chunk = X[i:i + b].astype(np.float64)
+                s1 += chunk.sum(axis=0)
+                s2 += (chunk * chunk).sum(axis=0)
+            self.mean_ = s1 / n
+            std = np.sqrt(np.maximum(s2 / n - self.mean_ ** 2, 0.0))
+            scale = np.where(std > 1e-12 * np.maximum(np.abs(self.mean_), 1.0), std, 1.0)  # as StandardScaler
             bounds = list(self.group_bounds) if self.group_bounds is not None else [0, d]
             if bounds[0] != 0 or bounds[-1] != d or np.any(np.diff(bounds) <= 0):
                 raise ValueError(f"group_bounds must rise from 0 to n_features={d}, got {bounds}")
-            std = np.sqrt(sc.var_)
-            scale = self.scale_.copy()
-            for a, b in zip(bounds[:-1], bounds[1:]):
+            for a, e in zip(bounds[:-1], bounds[1:]):
                 if self.scale_floor is not None:
-                    floor = float(np.median(std[a:b])) if self.scale_floor == "median" else float(self.scale_floor)
+                    floor = float(np.median(std[a:e])) if self.scale_floor == "median" else float(self.scale_floor)
                     if floor > 0:
-                        scale[a:b] = np.maximum(std[a:b], floor)
+                        scale[a:e] = np.maximum(std[a:e], floor)
                 if len(bounds) > 2:  # equal total variance per block
-                    scale[a:b] *= np.sqrt(b - a)
+                    scale[a:e] *= np.sqrt(e - a)
             self.scale_ = scale
         else:
             self.mean_, self.scale_ = np.zeros(d), np.ones(d)
-        Z = (X - self.mean_) / self.scale_
-        pca = PCA(n_components=nc, random_state=self.random_state).fit(Z)
+
+        def z(rows):
+            return (X[rows].astype(np.float64) - self.mean_) / self.scale_
+
+        if n <= self.incremental_above:
+            pca = PCA(n_components=nc, random_state=self.random_state).fit(z(slice(None)))
+        else:
+            if isinstance(nc, float):  # resolve a variance fraction on a subsample
+                rng = np.random.default_rng(self.random_state)
+                sub = np.sort(rng.choice(n, self.incremental_above, replace=False))
+                nc = int(PCA(n_components=nc, random_state=self.random_state).fit(z(sub)).n_components_)
+            step = max(b, nc)
+            pca = IncrementalPCA(n_components=nc, batch_size=step)
+            for i in range(0, n, step):
+                rows = slice(i, min(i + step, n))
+                if min(i + step, n) - i >= nc:  # IncrementalPCA needs >= n_components rows per batch
+                    pca.partial_fit(z(rows))
         self.components_ = pca.components_
         self.pca_mean_ = pca.mean_
         self.n_components_ = int(pca.n_components_)
 
     def _score(self, X):
-        C = (X - self.mean_) / self.scale_ - self.pca_mean_
-        residual = C - (C @ self.components_.T) @ self.components_
-        return np.sqrt(np.einsum("ij,ij->i", residual, residual))
+        out = np.empty(len(X))
+        for i in range(0, len(X), self.batch_rows):  # bounded temporaries, whatever len(X)
+            C = (X[i:i + self.batch_rows].astype(np.float64) - self.mean_) / self.scale_ - self.pca_mean_
+            residual = C - (C @ self.components_.T) @ self.components_
+            out[i:i + len(C)] = np.sqrt(np.einsum("ij,ij->i", residual, residual))
+        return out
