@@ -161,7 +161,7 @@ def _is_dataset(inputs) -> bool:
 
 
 def _cmd_report(a) -> int:
-    a.report, a.json, a.max_outliers = a.out, False, None
+    a.report, a.json, a.max_outliers, a.chunk = a.out, False, None, 1024
     a.out = None
     return _cmd_score(a, quiet_table=True)
 
@@ -178,6 +178,18 @@ def _cmd_score(a, quiet_table: bool = False) -> int:
         from .datasets import read_manifest
         kinds = read_manifest(a.inputs[0]).split(a.split)["kind"].tolist()
     items = _check_nonempty(inputs, "images to score")
+    if a.out and not a.report and Path(a.out).suffix != ".parquet":
+        # stream: constant memory whatever the number of images
+        out = Path(a.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        n = n_out = n_err = 0
+        with open(out, "w", newline="") as fh:
+            for part in det.score_iter(items, chunk=a.chunk):
+                part.to_csv(fh, index=False, header=(n == 0))
+                n += len(part)
+                n_out += int(part["is_outlier"].fillna(False).sum())
+                n_err += int(part["error"].notna().sum())
+        return _score_summary(a, n, n_out, n_err)
     table = det.score(items)
     if a.report:
         from .report import score_report
@@ -189,15 +201,17 @@ def _cmd_score(a, quiet_table: bool = False) -> int:
             table.to_parquet(out, index=False)
         else:
             table.to_csv(out, index=False)
-    n_out = int(table["is_outlier"].fillna(False).sum())
-    n_err = int(table["error"].notna().sum())
-    summary = {"n": len(table), "outliers": n_out, "errors": n_err, "out": a.out}
+    if not a.out and not quiet_table and not a.json:
+        print(table.to_csv(index=False), end="")
+    return _score_summary(a, len(table), int(table["is_outlier"].fillna(False).sum()),
+                          int(table["error"].notna().sum()))
+
+
+def _score_summary(a, n: int, n_out: int, n_err: int) -> int:
     if a.json:
-        print(json.dumps(summary))
+        print(json.dumps({"n": n, "outliers": n_out, "errors": n_err, "out": a.out}))
     else:
-        if not a.out and not quiet_table:
-            print(table.to_csv(index=False), end="")
-        print(f"scored {len(table)} inputs: {n_out} outliers, {n_err} unreadable"
+        print(f"scored {n} inputs: {n_out} outliers, {n_err} unreadable"
               + (f"; table written to {a.out}" if a.out else ""), file=sys.stderr)
     if a.max_outliers is not None and n_out > a.max_outliers:
         print(f"constraint failed: {n_out} outliers > --max-outliers {a.max_outliers}", file=sys.stderr)
@@ -372,6 +386,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     s.add_argument("--max-outliers", type=int, default=None, help="exit 1 when more outliers are found")
     s.add_argument("--report", help="write a self-contained HTML report (a .html path or a folder)")
+    s.add_argument("--chunk", type=int, default=1024,
+                   help="images per chunk when streaming to a CSV --out (memory stays flat)")
     s.set_defaults(fn=_cmd_score)
 
     s = sub.add_parser("report", parents=[common], help="score images and write a self-contained HTML report",

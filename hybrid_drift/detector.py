@@ -219,7 +219,7 @@ class HybridDetector:
             df[f"{b.name}_flag"] = pd.array(np.where(ok, S[:, j] > b.threshold_, None), dtype="boolean")
         df["fused"] = fused
         df["is_outlier"] = pd.array(np.where(ok, fused > self.fusion_.threshold_, None), dtype="boolean")
-        df["error"] = ext.errors
+        df["error"] = pd.array(ext.errors, dtype="string")  # same dtype whatever the chunk holds
         return df
 
     def score(self, X) -> pd.DataFrame:
@@ -227,6 +227,21 @@ class HybridDetector:
         ``is_outlier`` (nullable boolean, NA when unreadable) and ``error``."""
         self._check_fitted(calibrated=True)
         return self.score_features(self.extract(X, desc="score"))
+
+    def score_iter(self, X, chunk: int = 1024):
+        """Score in chunks of ``chunk`` inputs, yielding one DataFrame per chunk.
+
+        Memory stays flat in the number of inputs: only one chunk's images and
+        features are held at a time. Rows come in input order, with the same
+        columns as :meth:`score`.
+        """
+        from .io.sources import expand_inputs
+        self._check_fitted(calibrated=True)
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        items = expand_inputs(X)
+        for i in range(0, len(items), chunk):
+            yield self.score_features(self.extract(items[i:i + chunk], desc=f"score {i}-{i + chunk}"))
 
     def score_samples(self, X) -> np.ndarray:
         """Fused score per input (higher = stranger); NaN for unreadable inputs."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from .io.decode import DEFAULT_MAX_PIXELS
 from .io.loader import load_images
-from .io.sources import InputItem, expand_inputs
+from .io.sources import expand_inputs
 
 __all__ = ["Extracted", "extract"]
 
@@ -97,10 +97,7 @@ def extract(branches: Sequence, X, *, workers: int | None = None, reduce="auto",
     -------
     Extracted
     """
-    if isinstance(X, Sequence) and X and all(isinstance(x, InputItem) for x in X):
-        items = list(X)
-    else:
-        items = expand_inputs(X, video_step=video_step)
+    items = expand_inputs(X, video_step=video_step)
     names = [b.name for b in branches]
     if len(set(names)) != len(names):
         raise ValueError(f"branch names must be unique, got {names}")

@@ -158,3 +158,14 @@ def test_feature_cache_skips_the_cnn(frames, tmp_path, monkeypatch):
     again = b.score_samples(frames[:10] + frames[10:12])
     assert calls == [2]  # only the two new frames went through the network
     assert np.allclose(first, again[:10])
+
+
+def test_score_iter_streams_the_same_rows(fitted_detector, frames):
+    batch = list(frames[140:150]) + [b""]
+    whole = fitted_detector.score(batch)
+    parts = list(fitted_detector.score_iter(batch, chunk=4))
+    assert [len(p) for p in parts] == [4, 4, 3]
+    streamed = pd.concat(parts, ignore_index=True)
+    pd.testing.assert_frame_equal(streamed.drop(columns="path"), whole.drop(columns="path"))
+    with pytest.raises(ValueError, match="chunk"):
+        next(fitted_detector.score_iter(batch, chunk=0))

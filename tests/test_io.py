@@ -192,3 +192,8 @@ def test_tiff_with_tags_decodes_through_pillow(half_white, tmp_path):
     assert r.rgb[5, 5].tolist() == [255, 255, 255] and r.rgb[5, 30].tolist() == [0, 0, 0]
     assert r.meta["format"] == "TIFF"
     assert r.meta["exif_Model"] == "FieldCam 3" and r.meta["exif_Software"] == "capture-tool 1.2"
+
+
+def test_expanded_items_pass_through_unchanged(photo):
+    items = expand_inputs([photo, b"x"])
+    assert expand_inputs(items) == items

@@ -91,7 +91,7 @@ def expand_inputs(inputs: Any, *, recursive: bool = True,
                   video_step: int = 1) -> list[InputItem]:
     """Flatten user inputs into :class:`InputItem` s, in order.
 
-    ``inputs`` may be one or a list of: a folder (listed, sorted), an image path, a
+    ``inputs`` may be one or a list of: an :class:`InputItem` (kept), a folder (listed, sorted), an image path, a
     video path (every ``video_step``-th frame, id ``path#frame=N``), encoded ``bytes``,
     a numpy array ``HxW[xC]``, or a 4-D array ``NxHxWxC`` (a batch). Paths that do not
     exist are kept: they come back as error records, never silently dropped.
@@ -101,7 +101,9 @@ def expand_inputs(inputs: Any, *, recursive: bool = True,
     items: list[InputItem] = []
     n_arr = n_bytes = 0
     for x in inputs:
-        if isinstance(x, np.ndarray) and x.ndim == 4:
+        if isinstance(x, InputItem):  # already expanded
+            items.append(x)
+        elif isinstance(x, np.ndarray) and x.ndim == 4:
             for a in x:
                 items.append(InputItem(f"<array #{n_arr}>", a))
                 n_arr += 1
