@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 BUILD  := build
 
-.PHONY: test bench install perf clean
+.PHONY: test bench install perf peers clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,18 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/hybrid-drift report $(BUILD)/model $(BUILD)/crossroad --split test --out $(BUILD)/crossroad-test.html
 	@echo "open $(BUILD)/crossroad-test.html (which test images are strange, and why) and $(BUILD)/report/index.html"
 
-perf: $(VENV)/.installed
+# peer tools for side-by-side benchmarks, in their own venv (whylogs 1.6 needs numpy < 2)
+.venv-peers/.installed: benchmarks/requirements-peers.txt
+	$(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/python -m pip install --quiet --upgrade pip
+	.venv-peers/bin/python -m pip install --quiet -r benchmarks/requirements-peers.txt
+	touch $@
+
+peers: .venv-peers/.installed
+
+perf: $(VENV)/.installed .venv-peers/.installed
 	$(PY) benchmarks/throughput.py
+	$(PY) benchmarks/memory.py
 
 clean:
 	rm -rf $(BUILD) .pytest_cache

@@ -1,6 +1,6 @@
 """Images/second of each stage and branch, measured side by side in one run.
 
-    python benchmarks/throughput.py [--n 300] [--workers 2]
+    python benchmarks/throughput.py [--n 300] [--workers 2] [--peers .venv-peers/bin/python]
 
 Uses real 768x576 JPEG frames of the bundled street video (written to a temporary
 folder first), a cold feature cache (the CNN cache is disabled) and prints a
@@ -10,7 +10,12 @@ markdown table with absolute rates and the ratios that matter:
   and vs a plain PIL + NumPy HSB implementation (full decode, per-channel histograms);
 * CNN branch end-to-end (decode → resize → backbone → pooled features) vs the bare
   backbone forward pass on the same input size and batch size;
-* PCA reconstruction scoring per image.
+* PCA reconstruction scoring per image, vs NannyML's DataReconstructionDriftCalculator
+  with chunk size 1 (its only way to give one error per image) on the same embeddings;
+* whylogs' ``log_image`` (default image features, PIL decode included) on the same files.
+
+The peers run in their own venv (``make peers``; whylogs 1.6 needs numpy < 2) through
+``benchmarks/peers.py``; without it their rows are skipped with a note.
 
 Not a test: these machines are shared and noisy; run it a few times.
 """
@@ -57,11 +62,29 @@ def pil_numpy_hsb(paths, bins=32):
             np.histogram(hsv[..., c], bins=bins, range=(0, 256))
 
 
+def peer(python, *args) -> dict | None:
+    import json
+    import subprocess
+    if not python or not Path(python).exists():
+        return None
+    env = dict(os.environ, NML_DISABLE_USAGE_LOGGING="1")
+    r = subprocess.run([python, str(Path(__file__).parent / "peers.py"), *args], capture_output=True, text=True,
+                       env=env)
+    if r.returncode != 0:
+        print(f"peer {args[0]} failed: {r.stderr[-500:]}", file=sys.stderr)
+        return None
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=300, help="frames (default 300)")
     ap.add_argument("--n-cnn", type=int, default=128, help="frames for the CNN rows (default 128)")
     ap.add_argument("--workers", type=int, default=None, help="decode threads (default: one per core)")
+    ap.add_argument("--peers", default=str(Path(__file__).resolve().parents[1] / ".venv-peers" / "bin" / "python"),
+                    help="python of the peers venv (whylogs, nannyml)")
+    ap.add_argument("--scale", type=int, nargs="*", default=[1000, 10000],
+                    help="colour-branch rates at these image counts (frames cycled)")
     a = ap.parse_args()
     import torch
     rows = []
@@ -76,13 +99,26 @@ def main():
         colour = ColourBranch()
         r_colour_1 = rate(n, lambda: extract([colour], paths, workers=1))
         r_colour = rate(n, lambda: extract([colour], paths, workers=a.workers))
+        list_file = Path(tmp) / "paths.txt"
+        list_file.write_text("\n".join(paths[:100]))
+        wl = peer(a.peers, "whylogs", str(list_file))
+        r_wl = wl["images_per_s"] if wl else float("nan")
         rows += [("decode, full size (cv2.imread), 1 thread", r_decode_full, ""),
                  ("decode, 1/2 size in the DCT domain (IMREAD_REDUCED_COLOR_2), 1 thread", r_decode_red, ""),
                  ("peer: PIL decode + HSV + NumPy histograms, 1 thread", r_peer, ""),
                  ("colour branch (decode 1/2 + HSV + 4x4 grid histograms), 1 thread", r_colour_1,
                   f"{r_colour_1 / r_decode_red:.2f}x bare reduced decode; {r_colour_1 / r_peer:.1f}x peer"),
                  (f"colour branch, {a.workers or os.cpu_count()} threads", r_colour,
-                  f"{r_colour / r_decode_red:.2f}x one-thread reduced decode")]
+                  f"{r_colour / r_decode_red:.2f}x one-thread reduced decode; "
+                  f"{r_colour / r_wl:.1f}x whylogs" if wl else "whylogs not measured (make peers)")]
+        if wl:
+            rows.append((f"peer: whylogs {wl['version']} log_image, default features, PIL decode, 1 thread "
+                         f"({wl['n']} images)", r_wl, ""))
+        for n_scale in a.scale:
+            cyc = [paths[i % n] for i in range(n_scale)]
+            rows.append((f"colour branch, {n_scale:,} images (frames cycled), "
+                         f"{a.workers or os.cpu_count()} threads", rate(n_scale, lambda: extract([colour], cyc,
+                                                                                                 workers=a.workers)), ""))
 
         cnn_paths = paths[: a.n_cnn]
         m = len(cnn_paths)
@@ -94,18 +130,32 @@ def main():
             batch = np.random.default_rng(0).integers(0, 255, (m, h, w, 3), dtype=np.uint8)
             emb.embed(batch[:8])  # load + warm up
             r_bare = rate(m, lambda: emb.embed(batch))
-            r_e2e = rate(m, lambda: extract([br], cnn_paths, workers=a.workers))
+            feats = {}
+            r_e2e = rate(m, lambda: feats.setdefault("x", extract([br], cnn_paths, workers=a.workers)))
             rows += [(f"CNN forward only ({name}), batch {emb.batch_size}", r_bare, ""),
                      (f"CNN branch end-to-end incl. decode ({name})", r_e2e, f"{r_e2e / r_bare:.2f}x forward only")]
-        rng = np.random.default_rng(0)
-        X = rng.normal(size=(400, 1392)).astype(np.float32)
-        sc = PCAReconstructionScorer(150).fit(X)
-        Y = rng.normal(size=(10000, 1392)).astype(np.float32)
-        r_pca = rate(len(Y), lambda: sc.score_samples(Y))
-        r_pca1 = rate(200, lambda: [sc.score_samples(Y[i:i + 1]) for i in range(200)])
-        rows += [("PCA reconstruction scoring, 1392-D, 150 components, batch of 10,000", r_pca,
-                  f"{1e6 / r_pca:.1f} us/image"),
-                 ("PCA reconstruction scoring, one image per call", r_pca1, f"{1e3 / r_pca1:.3f} ms/image")]
+            if "study" not in name:
+                emb_feats = feats["x"].features["cnn"]
+                torch.set_num_threads(1)
+                r_bare1 = rate(m // 2, lambda: emb.embed(batch[: m // 2]))
+                torch.set_num_threads(os.cpu_count())
+                rows.append((f"CNN forward only ({name}), 1 torch thread", r_bare1,
+                             f"2 threads are {r_bare / r_bare1:.2f}x faster"))
+        # per-image reconstruction error on the real embeddings: ours vs NannyML, same data
+        ref, ana = emb_feats[:100], emb_feats[100:]
+        sc = PCAReconstructionScorer(0.65).fit(ref)  # NannyML's default: 65% of the variance
+        r_pca1 = rate(len(ana) * 20, lambda: [sc.score_samples(ana[i:i + 1]) for _ in range(20) for i in range(len(ana))])
+        big = np.repeat(ana, 400, axis=0)
+        r_pca = rate(len(big), lambda: sc.score_samples(big))
+        np.save(Path(tmp) / "ref.npy", ref)
+        np.save(Path(tmp) / "ana.npy", ana)
+        nm = peer(a.peers, "nannyml", str(Path(tmp) / "ref.npy"), str(Path(tmp) / "ana.npy"))
+        rows += [(f"PCA reconstruction error, {ref.shape[1]}-D real embeddings, one image per call", r_pca1,
+                  f"{1e3 / r_pca1:.3f} ms/image" + (f"; {nm['seconds_per_image'] * r_pca1:,.0f}x NannyML" if nm else "")),
+                 (f"PCA reconstruction error, batch of {len(big):,}", r_pca, f"{1e6 / r_pca:.1f} us/image")]
+        if nm:
+            rows.append((f"peer: NannyML {nm['version']} DataReconstructionDriftCalculator, chunk_size=1 "
+                         f"({nm['n']} images)", 1 / nm["seconds_per_image"], f"{nm['seconds_per_image'] * 1e3:.0f} ms/image"))
 
     print(f"\n{n} frames 768x576 JPEG (CNN rows: {m}); {platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), OpenCV {cv2.__version__}, "
