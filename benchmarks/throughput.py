@@ -141,6 +141,18 @@ def main():
                 torch.set_num_threads(os.cpu_count())
                 rows.append((f"CNN forward only ({name}), 1 torch thread", r_bare1,
                              f"2 threads are {r_bare / r_bare1:.2f}x faster"))
+        # ResNet18 (the study's backbone): its ImageNet weights cannot be downloaded here, but the
+        # forward cost does not depend on the weight values, so time the architecture itself
+        import torchvision
+        trunk = torch.nn.Sequential(*list(torchvision.models.resnet18(weights=None).children())[:-2]).eval()
+        trunk = trunk.to(memory_format=torch.channels_last)
+        for hw in ((224, 224), (288, 384)):
+            x = torch.randn(32, 3, *hw).contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode():
+                trunk(x[:4])
+                r_rn = rate(64, lambda: [trunk(x) for _ in range(2)])
+            rows.append((f"ResNet18 forward only, {hw[0]}x{hw[1]}, batch 32 (architecture timing, random weights)",
+                         r_rn, ""))
         # per-image reconstruction error on the real embeddings: ours vs NannyML, same data
         ref, ana = emb_feats[:100], emb_feats[100:]
         sc = PCAReconstructionScorer(0.65).fit(ref)  # NannyML's default: 65% of the variance
