@@ -377,11 +377,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-cache", action="store_true")
     s.set_defaults(fn=_cmd_fit)
 
-    s = sub.add_parser("score", parents=[common], help="score images with a saved detector",
+    scoring = argparse.ArgumentParser(add_help=False)  # shared by score and report
+    scoring.add_argument("model", help="model folder written by 'fit'")
+    scoring.add_argument("inputs", nargs="+", help="images, folders, videos, or a dataset folder with --split")
+    scoring.add_argument("--split", choices=["train", "val", "test"], default=None)
+
+    s = sub.add_parser("score", parents=[common, scoring], help="score images with a saved detector",
                        description="One row per input: path, branch scores, fused, is_outlier, error.")
-    s.add_argument("model", help="model folder written by 'fit'")
-    s.add_argument("inputs", nargs="+", help="images, folders, videos, or a dataset folder with --split")
-    s.add_argument("--split", choices=["train", "val", "test"], default=None)
     s.add_argument("--out", help="write the table (.csv or .parquet); default: CSV on stdout")
     s.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     s.add_argument("--max-outliers", type=int, default=None, help="exit 1 when more outliers are found")
@@ -390,11 +392,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="images per chunk when streaming to a CSV --out (memory stays flat)")
     s.set_defaults(fn=_cmd_score)
 
-    s = sub.add_parser("report", parents=[common], help="score images and write a self-contained HTML report",
+    s = sub.add_parser("report", parents=[common, scoring],
+                       help="score images and write a self-contained HTML report",
                        description="Score INPUT with a saved model and write one HTML file (images embedded).")
-    s.add_argument("model", help="model folder written by 'fit'")
-    s.add_argument("inputs", nargs="+", help="images, folders, videos, or a dataset folder with --split")
-    s.add_argument("--split", choices=["train", "val", "test"], default=None)
     s.add_argument("--out", required=True, help="report path (.html) or folder")
     s.set_defaults(fn=_cmd_report)
 

@@ -68,6 +68,9 @@ def test_cli_fit_score_roundtrip_and_exit_codes(frames, tmp_path, capsys):
     row = t.set_index(t.path.str.rsplit("/", n=1).str[-1])
     assert row.loc["9999_inverted.jpg", "is_outlier"] in (True, "True")
     assert row.loc["9998_broken.jpg", "error"] == "zero bytes"
+    assert main(["report", str(tmp_path / "model"), str(new), "--out", str(tmp_path / "r.html"), "--no-progress"]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "9999_inverted.jpg" in page and "9998_broken.jpg" in page and "data:image/jpeg;base64," in page
     capsys.readouterr()
     rc = main(["score", str(tmp_path / "model"), str(new), "--max-outliers", "0", "--json", "--no-progress"])
     out = json.loads(capsys.readouterr().out)
