@@ -52,7 +52,7 @@ def fit_job(n: int) -> dict:
 def score_job(n: int) -> dict:
     import cv2
 
-    from hybrid_drift import ColourBranch, HybridDetector
+    from hybrid_drift import HybridDetector
     from hybrid_drift.datasets.crossroad import bundled_data_dir
     from hybrid_drift.io import iter_video_frames
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,6 +1,5 @@
 """The quick-start notebook runs top to bottom (on a tiny subset) so it never rots."""
 
-import os
 from pathlib import Path
 
 import nbformat
