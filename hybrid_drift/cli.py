@@ -120,9 +120,11 @@ def _load_inputs(inputs, split, manifest_root=None):
     return list(inputs), None
 
 
-def _check_nonempty(inputs, what):
+def _check_nonempty(inputs, what, video_step: int = 1):
     from .io import expand_inputs
-    items = expand_inputs(inputs)
+    if video_step < 1:
+        raise _UsageError(f"--video-step must be >= 1, got {video_step}")
+    items = expand_inputs(inputs, video_step=video_step)
     if not items:
         raise _UsageError(f"no images found in {', '.join(map(str, inputs))} ({what})")
     return items
@@ -177,7 +179,7 @@ def _cmd_score(a, quiet_table: bool = False) -> int:
     if labels is not None:
         from .datasets import read_manifest
         kinds = read_manifest(a.inputs[0]).split(a.split)["kind"].tolist()
-    items = _check_nonempty(inputs, "images to score")
+    items = _check_nonempty(inputs, "images to score", getattr(a, "video_step", 1))
     if a.out and not a.report and Path(a.out).suffix != ".parquet":
         # stream: constant memory whatever the number of images
         out = Path(a.out)
@@ -381,6 +383,7 @@ def _parser() -> argparse.ArgumentParser:
     scoring.add_argument("model", help="model folder written by 'fit'")
     scoring.add_argument("inputs", nargs="+", help="images, folders, videos, or a dataset folder with --split")
     scoring.add_argument("--split", choices=["train", "val", "test"], default=None)
+    scoring.add_argument("--video-step", type=int, default=1, help="score every N-th frame of videos (default 1)")
 
     s = sub.add_parser("score", parents=[common, scoring], help="score images with a saved detector",
                        description="One row per input: path, branch scores, fused, is_outlier, error.")

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import pandas as pd
@@ -74,6 +75,11 @@ def test_cli_fit_score_roundtrip_and_exit_codes(frames, tmp_path, capsys):
     rc = main(["score", str(tmp_path / "model"), str(new), "--max-outliers", "0", "--json", "--no-progress"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 1 and out["outliers"] >= 1 and out["errors"] == 1
+    video = Path(__file__).resolve().parents[1] / "data" / "opencv_samples" / "vtest.avi"
+    assert main(["score", str(tmp_path / "model"), str(video), "--video-step", "400", "--json",
+                 "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 2  # frames 0 and 400
+    assert main(["score", str(tmp_path / "model"), str(video), "--video-step", "0"]) == 2
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["score", str(tmp_path / "model"), str(empty)]) == 2
