@@ -264,7 +264,7 @@ class CNNBranch(Branch):
         Network input; the whole frame is resized to it. Default ``(288, 384)``:
         half of a 768x576 frame, 4:3 like most fixed cameras. Larger inputs keep
         small objects and blur visible (crossroad set: recall of the CNN branch
-        94.5% at 224x224 vs 100% at 288x384 on a second seed) at ~2.5x the cost.
+        90.9% at 224x224 vs 100% at 288x384 on a second seed) at ~2.7x the cost.
     n_components : int or float
         PCA components (or variance fraction); default 150 as in the study.
     batch_size, threads, device

@@ -1,9 +1,8 @@
 """Batch profiles: per-image features of a batch, as pandas, mergeable and saved without pickle.
 
 A profile keeps one row per image (HSB statistics, width, height, mode, file
-format, file size, EXIF/TIFF tags, any registered feature transform, and the
-semantic centre distance when embeddings are asked for) plus the summed HSB
-histograms. Two profiles merge by concatenating rows and adding histograms, so the
+format, file size, EXIF/TIFF tags, any registered feature transform), each
+image's HSB histograms and, when asked for, its CNN embedding. Two profiles merge by concatenating rows and adding histograms, so the
 profile of two halves *is* the profile of the whole (no sketch approximation).
 Features come from the detector's own pipeline (:func:`hybrid_drift.pipeline.extract`).
 """
@@ -145,8 +144,7 @@ class BatchProfile:
     table : pandas.DataFrame
         One row per input: ``path``, ``error``, the 12 HSB statistics
         (``hue_mean``, ... ``brightness_max``), ``width``, ``height``, ``mode``,
-        ``format``, ``file_size``, ``exif_*`` tags, registered features and, when
-        embeddings were computed, ``semantic_distance``.
+        ``format``, ``file_size``, ``exif_*`` tags and registered features.
     hist : ndarray of shape (3, 32)
         Sum over readable images of their normalised hue, saturation and brightness
         histograms (divide by ``n_images`` for the batch's mean histogram).

@@ -30,7 +30,7 @@ class PCAReconstructionScorer(BaseScorer):
         CNN embeddings have many channels that are (nearly) constant on the
         training frames; dividing by their tiny spread turns any change in them
         into a huge error on held-out normal frames (measured on ``vtest.avi``
-        EfficientNet-Lite0 features: held-out normal errors up to 500x the median).
+        EfficientNet-Lite0 features: held-out normal errors over 300x their median).
         ``"median"`` floors every std at the median std over features; a float is an
         absolute floor; ``None`` is plain standardisation (NannyML). With
         ``group_bounds`` the floor is taken per group.
