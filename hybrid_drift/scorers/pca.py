@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 from sklearn.decomposition import PCA, IncrementalPCA
+from sklearn.preprocessing import StandardScaler
 
 from .base import BaseScorer
 
@@ -97,16 +98,11 @@ class PCAReconstructionScorer(BaseScorer):
             raise TypeError(f"n_components must be an int or a float in (0, 1), got {nc!r}")
         b = self.batch_rows
         if self.standardise:
-            # mean and variance in float64, one row batch at a time (no full-size copy)
-            s1 = np.zeros(d)
-            s2 = np.zeros(d)
-            for i in range(0, n, b):
-                chunk = X[i:i + b].astype(np.float64)
-                s1 += chunk.sum(axis=0)
-                s2 += (chunk * chunk).sum(axis=0)
-            self.mean_ = s1 / n
-            std = np.sqrt(np.maximum(s2 / n - self.mean_ ** 2, 0.0))
-            scale = np.where(std > 1e-12 * np.maximum(np.abs(self.mean_), 1.0), std, 1.0)  # as StandardScaler
+            sc = StandardScaler()
+            for i in range(0, n, b):  # one row batch at a time: no full-size float64 copy
+                sc.partial_fit(X[i:i + b].astype(np.float64))
+            self.mean_, scale = sc.mean_, sc.scale_.copy()  # sklearn maps zero variance to 1
+            std = np.sqrt(sc.var_)
             bounds = list(self.group_bounds) if self.group_bounds is not None else [0, d]
             if bounds[0] != 0 or bounds[-1] != d or np.any(np.diff(bounds) <= 0):
                 raise ValueError(f"group_bounds must rise from 0 to n_features={d}, got {bounds}")
@@ -121,30 +117,31 @@ class PCAReconstructionScorer(BaseScorer):
         else:
             self.mean_, self.scale_ = np.zeros(d), np.ones(d)
 
-        def z(rows):
-            return (X[rows].astype(np.float64) - self.mean_) / self.scale_
-
+        z = self._standardise
         if n <= self.incremental_above:
-            pca = PCA(n_components=nc, random_state=self.random_state).fit(z(slice(None)))
+            pca = PCA(n_components=nc, random_state=self.random_state).fit(z(X))
         else:
             if isinstance(nc, float):  # resolve a variance fraction on a subsample
                 rng = np.random.default_rng(self.random_state)
                 sub = np.sort(rng.choice(n, self.incremental_above, replace=False))
-                nc = int(PCA(n_components=nc, random_state=self.random_state).fit(z(sub)).n_components_)
+                nc = int(PCA(n_components=nc, random_state=self.random_state).fit(z(X[sub])).n_components_)
             step = max(b, nc)
             pca = IncrementalPCA(n_components=nc, batch_size=step)
             for i in range(0, n, step):
-                rows = slice(i, min(i + step, n))
-                if min(i + step, n) - i >= nc:  # IncrementalPCA needs >= n_components rows per batch
-                    pca.partial_fit(z(rows))
+                if len(X[i:i + step]) >= nc:  # IncrementalPCA needs >= n_components rows per batch
+                    pca.partial_fit(z(X[i:i + step]))
         self.components_ = pca.components_
         self.pca_mean_ = pca.mean_
         self.n_components_ = int(pca.n_components_)
 
+    def _standardise(self, rows: np.ndarray) -> np.ndarray:
+        """A block of rows, standardised as in training, in float64."""
+        return (rows.astype(np.float64) - self.mean_) / self.scale_
+
     def _score(self, X):
         out = np.empty(len(X))
         for i in range(0, len(X), self.batch_rows):  # bounded temporaries, whatever len(X)
-            C = (X[i:i + self.batch_rows].astype(np.float64) - self.mean_) / self.scale_ - self.pca_mean_
+            C = self._standardise(X[i:i + self.batch_rows]) - self.pca_mean_
             residual = C - (C @ self.components_.T) @ self.components_
             out[i:i + len(C)] = np.sqrt(np.einsum("ij,ij->i", residual, residual))
         return out
