@@ -84,6 +84,9 @@ def test_profile_columns_merge_and_save(blocks, tmp_path):
     merged = whole.slice(0, 10).merge(whole.slice(10, 21))
     pd.testing.assert_frame_equal(merged.table, whole.table)
     assert np.allclose(merged.hist, whole.hist)
+    # a merged profile slices like the whole: per-image data follows the rows
+    assert np.allclose(merged.slice(12, 18).hist, whole.slice(12, 18).hist)
+    assert np.allclose(merged.slice(12, 18).hist, whole.slice(12, 18).mean_hist() * 6)
     again = BatchProfile.load(whole.save(tmp_path / "saved"))
     assert np.allclose(again.hist, whole.hist)
     pd.testing.assert_frame_equal(again.table[["path", "brightness_mean", "format"]],

@@ -137,7 +137,7 @@ class _StatsFeatures:
 
 @dataclass
 class BatchProfile:
-    """Per-image features of a batch (``table``) and its summed HSB histograms (``hist``).
+    """Per-image features of a batch: a ``table`` and each image's HSB histograms.
 
     Attributes
     ----------
@@ -145,15 +145,15 @@ class BatchProfile:
         One row per input: ``path``, ``error``, the 12 HSB statistics
         (``hue_mean``, ... ``brightness_max``), ``width``, ``height``, ``mode``,
         ``format``, ``file_size``, ``exif_*`` tags and registered features.
-    hist : ndarray of shape (3, 32)
-        Sum over readable images of their normalised hue, saturation and brightness
-        histograms (divide by ``n_images`` for the batch's mean histogram).
+    per_image_hist : ndarray of shape (n_readable, 3, 32)
+        Each readable image's normalised hue, saturation and brightness histograms,
+        in row order.
     embeddings : ndarray or None
         ``(n_readable, d)`` CNN embeddings when requested (for semantic drift).
     """
 
     table: pd.DataFrame
-    hist: np.ndarray
+    per_image_hist: np.ndarray
     embeddings: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -167,6 +167,11 @@ class BatchProfile:
         return [c for c in self.table.columns if c not in skip and not c.startswith("exif_")
                 and pd.api.types.is_numeric_dtype(self.table[c])]
 
+    @property
+    def hist(self) -> np.ndarray:
+        """Sum of the readable images' histograms, ``(3, 32)``."""
+        return self.per_image_hist.sum(axis=0)
+
     def mean_hist(self) -> np.ndarray:
         """Mean normalised hue, saturation, brightness histograms of the batch, ``(3, 32)``."""
         return self.hist / max(self.n_images, 1)
@@ -177,37 +182,28 @@ class BatchProfile:
         if self.embeddings is not None and other.embeddings is not None:
             emb = np.concatenate([self.embeddings, other.embeddings])
         return BatchProfile(pd.concat([self.table, other.table], ignore_index=True),
-                            self.hist + other.hist, emb, dict(self.info))
+                            np.concatenate([self.per_image_hist, other.per_image_hist]), emb, dict(self.info))
 
     def slice(self, start: int, stop: int) -> BatchProfile:
         """Rows ``start:stop`` (in input order) as their own profile."""
         t = self.table.iloc[start:stop].reset_index(drop=True)
         ok_all = self.table["error"].isna().to_numpy()
-        ok = ok_all[start:stop]
         rows_ok = np.cumsum(ok_all) - 1  # row of each readable image in the per-image arrays
-        sel = rows_ok[start:stop][ok]
-        per_image = self.info.get("per_image_hist")
-        hist = per_image[sel].sum(axis=0) if per_image is not None else np.zeros_like(self.hist)
+        sel = rows_ok[start:stop][ok_all[start:stop]]
         emb = self.embeddings[sel] if self.embeddings is not None else None
-        info = dict(self.info)
-        if per_image is not None:
-            info["per_image_hist"] = per_image[sel]
-        return BatchProfile(t, hist, emb, info)
+        return BatchProfile(t, self.per_image_hist[sel], emb, dict(self.info))
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``table.csv``, ``arrays.npz`` and ``profile.json`` to the folder ``path``."""
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
         self.table.to_csv(out / "table.csv", index=False)
-        arrays = {"hist": self.hist}
+        arrays = {"hist": self.hist, "per_image_hist": self.per_image_hist}  # file format as in version 1
         if self.embeddings is not None:
             arrays["embeddings"] = self.embeddings
-        if self.info.get("per_image_hist") is not None:
-            arrays["per_image_hist"] = self.info["per_image_hist"]
         np.savez(out / "arrays.npz", **arrays)
-        meta = {k: v for k, v in self.info.items() if k != "per_image_hist"}
         (out / "profile.json").write_text(json.dumps({"format": "hybrid_drift.profile",
-                                                      "version": PROFILE_VERSION, **meta}, default=str))
+                                                      "version": PROFILE_VERSION, **self.info}, default=str))
         return out
 
     @classmethod
@@ -224,9 +220,7 @@ class BatchProfile:
             raise ValueError(f"{p}: not a hybrid_drift profile of version {PROFILE_VERSION}")
         table["error"] = table["error"].astype(object).where(table["error"].notna(), None)
         info = {k: v for k, v in meta.items() if k not in ("format", "version")}
-        if "per_image_hist" in arrays:
-            info["per_image_hist"] = arrays["per_image_hist"]
-        return cls(table, arrays["hist"], arrays.get("embeddings"), info)
+        return cls(table, arrays["per_image_hist"], arrays.get("embeddings"), info)
 
 
 def profile_images(X, *, features=(), embedder=None, workers: int | None = None, reduce="auto",
@@ -254,27 +248,22 @@ def profile_images(X, *, features=(), embedder=None, workers: int | None = None,
     branches = [stats] + ([embedder] if embedder is not None else [])
     ext = extract(branches, X, workers=workers, reduce=reduce, max_pixels=max_pixels, progress=progress,
                   desc="profile")
-    ok = ext.ok
-    rows = [{"path": i, "index": k, "error": e} for k, (i, e) in enumerate(zip(ext.ids, ext.errors))]
-    prepared = list(ext.features["profile"]) if ext.n_ok else []
+    prepared = iter(ext.features["profile"] if ext.n_ok else [])
     per_image_hist = np.zeros((ext.n_ok, 3, _HIST_BINS), np.float32)
-    for j, (s, h, extra) in enumerate(prepared):
-        per_image_hist[j] = h.reshape(3, _HIST_BINS)
-    pos = 0
-    for k, row in enumerate(rows):
-        meta = ext.meta[k] or {}
-        for c in META_COLUMNS:
-            row[c] = meta.get(c)
-        row.update({c: v for c, v in meta.items() if c.startswith("exif_")})
-        if ok[k]:
-            s, _, extra = prepared[pos]
-            row.update(dict(zip(STAT_NAMES, map(float, s))))
-            row.update(extra)
+    rows, pos = [], 0
+    for k, (path, error, meta) in enumerate(zip(ext.ids, ext.errors, ext.meta)):
+        meta = meta or {}
+        row = {"path": path, "index": k, "error": error, **{c: meta.get(c) for c in META_COLUMNS},
+               **{c: v for c, v in meta.items() if c.startswith("exif_")}}
+        if error is None:  # readable: its features come next, in order
+            stats, hist, extra = next(prepared)
+            row.update(dict(zip(STAT_NAMES, map(float, stats))), **extra)
+            per_image_hist[pos] = hist.reshape(3, _HIST_BINS)
             pos += 1
+        rows.append(row)
     table = pd.DataFrame(rows)
     for c in STAT_NAMES:
         if c not in table:
             table[c] = np.nan
     emb = ext.features[embedder.name] if embedder is not None and ext.n_ok else None
-    return BatchProfile(table, per_image_hist.sum(axis=0), emb,
-                        {"features": list(features), "per_image_hist": per_image_hist})
+    return BatchProfile(table, per_image_hist, emb, {"features": list(features)})
