@@ -13,8 +13,6 @@ import logging
 import math
 import sys
 import textwrap
-
-import numpy as np
 from pathlib import Path
 
 __all__ = ["main"]
@@ -273,19 +271,9 @@ def _cmd_monitor(a) -> int:
         print(f"\n{n_alert} of {len(summ)} chunks alerted" +
               (f" (first: chunk {first})" if n_alert else ""), file=sys.stderr)
     if a.report:
-        from .monitor.plots import plot_checks_over_time, plot_embedding_projection, plot_hsb_overlay
         from .report import monitor_report
-        out = Path(a.report)
-        out.mkdir(parents=True, exist_ok=True)
-        plot_checks_over_time(res, out / "checks_over_time.png")
-        plot_hsb_overlay(base, stream, out / "hsb_overlay.png", label="stream")
-        if base.embeddings is not None and stream.embeddings is not None:
-            ids = ["baseline"] * len(base.embeddings) + \
-                [f"chunk {i // cfg['chunk']}" for i in range(len(stream.embeddings))]
-            plot_embedding_projection(np.concatenate([base.embeddings, stream.embeddings]), ids,
-                                      out / "embeddings.png")
-        res.to_csv(out / "monitor.csv", index=False)
-        page = monitor_report(res, base, stream, out / "report.html", chunk=cfg["chunk"])
+        page = monitor_report(res, base, stream, Path(a.report) / "report.html", chunk=cfg["chunk"])
+        res.to_csv(page.parent / "monitor.csv", index=False)
         print(f"report: {page}", file=sys.stderr)
     if n_alert > cfg["max_alert_chunks"]:
         print(f"constraint failed: {n_alert} chunks alerted > max_alert_chunks {cfg['max_alert_chunks']}",

@@ -91,14 +91,22 @@ footer{margin-top:2em;color:#777;font-size:.8em}
 </body></html>"""
 
 
-def render_report(title: str, cards: list[tuple[str, str]], sections: list[Section], out) -> Path:
-    """Write one self-contained HTML file; returns its path (``out`` may be a folder)."""
+def _html_path(out) -> Path:
+    """``out`` itself when it names an .html file, else ``out/report.html``; parent created."""
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
-        out.mkdir(parents=True, exist_ok=True)
         out = out / "report.html"
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _file_uri(png: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(png).read_bytes()).decode()
+
+
+def render_report(title: str, cards: list[tuple[str, str]], sections: list[Section], out) -> Path:
+    """Write one self-contained HTML file; returns its path (``out`` may be a folder)."""
+    out = _html_path(out)
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     html = env.from_string(_TEMPLATE).render(title=title, cards=cards, sections=sections, version=__version__,
                                              date=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"))
@@ -208,20 +216,13 @@ def score_report(table: pd.DataFrame, detector, out, *, labels=None, kinds=None,
 
 
 def bench_report(res: dict, frames: pd.DataFrame, out) -> Path:
-    """Self-contained page for a benchmark result (``run_bench`` output and its per-image frame)."""
-    import tempfile
+    """Self-contained page for a benchmark result (``run_bench`` output and its per-image frame).
 
-    from .bench.plots import plot_kind_heatmap, plot_pr_curves, plot_score_distribution
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
-        paths = []
-        for m in ("colour", "cnn"):
-            if m in frames:
-                paths.append(plot_score_distribution(frames, m, res["thresholds"][m], d / f"{m}.png"))
-        methods = [m for m in ("minmax", "colour", "cnn", "fusion_or", "fusion_logistic") if m in frames]
-        paths.append(plot_pr_curves(frames, methods, d / "pr.png"))
-        paths.append(plot_kind_heatmap(res["per_kind_recall"], methods, d / "kinds.png"))
-        figs = ["data:image/png;base64," + base64.b64encode(p.read_bytes()).decode() for p in paths]
+    The PNG figures are also written beside the page.
+    """
+    from .bench.plots import write_bench_figures
+    out = _html_path(out)
+    figs = [_file_uri(p) for p in write_bench_figures(res, frames, out.parent)]
     m = pd.DataFrame(res["methods"]).T[["precision", "recall", "f1", "auroc", "fp", "fn"]]
     best = "fusion_or" if "fusion_or" in frames else "cnn"
     y, pred = frames["label"].to_numpy(), frames[f"{best}_pred"].to_numpy()
@@ -245,21 +246,16 @@ def bench_report(res: dict, frames: pd.DataFrame, out) -> Path:
 
 
 def monitor_report(results: pd.DataFrame, baseline, stream, out, *, chunk: int) -> Path:
-    """Self-contained page for a monitoring run (``DriftMonitor.run`` output and both profiles)."""
-    import tempfile
+    """Self-contained page for a monitoring run (``DriftMonitor.run`` output and both profiles).
 
+    The PNG figures are also written beside the page.
+    """
     from .monitor.drift import DriftMonitor
-    from .monitor.plots import plot_checks_over_time, plot_embedding_projection, plot_hsb_overlay
+    from .monitor.plots import write_monitor_figures
     summ = DriftMonitor.summary(results)
     n_alert = int((summ["alerts"] > 0).sum())
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
-        paths = [plot_checks_over_time(results, d / "t.png"), plot_hsb_overlay(baseline, stream, d / "h.png")]
-        if baseline.embeddings is not None and stream.embeddings is not None:
-            ids = ["baseline"] * len(baseline.embeddings) + [f"chunk {i // chunk}" for i in range(len(stream.embeddings))]
-            paths.append(plot_embedding_projection(np.concatenate([baseline.embeddings, stream.embeddings]), ids,
-                                                   d / "e.png"))
-        figs = ["data:image/png;base64," + base64.b64encode(p.read_bytes()).decode() for p in paths]
+    out = _html_path(out)
+    figs = [_file_uri(p) for p in write_monitor_figures(results, baseline, stream, out.parent, chunk=chunk)]
     cards = [("chunks", str(len(summ))), ("chunks with alerts", str(n_alert)),
              ("baseline images", str(baseline.n_images)), ("stream images", str(stream.n_images))]
     errs = pd.concat([baseline.table, stream.table])

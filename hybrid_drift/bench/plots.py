@@ -13,8 +13,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import precision_recall_curve  # noqa: E402
 
-__all__ = ["write_bench_report", "plot_score_distribution", "plot_pr_curves", "plot_kind_heatmap",
-           "thumbnail_sheet"]
+__all__ = ["write_bench_report", "write_bench_figures", "plot_score_distribution", "plot_pr_curves",
+           "plot_kind_heatmap"]
 
 _MAIN = ("colour", "cnn", "fusion_or", "fusion_logistic")
 
@@ -83,52 +83,24 @@ def plot_kind_heatmap(per_kind: dict, methods, path) -> Path:
     return Path(path)
 
 
-def thumbnail_sheet(paths, captions, path, cols: int = 5, size=(192, 144)) -> Path | None:
-    """A grid of thumbnails with captions (None when there is nothing to show)."""
-    import cv2
-
-    from ..io.decode import decode_image
-    if not len(paths):
-        return None
-    tiles = []
-    for p, cap in zip(paths, captions):
-        img = decode_image(p, reduce="auto")
-        tile = np.full((size[1], size[0], 3), 40, np.uint8) if not img.ok else \
-            cv2.resize(img.rgb, size, interpolation=cv2.INTER_AREA)
-        cv2.rectangle(tile, (0, 0), (size[0], 16), (0, 0, 0), -1)
-        cv2.putText(tile, str(cap)[:30], (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1)
-        tiles.append(tile)
-    while len(tiles) % cols:
-        tiles.append(np.zeros_like(tiles[0]))
-    sheet = np.vstack([np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)])
-    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    return Path(path)
+def write_bench_figures(res: dict, frames: pd.DataFrame, out_dir) -> list[Path]:
+    """Write the benchmark's PNG figures to ``out_dir`` (score distributions, PR curves,
+    per-kind recall); returns their paths in page order."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [plot_score_distribution(frames, m, res["thresholds"][m], out / f"scores_{m}.png")
+             for m in ("colour", "cnn") if m in frames]
+    methods = [m for m in ("minmax", *_MAIN) if m in frames]
+    methods += [m for m in frames.columns if m.startswith("cnn_") and not m.endswith("_pred")]
+    paths.append(plot_pr_curves(frames, methods, out / "pr_curves.png"))
+    paths.append(plot_kind_heatmap(res["per_kind_recall"], methods, out / "per_kind_recall.png"))
+    return paths
 
 
 def write_bench_report(res: dict, frames: pd.DataFrame, out_dir) -> Path:
-    """Write plots (PNG), ``results.json`` and a self-contained ``index.html``; returns the HTML path."""
+    """Write ``results.json``, the PNG figures and a self-contained ``index.html``; returns the HTML path."""
+    from ..report import bench_report
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    images = []
-    for m in ("colour", "cnn"):
-        if m in frames:
-            p = plot_score_distribution(frames, m, res["thresholds"][m], out / f"scores_{m}.png")
-            images.append((f"{m} branch: score distribution", p.name))
-    methods = [m for m in ("minmax", *_MAIN) if m in frames]
-    methods += [m for m in frames.columns if m.startswith("cnn_") and not m.endswith("_pred")]
-    images.append(("precision-recall curves", plot_pr_curves(frames, methods, out / "pr_curves.png").name))
-    images.append(("recall per kind", plot_kind_heatmap(res["per_kind_recall"], methods,
-                                                        out / "per_kind_recall.png").name))
-    best = "fusion_or" if "fusion_or" in frames else "cnn"
-    pred = frames[f"{best}_pred"].to_numpy()
-    y = frames["label"].to_numpy()
-    missed = frames[(y == 1) & (pred == 0)]
-    false = frames[(y == 0) & (pred == 1)]
-    for title, df, fname in ((f"{best}: missed outliers", missed, "missed.jpg"),
-                             (f"{best}: false alarms", false, "false_alarms.jpg")):
-        p = thumbnail_sheet(df["path"].tolist(), [f"{k} {s:.2g}" for k, s in zip(df["kind"], df[best])],
-                            out / fname)
-        images.append((f"{title} ({len(df)})", p.name if p else ""))
     (out / "results.json").write_text(json.dumps(res, indent=2, default=str))
-    from ..report import bench_report
-    return bench_report(res, frames, out / "index.html")  # self-contained page
+    return bench_report(res, frames, out / "index.html")

@@ -29,12 +29,9 @@ from ..exceptions import BackboneUnavailableError
 from ..pipeline import Extracted, extract
 from ..scorers.distances import DISTANCES
 
-__all__ = ["BenchConfig", "run_bench", "markdown_table", "REQUIRED_METHODS"]
+__all__ = ["BenchConfig", "run_bench", "markdown_table"]
 
 log = logging.getLogger(__name__)
-
-REQUIRED_METHODS = ("colour", "cnn", "fusion_or", "fusion_logistic")
-
 
 @dataclass
 class BenchConfig:
@@ -99,13 +96,6 @@ def _per_kind(kinds, y, pred) -> dict[str, float]:
 
 def _split(ext: Extracted, ds: Dataset, name: str) -> Extracted:
     return ext.subset(ds.manifest["split"].to_numpy() == name)
-
-
-@dataclass
-class _Method:
-    name: str
-    detector: HybridDetector
-    label: str  # shown in the table
 
 
 def _det(branches: list[Branch], fusion: str, cfg: BenchConfig) -> HybridDetector:

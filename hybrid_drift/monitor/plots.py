@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["plot_hsb_overlay", "plot_checks_over_time", "plot_embedding_projection"]
+__all__ = ["plot_hsb_overlay", "plot_checks_over_time", "plot_embedding_projection", "write_monitor_figures"]
 
 
 def plot_hsb_overlay(baseline, batch, path, label="batch") -> Path:
@@ -71,3 +71,17 @@ def plot_embedding_projection(embeddings, batch_ids, path) -> Path:
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return Path(path)
+
+
+def write_monitor_figures(results: pd.DataFrame, baseline, stream, out_dir, *, chunk: int) -> list[Path]:
+    """Write the monitoring PNG figures to ``out_dir``: checks over time, HSB overlay and,
+    when both profiles hold embeddings, their 2-D projection by chunk; returns the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [plot_checks_over_time(results, out / "checks_over_time.png"),
+             plot_hsb_overlay(baseline, stream, out / "hsb_overlay.png", label="stream")]
+    if baseline.embeddings is not None and stream.embeddings is not None:
+        ids = ["baseline"] * len(baseline.embeddings) + [f"chunk {i // chunk}" for i in range(len(stream.embeddings))]
+        paths.append(plot_embedding_projection(np.concatenate([baseline.embeddings, stream.embeddings]), ids,
+                                               out / "embeddings.png"))
+    return paths
