@@ -42,11 +42,14 @@ def _category(table: pd.DataFrame, col: str) -> list[str]:
     return [str(v) for v in table[col]]
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def semantic_distances(embeddings: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """``1 - max_c <e, c>`` with L2-normalised embeddings and centres (the write-up's dot product)."""
-    e = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-    c = centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
-    return 1.0 - (e @ c.T).max(axis=1)
+    return 1.0 - (_unit(embeddings) @ _unit(centres).T).max(axis=1)
 
 
 @dataclass
@@ -156,7 +159,7 @@ class DriftMonitor:
         return float(t.ppf(1 - self.alpha / (2 * max(n_checks, 1)), df=n_chunks - 1) * np.sqrt(1 + 1 / n_chunks))
 
     def _fit_semantic(self, emb, labels):
-        e = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        e = _unit(emb)
         if labels is not None:
             labels = np.asarray(labels)
             self.centres_ = np.stack([e[labels == c].mean(0) for c in np.unique(labels)])
@@ -204,16 +207,15 @@ class DriftMonitor:
             rows.append({"check": name, "statistic": stat, "p_value": p, "threshold": thr,
                          "alert": bool(stat > thr), "detail": "leave-one-chunk-out calibrated"})
         for c in self.metadata:
-            vals = _category(t, c)
-            stat, p, n_unique = chi2_categorical(_category(self.baseline_, c), vals)
-            new = sorted(set(vals) - self.categories_[c])
+            cats = _category(t, c)
+            stat, p, n_unique = chi2_categorical(_category(self.baseline_, c), cats)
+            new = sorted(set(cats) - self.categories_[c])
             rows.append({"check": f"{c}:chi2", "statistic": stat, "p_value": p, "threshold": np.nan,
                          "alert": bool(new), "detail": (f"new values {new[:5]}" if new else "") +
                          f" ({n_unique} distinct)"})
         if self.semantic:
             if len(t) >= 2:
-                e = batch.embeddings / np.maximum(np.linalg.norm(batch.embeddings, axis=1, keepdims=True), 1e-12)
-                mmd, pm = mmd_permutation(self.base_emb_, self.mmd_pca_.transform(e),
+                mmd, pm = mmd_permutation(self.base_emb_, self.mmd_pca_.transform(_unit(batch.embeddings)),
                                           n_permutations=self.n_permutations, seed=self.seed)
                 rows.append({"check": "embeddings:mmd", "statistic": mmd, "p_value": pm, "threshold": np.nan,
                              "alert": False, "detail": "raw permutation p-value (not calibrated)"})
