@@ -186,6 +186,38 @@ def test_colour_histograms_of_an_image_smaller_than_the_grid():
     assert all(v[b[g]:b[g + 1]].sum() == pytest.approx(1.0) for g in range(len(b) - 1))
 
 
+def _reference_histograms(hsv, bins, grid, hs_bins=None):
+    """Per cell and channel with np.histogram: the definition the vectorised code must match."""
+    h, w = hsv.shape[:2]
+    rows, cols = np.linspace(0, h, grid[0] + 1).astype(int), np.linspace(0, w, grid[1] + 1).astype(int)
+    out = []
+    for r in range(grid[0]):
+        for c in range(grid[1]):
+            cell = hsv[rows[r]:rows[r + 1], cols[c]:cols[c + 1]]
+            cell = hsv if cell.size == 0 else cell
+            for ch, hi in enumerate((180, 256, 256)):
+                out.append(np.histogram(cell[..., ch], bins=bins, range=(0, hi))[0])
+            if hs_bins:
+                out.append(np.histogram2d(cell[..., 0].ravel(), cell[..., 1].ravel(), bins=hs_bins,
+                                          range=((0, 180), (0, 256)))[0].ravel())
+    return np.concatenate([o / o.sum() for o in out])
+
+
+@pytest.mark.parametrize("shape,bins,grid,joint", [((48, 64), 32, (4, 4), False), ((37, 53), 7, (3, 5), False),
+                                                   ((30, 40), 16, (2, 2), True), ((3, 2), 8, (4, 4), True)])
+def test_colour_histograms_match_per_cell_numpy_reference(shape, bins, grid, joint):
+    import cv2
+
+    from hybrid_drift.features import ColourFeatures
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+    rgb[: shape[0] // 2] //= 4  # uneven content per cell
+    f = ColourFeatures(bins=bins, grid=grid, joint_hs=joint, hs_bins=(12, 8))
+    ref = _reference_histograms(cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV), bins, grid, (12, 8) if joint else None)
+    np.testing.assert_allclose(f.transform(rgb), ref, atol=1e-6)
+    np.testing.assert_allclose(f.transform(rgb), ref, atol=1e-6)  # the cached layout gives the same
+
+
 def test_incremental_pca_path_matches_full_pca():
     rng = np.random.default_rng(5)
     X = (rng.normal(size=(3000, 5)) @ rng.normal(size=(5, 40)) + 0.01 * rng.normal(size=(3000, 40)))

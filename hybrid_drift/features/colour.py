@@ -16,6 +16,16 @@ __all__ = ["ColourFeatures", "STAT_NAMES"]
 _CHANNELS = ("hue", "saturation", "brightness")
 _RANGES = ((0, 180), (0, 256), (0, 256))  # OpenCV 8-bit HSV: hue is 0..179
 STAT_NAMES = tuple(f"{c}_{s}" for c in _CHANNELS for s in ("mean", "std", "min", "max"))
+_CV_DEPTH = {np.dtype(np.uint16): cv2.CV_16U, np.dtype(np.float32): cv2.CV_32F}
+
+
+def _bin_lut(bins_per_channel) -> np.ndarray:
+    """``(1, 256, 3)`` table: 8-bit value of each HSV channel -> its histogram bin."""
+    v = np.arange(256)
+    lut = np.zeros((1, 256, 3), np.uint8)
+    for ch, (bins, (_, hi)) in enumerate(zip(bins_per_channel, _RANGES)):
+        lut[0, :, ch] = np.minimum(v * bins // hi, bins - 1)
+    return lut
 
 
 @dataclass
@@ -61,6 +71,11 @@ class ColourFeatures:
             raise ValueError(f"bins must be >= 2, got {self.bins}")
         if len(self.grid) != 2 or min(self.grid) < 1:
             raise ValueError(f"grid must be (rows, cols) with both >= 1, got {self.grid}")
+        if int(self.bins) > 256 or max(self.hs_bins) > 256 or min(self.hs_bins) < 1:
+            raise ValueError(f"bins and hs_bins must be at most 256 (8-bit channels), got {self.bins}, {self.hs_bins}")
+        self._lut = _bin_lut((self.bins,) * 3)
+        self._hs_lut = _bin_lut((self.hs_bins[0], self.hs_bins[1], 1))
+        self._layouts: dict = {}  # (h, w) -> per-pixel offsets, see _layout
 
     def get_config(self) -> dict:
         """Settings as JSON-able values."""
@@ -91,29 +106,58 @@ class ColourFeatures:
         """OpenCV 8-bit HSV of an RGB image (hue 0..179)."""
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
 
-    def transform(self, rgb: np.ndarray, hsv: np.ndarray | None = None) -> np.ndarray:
-        """Flat ``float32`` vector of normalised histograms for one RGB image."""
+    def _layout(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Per-pixel histogram offsets for an ``h x w`` image (cached per shape).
+
+        Returns the ``(h, 3 * w)`` offset of each pixel's channel histogram in the
+        flat count vector, the same for the joint hue x saturation histogram (or
+        None) and which cells are empty (images smaller than the grid).
+        """
+        key = (h, w)
+        lay = self._layouts.get(key)
+        if lay is None:
+            gr, gc = self.grid
+            rows = np.searchsorted(np.linspace(0, h, gr + 1).astype(int), np.arange(h), side="right") - 1
+            cols = np.searchsorted(np.linspace(0, w, gc + 1).astype(int), np.arange(w), side="right") - 1
+            cell = rows[:, None] * gc + cols[None, :]
+            per_cell = 3 * self.bins
+            offsets = cell[..., None] * per_cell + np.arange(3) * self.bins
+            dtype = np.uint16 if gr * gc * per_cell <= np.iinfo(np.uint16).max else np.float32
+            joint = None
+            if self.joint_hs:
+                joint = (cell * (self.hs_bins[0] * self.hs_bins[1])).astype(np.float32)
+            empty = np.bincount(cell.ravel(), minlength=gr * gc) == 0
+            lay = (offsets.reshape(h, 3 * w).astype(dtype), joint, empty)
+            self._layouts[key] = lay
+        return lay
+
+    def transform(self, rgb: np.ndarray | None = None, hsv: np.ndarray | None = None) -> np.ndarray:
+        """Flat ``float32`` vector of normalised histograms for one RGB image (or its HSV).
+
+        All cells and channels are counted in one ``cv2.calcHist`` call: a lookup
+        table maps each pixel value to its bin (``value * bins // range``) and a
+        cached per-pixel offset places it in its cell's histogram. A cell that holds
+        no pixel (image smaller than the grid) gets the whole image's histogram.
+        """
         hsv = self.hsv(rgb) if hsv is None else hsv
         h, w = hsv.shape[:2]
-        rows = np.linspace(0, h, self.grid[0] + 1).astype(int)
-        cols = np.linspace(0, w, self.grid[1] + 1).astype(int)
-        parts = []
-        for r in range(self.grid[0]):
-            for c in range(self.grid[1]):
-                cell = hsv[rows[r]:rows[r + 1], cols[c]:cols[c + 1]]
-                if cell.size == 0:  # image smaller than the grid: reuse the whole image
-                    cell = hsv
-                for ch, rng in enumerate(_RANGES):
-                    parts.append(cv2.calcHist([cell], [ch], None, [self.bins], list(rng)).ravel())
-                if self.joint_hs:
-                    parts.append(cv2.calcHist([cell], [0, 1], None, list(self.hs_bins),
-                                              [0, 180, 0, 256]).ravel())
-        out = np.empty(self.n_features, np.float32)
-        pos = 0
-        for p in parts:
-            out[pos:pos + p.size] = p / max(float(p.sum()), 1.0)
-            pos += p.size
-        return out
+        offsets, joint_off, empty = self._layout(h, w)
+        n_cells = self.grid[0] * self.grid[1]
+        idx = cv2.add(offsets, cv2.LUT(hsv, self._lut).reshape(h, 3 * w), dtype=_CV_DEPTH[offsets.dtype])
+        counts = cv2.calcHist([idx], [0], None, [n_cells * 3 * self.bins], [0, n_cells * 3 * self.bins])
+        counts = counts.reshape(n_cells, 3, self.bins)
+        if self.joint_hs:
+            hs = cv2.LUT(hsv, self._hs_lut)
+            jidx = joint_off + hs[..., 0].astype(np.float32) * self.hs_bins[1] + hs[..., 1]
+            n_joint = self.hs_bins[0] * self.hs_bins[1]
+            jc = cv2.calcHist([jidx], [0], None, [n_cells * n_joint], [0, n_cells * n_joint])
+            counts = np.concatenate([counts.reshape(n_cells, -1), jc.reshape(n_cells, -1)], axis=1)
+        if empty.any():
+            counts[empty] = counts.sum(axis=0)
+        if not self.joint_hs:
+            return (counts / np.maximum(counts.sum(axis=-1, keepdims=True), 1.0)).ravel()
+        groups = np.split(counts, np.cumsum([self.bins] * 3), axis=1)
+        return np.concatenate([g / np.maximum(g.sum(axis=1, keepdims=True), 1.0) for g in groups], axis=1).ravel()
 
     @staticmethod
     def stats(rgb: np.ndarray | None = None, hsv: np.ndarray | None = None) -> np.ndarray:
