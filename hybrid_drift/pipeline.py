@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .io.decode import DEFAULT_MAX_PIXELS
+from .io.decode import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE
 from .io.loader import load_images
 from .io.sources import expand_inputs
 
@@ -85,7 +85,10 @@ def extract(branches: Sequence, X, *, workers: int | None = None, reduce="auto",
     X : inputs
         Anything :func:`hybrid_drift.io.expand_inputs` accepts, or a list of InputItem.
     workers, reduce, max_pixels
-        Loader settings, see :func:`hybrid_drift.io.load_images`.
+        Loader settings, see :func:`hybrid_drift.io.load_images`. With ``reduce="auto"``
+        each image is decoded once per working size its branches name (``min_side``,
+        JPEGs in the DCT domain), so a branch's features do not depend on which
+        other branches run beside it.
     chunk : int
         Images per batched feature call (bounds memory).
     progress : bool
@@ -118,7 +121,9 @@ def extract(branches: Sequence, X, *, workers: int | None = None, reduce="auto",
         pend_prep.clear()
 
     with_hash = any(getattr(b, "uses_content_hash", False) for b in branches)
-    for img, prepared in load_images(items, workers=workers, reduce=reduce, max_pixels=max_pixels,
+    min_side = sorted({int(getattr(b, "min_side", DEFAULT_MIN_SIDE)) for b in branches}) or [DEFAULT_MIN_SIDE]
+    for img, prepared in load_images(items, workers=workers, reduce=reduce, min_side=min_side,
+                                     max_pixels=max_pixels,
                                      map_fn=prep, progress=progress, desc=desc, with_hash=with_hash):
         ids.append(img.source)
         errors.append(img.error)
@@ -126,8 +131,7 @@ def extract(branches: Sequence, X, *, workers: int | None = None, reduce="auto",
         if img.error is not None:
             log.warning("skipping %s: %s", img.source, img.error)
             continue
-        img.rgb = None  # the prepared features are all we keep
-        img.cache.clear()
+        img.release()  # the prepared features are all we keep
         pend_imgs.append(img)
         pend_prep.append(prepared)
         if len(pend_imgs) >= chunk:

@@ -169,3 +169,32 @@ def test_score_iter_streams_the_same_rows(fitted_detector, frames):
     pd.testing.assert_frame_equal(streamed.drop(columns="path"), whole.drop(columns="path"))
     with pytest.raises(ValueError, match="chunk"):
         next(fitted_detector.score_iter(batch, chunk=0))
+
+
+def test_colour_features_do_not_depend_on_the_branches_beside_them(tmp_path, data_dir):
+    """Colour alone decodes JPEGs at 1/4; beside the CNN (1/2) it still sees the 1/4 decode."""
+    from hybrid_drift import extract
+    from hybrid_drift.io import iter_video_frames
+
+    paths = []
+    for i, frame in iter_video_frames(data_dir / "vtest.avi", step=300):
+        paths.append(str(tmp_path / f"f{i}.jpg"))
+        cv2.imwrite(paths[-1], cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+
+    class NeedsHalfSize:  # stands in for the CNN's 288-pixel input without running it
+        name, min_side = "big", 288
+        seen = []
+
+        def prepare(self, img):
+            self.seen.append(img.at_side(self.min_side).shape)
+            return 0
+
+        def features(self, prepared, images):
+            return np.zeros((len(prepared), 1), np.float32)
+
+    colour = ColourBranch()
+    alone = extract([colour], paths).features["colour"]
+    beside = extract([colour, NeedsHalfSize()], paths).features["colour"]
+    np.testing.assert_array_equal(alone, beside)
+    assert set(NeedsHalfSize.seen) == {(288, 384, 3)}
+    assert CNNBranch(cache_dir=False).min_side == 288 and colour.min_side == 128

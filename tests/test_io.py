@@ -124,6 +124,28 @@ def test_reduced_decode(data_dir):
         decode_image(np.zeros((4, 4, 3), np.uint8), reduce=3)
 
 
+def test_each_announced_size_is_decoded_from_the_file(tmp_path, data_dir):
+    """A feature's pixels do not depend on which other features share the decode."""
+    frame = next(iter_video_frames(data_dir / "vtest.avi", stop=1))[1]  # 576x768
+    path = tmp_path / "f.jpg"
+    cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    both = decode_image(path, reduce="auto", min_side=(288, 128))
+    alone = decode_image(path, reduce="auto", min_side=128)
+    assert both.factor == 2 and both.rgb.shape == (288, 384, 3) and set(both.views) == {4}
+    assert alone.factor == 4 and alone.rgb.shape == (144, 192, 3) and not alone.views
+    # the 1/4 view is a DCT-domain decode of the file, bit for bit, not a resize of the 1/2 image
+    dct4 = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_4), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(both.at_side(128), dct4) and np.array_equal(alone.at_side(128), dct4)
+    assert not np.array_equal(cv2.resize(both.rgb, (192, 144), interpolation=cv2.INTER_AREA), dct4)
+    assert both.at_side(288) is both.rgb and both.at_side(1000) is both.rgb  # never larger than decoded
+    # a size nobody announced is area-averaged from the decoded pixels
+    assert both.at_side(64).shape == (72, 96, 3)
+    with pytest.raises(ValueError, match="min_side"):
+        decode_image(path, reduce="auto", min_side=())
+    both.release()
+    assert both.rgb is None and not both.views and both.meta["width"] == 768
+
+
 def test_arrays_of_other_dtypes():
     assert decode_image(np.ones((4, 4), np.float32)).rgb.max() == 255
     assert decode_image(np.full((4, 4, 1), 65535, np.uint16)).rgb.max() == 255

@@ -204,7 +204,8 @@ def _reference_histograms(hsv, bins, grid, hs_bins=None):
 
 
 @pytest.mark.parametrize("shape,bins,grid,joint", [((48, 64), 32, (4, 4), False), ((37, 53), 7, (3, 5), False),
-                                                   ((30, 40), 16, (2, 2), True), ((3, 2), 8, (4, 4), True)])
+                                                   ((30, 40), 16, (2, 2), True), ((3, 2), 8, (4, 4), True),
+                                                   ((20, 24), 256, (16, 16), False)])  # > 65535 bins: float index
 def test_colour_histograms_match_per_cell_numpy_reference(shape, bins, grid, joint):
     import cv2
 
@@ -229,3 +230,4 @@ def test_incremental_pca_path_matches_full_pca():
     assert frac.n_components_ == 5  # resolved on a subsample, then fitted incrementally
     a = full.score_samples(new.astype(np.float32))
     np.testing.assert_allclose(a, full.score_samples(new), rtol=1e-4)
+

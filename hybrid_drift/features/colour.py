@@ -16,7 +16,6 @@ __all__ = ["ColourFeatures", "STAT_NAMES"]
 _CHANNELS = ("hue", "saturation", "brightness")
 _RANGES = ((0, 180), (0, 256), (0, 256))  # OpenCV 8-bit HSV: hue is 0..179
 STAT_NAMES = tuple(f"{c}_{s}" for c in _CHANNELS for s in ("mean", "std", "min", "max"))
-_CV_DEPTH = {np.dtype(np.uint16): cv2.CV_16U, np.dtype(np.float32): cv2.CV_32F}
 
 
 def _bin_lut(bins_per_channel) -> np.ndarray:
@@ -73,7 +72,8 @@ class ColourFeatures:
             raise ValueError(f"grid must be (rows, cols) with both >= 1, got {self.grid}")
         if int(self.bins) > 256 or max(self.hs_bins) > 256 or min(self.hs_bins) < 1:
             raise ValueError(f"bins and hs_bins must be at most 256 (8-bit channels), got {self.bins}, {self.hs_bins}")
-        self._lut = _bin_lut((self.bins,) * 3)
+        lut = _bin_lut((self.bins,) * 3)
+        self._luts = {np.dtype(np.uint16): lut.astype(np.uint16), np.dtype(np.float32): lut.astype(np.float32)}
         self._hs_lut = _bin_lut((self.hs_bins[0], self.hs_bins[1], 1))
         self._layouts: dict = {}  # (h, w) -> per-pixel offsets, see _layout
 
@@ -143,7 +143,8 @@ class ColourFeatures:
         h, w = hsv.shape[:2]
         offsets, joint_off, empty = self._layout(h, w)
         n_cells = self.grid[0] * self.grid[1]
-        idx = cv2.add(offsets, cv2.LUT(hsv, self._lut).reshape(h, 3 * w), dtype=_CV_DEPTH[offsets.dtype])
+        idx = cv2.LUT(hsv, self._luts[offsets.dtype]).reshape(h, 3 * w)
+        cv2.add(offsets, idx, dst=idx)
         counts = cv2.calcHist([idx], [0], None, [n_cells * 3 * self.bins], [0, n_cells * 3 * self.bins])
         counts = counts.reshape(n_cells, 3, self.bins)
         if self.joint_hs:

@@ -13,6 +13,7 @@ import io
 import os
 import warnings
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import cv2
@@ -21,10 +22,12 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..exceptions import ImageLoadError
 
-__all__ = ["DecodedImage", "decode_image", "DEFAULT_MAX_PIXELS", "read_metadata"]
+__all__ = ["DecodedImage", "decode_image", "auto_factor", "DEFAULT_MAX_PIXELS", "DEFAULT_MIN_SIDE", "read_metadata"]
 
 #: Default guard against decompression bombs: 100 megapixels.
 DEFAULT_MAX_PIXELS = 100_000_000
+#: Shorter side that ``reduce="auto"`` keeps when nothing else is asked for.
+DEFAULT_MIN_SIDE = 256
 
 # Formats and modes OpenCV decodes correctly to 8-bit BGR; the rest go to Pillow.
 _CV2_FORMATS = {"JPEG", "PNG", "BMP", "WEBP"}
@@ -68,10 +71,48 @@ class DecodedImage:
     sha1: str | None = None
     #: per-image intermediate results shared between feature extractors (e.g. HSV)
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: the reduction ``rgb`` was decoded at (1 = full size)
+    factor: int = 1
+    #: the same image at other reductions (factor -> pixels), see :meth:`at_side`
+    views: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def release(self) -> None:
+        """Drop the pixels and intermediate results (keeps source, meta and error)."""
+        self.rgb = None
+        self.views.clear()
+        self.cache.clear()
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def at_side(self, min_side: int) -> np.ndarray:
+        """The pixels at the largest power-of-2 reduction that keeps the shorter side >= ``min_side``.
+
+        The reduction is counted from the size stored in the file, and the pixels
+        are those a decode at that reduction gives: when the loader was told every
+        ``min_side`` its features need, it decoded each size from the file (JPEG:
+        in the DCT domain), so a feature sees the same pixels whether it runs alone
+        or beside one that needs a larger image. A size nobody announced is made
+        by area-averaging the decoded pixels (cached).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> img = decode_image(np.zeros((576, 768, 3), np.uint8), reduce="auto", min_side=(288, 128))
+        >>> img.rgb.shape, img.at_side(128).shape
+        ((288, 384, 3), (144, 192, 3))
+        """
+        if self.rgb is None:
+            raise ValueError(f"{self.source}: no pixels ({self.error or 'not decoded'})")
+        w = int(self.meta.get("width") or self.rgb.shape[1] * self.factor)
+        h = int(self.meta.get("height") or self.rgb.shape[0] * self.factor)
+        factor = max(auto_factor(w, h, min_side), self.factor)
+        if factor == self.factor:
+            return self.rgb
+        if factor not in self.views:
+            self.views[factor] = _reduce(self.rgb, factor // self.factor)
+        return self.views[factor]
 
 
 def _exif_tags(img: Image.Image) -> dict[str, Any]:
@@ -173,7 +214,7 @@ def decode_image(
     name: str | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     reduce: int | str = 1,
-    min_side: int = 256,
+    min_side: int | Sequence[int] = DEFAULT_MIN_SIDE,
     with_hash: bool = True,
 ) -> DecodedImage:
     """Decode one input to RGB uint8; never raises for bad *content*.
@@ -191,10 +232,13 @@ def decode_image(
     reduce : {1, 2, 4, 8, "auto"}
         Decode at 1/reduce of the size. JPEGs are reduced in the DCT domain by
         OpenCV, which is much faster than a full decode. ``"auto"`` picks the
-        largest factor that keeps the shorter side >= ``min_side`` (read from the
+        largest power of 2 that keeps the shorter side >= ``min_side`` (read from the
         header before decoding), so every image of one camera gets the same factor.
-    min_side : int
-        Smallest shorter side that ``reduce="auto"`` keeps.
+    min_side : int or sequence of int
+        Smallest shorter side that ``reduce="auto"`` keeps. With several (one per
+        feature that will read the image), ``rgb`` is decoded for the largest and
+        each smaller size is decoded too (JPEG: in the DCT domain, from the same
+        bytes) into ``views``, for :meth:`DecodedImage.at_side`.
     with_hash : bool
         Compute the SHA-1 of the input bytes (feature-cache key).
 
@@ -213,17 +257,18 @@ def decode_image(
     """
     if reduce not in (1, 2, 4, 8, "auto"):
         raise ValueError(f"reduce must be 1, 2, 4, 8 or 'auto', got {reduce!r}")
+    _factors(1, 1, "auto", min_side)  # validates min_side before any input is read
     if isinstance(src, np.ndarray):
         source = name or "<array>"
         try:
-            rgb = _array_to_rgb(src, source)
-            rgb = _reduce(rgb, _auto_factor(rgb.shape[1], rgb.shape[0], reduce, min_side))
+            full = _array_to_rgb(src, source)
         except ImageLoadError as exc:
             return DecodedImage(source, error=exc.reason)
         meta = {"width": int(src.shape[1]), "height": int(src.shape[0]), "mode": "array",
                 "format": "ARRAY", "file_size": int(src.nbytes), "orientation": 1}
         digest = hashlib.sha1(np.ascontiguousarray(src).tobytes()).hexdigest() if with_hash else None
-        return DecodedImage(source, rgb, meta, None, digest)
+        factors = _factors(full.shape[1], full.shape[0], reduce, min_side)
+        return _with_views(DecodedImage(source, meta=meta, sha1=digest), {f: _reduce(full, f) for f in factors})
 
     if isinstance(src, (bytes, bytearray, memoryview)):
         source = name or "<bytes>"
@@ -244,13 +289,63 @@ def decode_image(
     return _decode_buffer(buf, source, max_pixels, reduce, min_side, with_hash)
 
 
-def _auto_factor(w: int, h: int, reduce, min_side: int) -> int:
+def auto_factor(w: int, h: int, min_side: int) -> int:
+    """Largest power of 2 that keeps the shorter side of a ``w x h`` image >= ``min_side`` (at least 1).
+
+    >>> auto_factor(768, 576, 128), auto_factor(768, 576, 288), auto_factor(100, 80, 256)
+    (4, 2, 1)
+    """
+    f = 1
+    while min(w, h) // (f * 2) >= min_side:
+        f *= 2
+    return f
+
+
+def _factors(w: int, h: int, reduce, min_side) -> list[int]:
+    """Reductions to decode, the one for ``rgb`` (smallest) first."""
     if reduce != "auto":
-        return int(reduce)
-    for f in (8, 4, 2):
-        if min(w, h) // f >= min_side:
-            return f
-    return 1
+        return [int(reduce)]
+    sides = [min_side] if isinstance(min_side, (int, np.integer)) else list(min_side)
+    if not sides or min(sides) < 1:
+        raise ValueError(f"min_side must be a positive int or a non-empty sequence of them, got {min_side!r}")
+    return sorted({auto_factor(w, h, int(s)) for s in sides})
+
+
+def _with_views(out: DecodedImage, pixels: dict[int, np.ndarray]) -> DecodedImage:
+    factors = sorted(pixels)
+    out.factor, out.rgb = factors[0], pixels[factors[0]]
+    out.views = {f: pixels[f] for f in factors[1:]}
+    return out
+
+
+def _decode_pixels(buf: bytes, img: Image.Image, factors: list[int]) -> dict[int, np.ndarray]:
+    """RGB pixels of an encoded image at each reduction factor.
+
+    JPEG: one OpenCV decode per factor, reduced in the DCT domain (up to 1/8, area
+    averaging beyond). Other OpenCV formats: one full decode, area-reduced. What
+    OpenCV cannot decode (or decodes wrongly: CMYK, 16-bit, TIFF...) goes to Pillow.
+    """
+    fmt, mode = img.format or "UNKNOWN", img.mode
+    if fmt in _CV2_FORMATS and mode in _CV2_MODES:
+        data = np.frombuffer(buf, np.uint8)
+        if fmt == "JPEG":
+            out = {}
+            for f in factors:
+                dct = min(f, 8)
+                bgr = cv2.imdecode(data, _REDUCED_FLAGS.get(dct, cv2.IMREAD_COLOR))
+                if bgr is None or bgr.ndim != 3:
+                    break
+                out[f] = _reduce(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), f // dct)
+            else:
+                return out
+        else:
+            bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+            if bgr is not None and bgr.ndim == 3:
+                full = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                return {f: _reduce(full, f) for f in factors}
+    img.load()
+    full = _pil_to_rgb(img)
+    return {f: _reduce(full, f) for f in factors}
 
 
 def _decode_buffer(buf: bytes, source: str, max_pixels: int | None, reduce, min_side: int,
@@ -272,23 +367,11 @@ def _decode_buffer(buf: bytes, source: str, max_pixels: int | None, reduce, min_
                 out.error = (f"too many pixels: {w}x{h} = {w * h:,} > max_pixels={max_pixels:,} "
                              "(raise max_pixels if this image is expected)")
                 return out
-            fmt, mode = out.meta["format"], img.mode
-            reduce = _auto_factor(w, h, reduce, min_side)
-            trunc = _looks_truncated(fmt, buf)
+            trunc = _looks_truncated(out.meta["format"], buf)
             if trunc:
                 out.error = trunc
                 return out
-            rgb = None
-            if fmt in _CV2_FORMATS and mode in _CV2_MODES:
-                flag = _REDUCED_FLAGS.get(reduce, cv2.IMREAD_COLOR) if fmt == "JPEG" else cv2.IMREAD_COLOR
-                bgr = cv2.imdecode(np.frombuffer(buf, np.uint8), flag)
-                if bgr is not None and bgr.ndim == 3:
-                    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                    if fmt != "JPEG":
-                        rgb = _reduce(rgb, reduce)
-            if rgb is None:
-                img.load()
-                rgb = _reduce(_pil_to_rgb(img), reduce)
+            pixels = _decode_pixels(buf, img, _factors(w, h, reduce, min_side))
     except UnidentifiedImageError:
         out.error = "not an image (unrecognised file format)"
         return out
@@ -302,8 +385,8 @@ def _decode_buffer(buf: bytes, source: str, max_pixels: int | None, reduce, min_
     except Exception as exc:  # any decoder bug must become a record, not a crash
         out.error = f"cannot decode: {type(exc).__name__}: {exc}"
         return out
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
-        out.error = f"unsupported pixel layout {rgb.shape}"
+    bad = next((p.shape for p in pixels.values() if p.ndim != 3 or p.shape[2] != 3 or p.size == 0), None)
+    if bad is not None:
+        out.error = f"unsupported pixel layout {bad}"
         return out
-    out.rgb = np.ascontiguousarray(rgb)
-    return out
+    return _with_views(out, {f: np.ascontiguousarray(p) for f, p in pixels.items()})

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..features.colour import STAT_NAMES, ColourFeatures
-from ..io.decode import DEFAULT_MAX_PIXELS
+from ..io.decode import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE
 from ..pipeline import extract
 
 __all__ = ["BatchProfile", "profile_images", "FEATURE_TRANSFORMS", "register_feature", "Resize", "Hue",
@@ -116,6 +116,7 @@ class _StatsFeatures:
     whole-image HSB histograms and registered feature transforms, computed once per image."""
 
     name = "profile"
+    min_side = DEFAULT_MIN_SIDE
 
     def __init__(self, features):
         self.colour = ColourFeatures(bins=_HIST_BINS)
@@ -123,11 +124,11 @@ class _StatsFeatures:
 
     def prepare(self, img):
         from ..branches import _hsv
-        hsv = _hsv(img)
+        hsv = _hsv(img, self.min_side)
         extra = {}
         for name in self.feature_names:
-            extra.update(_feature_values(name, FEATURE_TRANSFORMS[name](img.rgb)))
-        return ColourFeatures.stats(hsv=hsv), self.colour.transform(img.rgb, hsv=hsv), extra
+            extra.update(_feature_values(name, FEATURE_TRANSFORMS[name](img.at_side(self.min_side))))
+        return ColourFeatures.stats(hsv=hsv), self.colour.transform(hsv=hsv), extra
 
     def features(self, prepared, images):
         out = np.empty(len(prepared), dtype=object)  # kept as python objects; assembled in profile_images
