@@ -231,3 +231,15 @@ def test_incremental_pca_path_matches_full_pca():
     a = full.score_samples(new.astype(np.float32))
     np.testing.assert_allclose(a, full.score_samples(new), rtol=1e-4)
 
+
+def test_pca_score_of_a_row_does_not_depend_on_the_rows_scored_with_it():
+    """Bit-identical scores alone, in any batch, at any position (local vs distributed parts)."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(160, 300)).astype(np.float32)
+    sc = PCAReconstructionScorer(20).fit(X[:100])
+    Y = X[100:]
+    full = sc.score_samples(Y)
+    assert np.array_equal(np.concatenate([sc.score_samples(Y[i:i + 1]) for i in range(len(Y))]), full)
+    for size in (2, 7, 11, 13, 41):
+        for start in (0, 3, 15):
+            assert np.array_equal(sc.score_samples(Y[start:start + size]), full[start:start + size])

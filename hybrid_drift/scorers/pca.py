@@ -139,9 +139,15 @@ class PCAReconstructionScorer(BaseScorer):
         return (rows.astype(np.float64) - self.mean_) / self.scale_
 
     def _score(self, X):
+        # One row at a time (two matrix-vector products): a row's score then depends on
+        # that row alone. A batched matrix product rounds differently with the batch's
+        # size and a row's place in it, so the same image could score differently
+        # alone, in a batch of 1,000, or in a part of a distributed job.
         out = np.empty(len(X))
+        W = self.components_
         for i in range(0, len(X), self.batch_rows):  # bounded temporaries, whatever len(X)
             C = self._standardise(X[i:i + self.batch_rows]) - self.pca_mean_
-            residual = C - (C @ self.components_.T) @ self.components_
-            out[i:i + len(C)] = np.sqrt(np.einsum("ij,ij->i", residual, residual))
+            for j, c in enumerate(C):
+                r = c - (W @ c) @ W
+                out[i + j] = np.sqrt(r @ r)
         return out
