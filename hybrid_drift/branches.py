@@ -286,7 +286,7 @@ class CNNBranch(Branch):
         Inference settings, see :class:`~hybrid_drift.features.Embedder`.
     cache_dir : str or False, optional
         Feature cache location (content-keyed); ``None`` = ``$HYBRID_DRIFT_CACHE`` or
-        ``~/.cache/hybrid_drift``; ``False`` disables it.
+        ``~/.cache/hybrid_drift`` (``HYBRID_DRIFT_CACHE=off`` disables it); ``False`` disables it.
     """
 
     default_name = "cnn"
@@ -327,16 +327,21 @@ class CNNBranch(Branch):
                 "weights file")
         self._checked = True
 
+    def _cache_root(self):
+        if self.cache_dir is False:
+            return None
+        return default_cache_dir() if self.cache_dir is None else self.cache_dir
+
     @property
     def uses_content_hash(self) -> bool:
         """The loader computes file hashes only when a branch's cache needs them."""
-        return self.cache_dir is not False
+        return self._cache_root() is not None
 
     def _feature_cache(self):
-        if self.cache_dir is False:
+        root = self._cache_root()
+        if root is None:
             return None
         if self._cache is None:
-            root = default_cache_dir() if self.cache_dir is None else self.cache_dir
             self._cache = FeatureCache(root, {"backbone": self.backbone, "weights": self.weights_sha256,
                                               "pool": self.pool, "layers": list(self.layers),
                                               "size": list(self.embedder.image_size),

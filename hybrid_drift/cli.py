@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok; 1 a constraint that was asked for failed (``--max-outliers``, a
 monitor constraint);
-2 usage or input error (bad folder, bad manifest, unreadable model...).
+2 usage or input error (bad folder, bad manifest, unreadable model...); 130 interrupted
+(Ctrl-C; a ``score --engine ray`` job resumes when the same command is run again).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_CONSTRAINT, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_CONSTRAINT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 log = logging.getLogger("hybrid_drift.cli")
 
@@ -139,6 +140,8 @@ def _cmd_fit(a) -> int:
                     cache_dir=False if a.no_cache else a.cache_dir) if not a.no_cnn else False
     det = HybridDetector(colour=colour, cnn=cnn, fusion=a.fusion, calibration=a.calibration, fpr=a.fpr,
                          k=a.k, workers=a.workers, progress=a.progress)
+    if a.engine == "ray":
+        return _fit_on_ray(a, det, items)
     det.fit(items)
     if a.val:
         val, labels = _load_inputs(a.val, "val" if _is_dataset(a.val) else None)
@@ -156,6 +159,62 @@ def _cmd_fit(a) -> int:
     return EXIT_OK
 
 
+def _ray_engine():
+    try:
+        from .scale import ray_engine
+        ray_engine.require_ray()
+    except ImportError as exc:
+        raise _UsageError(str(exc)) from exc
+    return ray_engine
+
+
+def _ray_kw(a) -> dict:
+    return {"address": a.address, "actors": a.actors, "cpus_per_actor": a.cpus_per_actor,
+            "gpus_per_actor": a.gpus_per_actor, "progress": a.progress}
+
+
+def _fit_on_ray(a, det, items) -> int:
+    eng = _ray_engine()
+    val = labels = None
+    if a.val:
+        val, labels = _load_inputs(a.val, "val" if _is_dataset(a.val) else None)
+        val = _check_nonempty(val, "validation images")
+    elif a.fusion == "logistic":
+        raise _UsageError("--fusion logistic needs labelled validation images: --val DATASET")
+    else:
+        log.warning("no --val given: thresholds are set on the training images themselves; pass --val")
+    eng.fit_ray(det, items, val, labels, max_images=a.fit_sample or None, **_ray_kw(a))
+    det.save(a.out)
+    print(f"fitted on Ray on {det.n_train_} images ({len(det.fit_errors_)} unreadable); model saved to {a.out}")
+    for b in det.branches_:
+        print(f"  {b.name}: threshold {b.threshold_:.4g}")
+    return EXIT_OK
+
+
+def _score_on_ray(a) -> int:
+    if not a.out:
+        raise _UsageError("--engine ray writes a job folder: give --out DIR")
+    if a.report:
+        raise _UsageError("--report is not available with --engine ray; run 'hybrid-drift report' on a sample")
+    if a.split is not None or _is_dataset(a.inputs):
+        raise _UsageError("--engine ray scores files, folders and videos (not a dataset split)")
+    eng = _ray_engine()
+    from .scale.parts import JobMismatchError
+    try:
+        res = eng.score_ray(a.model, a.inputs, a.out, part_size=a.part_size, video_step=a.video_step,
+                            overwrite=a.overwrite, **_ray_kw(a))
+    except JobMismatchError as exc:
+        raise _UsageError(str(exc)) from exc
+    except KeyboardInterrupt:
+        done = len(list((Path(a.out) / "parts").glob("part-*.parquet")))
+        print(f"interrupted: {done} parts on disk in {a.out}; run the same command again to resume",
+              file=sys.stderr)
+        raise
+    print(f"{res.n_parts} parts ({res.skipped_parts} already done, {res.scored_parts} scored on "
+          f"{res.actors or 0} actors) in {res.seconds:.1f} s", file=sys.stderr)
+    return _score_summary(a, res.n_inputs, res.n_outliers, res.n_errors)
+
+
 def _is_dataset(inputs) -> bool:
     return len(inputs) == 1 and (Path(inputs[0]) / "manifest.csv").is_file()
 
@@ -167,6 +226,8 @@ def _cmd_report(a) -> int:
 
 
 def _cmd_score(a, quiet_table: bool = False) -> int:
+    if getattr(a, "engine", "local") == "ray":
+        return _score_on_ray(a)
     from .detector import HybridDetector
     det = HybridDetector.load(a.model)
     det.progress = a.progress
@@ -283,6 +344,16 @@ def _cmd_monitor(a) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    engine = argparse.ArgumentParser(add_help=False)
+    g = engine.add_argument_group("scale-out (pip install 'hybrid-drift[ray]')")
+    g.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="run on this machine (default) or on a Ray cluster")
+    g.add_argument("--address", default=None,
+                   help="Ray cluster: 'auto' (joined from a node), 'ray://HOST:10001'; default: a local instance")
+    g.add_argument("--actors", type=int, default=None, help="Ray actors (default: cluster CPUs / --cpus-per-actor)")
+    g.add_argument("--cpus-per-actor", type=float, default=1, help="CPUs per Ray actor (default 1)")
+    g.add_argument("--gpus-per-actor", type=float, default=0, help="GPUs per Ray actor (default 0; e.g. 1 or 0.5)")
+
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("output")
     g.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr, no progress bars")
@@ -300,6 +371,7 @@ def _parser() -> argparse.ArgumentParser:
               hybrid-drift fit build/crossroad --val build/crossroad --out model/
               hybrid-drift fit frames/normal --val frames/heldout --out model/
               hybrid-drift score model/ frames/today --out scores.csv --max-outliers 0
+              hybrid-drift score model/ /data/cam*/2026-11 --engine ray --address auto --out scores/
               hybrid-drift monitor frames/last_week frames/today --chunk 50 --report build/monitor
               hybrid-drift report model/ build/crossroad --split test --out build/report.html
 
@@ -342,7 +414,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-cache", action="store_true", help="do not cache CNN features")
     s.set_defaults(fn=_cmd_bench)
 
-    s = sub.add_parser("fit", parents=[common], help="fit a detector on normal images and save it",
+    s = sub.add_parser("fit", parents=[common, engine], help="fit a detector on normal images and save it",
                        description="Fit on normal images; set thresholds on held-out images (--val).")
     s.add_argument("train", nargs="+", help="normal images: folders, files, videos, or a dataset folder")
     s.add_argument("--val", nargs="+", help="held-out images (or a dataset folder: its val split, labelled)")
@@ -365,6 +437,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-cnn", action="store_true")
     s.add_argument("--cache-dir", default=None)
     s.add_argument("--no-cache", action="store_true")
+    s.add_argument("--fit-sample", type=int, default=50_000,
+                   help="--engine ray: fit on at most N training images, a random sample (bounds driver "
+                        "memory to about N x 12 KB; 0 = all)")
     s.set_defaults(fn=_cmd_fit)
 
     scoring = argparse.ArgumentParser(add_help=False)  # shared by score and report
@@ -373,9 +448,15 @@ def _parser() -> argparse.ArgumentParser:
     scoring.add_argument("--split", choices=["train", "val", "test"], default=None)
     scoring.add_argument("--video-step", type=int, default=1, help="score every N-th frame of videos (default 1)")
 
-    s = sub.add_parser("score", parents=[common, scoring], help="score images with a saved detector",
-                       description="One row per input: path, branch scores, fused, is_outlier, error.")
-    s.add_argument("--out", help="write the table (.csv or .parquet); default: CSV on stdout")
+    s = sub.add_parser("score", parents=[common, scoring, engine], help="score images with a saved detector",
+                       description="One row per input: path, branch scores, fused, is_outlier, error. "
+                                   "With --engine ray: a resumable job folder of Parquet parts.")
+    s.add_argument("--out", help="write the table (.csv or .parquet); default: CSV on stdout. "
+                                 "--engine ray: the job folder (re-run the same command to resume)")
+    s.add_argument("--part-size", type=int, default=1000,
+                   help="--engine ray: inputs per part, the unit of retry and resume (default 1000)")
+    s.add_argument("--overwrite", action="store_true",
+                   help="--engine ray: start afresh when --out holds a different job")
     s.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     s.add_argument("--max-outliers", type=int, default=None, help="exit 1 when more outliers are found")
     s.add_argument("--report", help="write a self-contained HTML report (a .html path or a folder)")
@@ -432,6 +513,9 @@ def main(argv=None) -> int:
     except (FileNotFoundError, NotADirectoryError, ModelFormatError, BackboneUnavailableError, ValueError) as exc:
         print(f"hybrid-drift {a.cmd}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"hybrid-drift {a.cmd}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -160,6 +160,18 @@ def test_feature_cache_skips_the_cnn(frames, tmp_path, monkeypatch):
     assert np.allclose(first, again[:10])
 
 
+def test_cache_off_by_environment(frames, tmp_path, monkeypatch):
+    monkeypatch.setenv("HYBRID_DRIFT_CACHE", str(tmp_path / "c"))
+    on = CNNBranch(image_size=TEST_IMAGE_SIZE, n_components=5)
+    on.fit(frames[:6])
+    assert on.uses_content_hash and list((tmp_path / "c").rglob("*.npy"))
+    monkeypatch.setenv("HYBRID_DRIFT_CACHE", "off")
+    off = CNNBranch(image_size=TEST_IMAGE_SIZE, n_components=5)
+    off.fit(frames[:6])
+    assert not off.uses_content_hash and off._feature_cache() is None
+    assert not (tmp_path / "off").exists() and not (tmp_path.parent / "off").exists()
+
+
 def test_score_iter_streams_the_same_rows(fitted_detector, frames):
     batch = list(frames[140:150]) + [b""]
     whole = fitted_detector.score(batch)

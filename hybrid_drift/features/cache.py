@@ -18,9 +18,12 @@ import numpy as np
 __all__ = ["FeatureCache", "default_cache_dir"]
 
 
-def default_cache_dir() -> Path:
-    """``$HYBRID_DRIFT_CACHE`` or ``~/.cache/hybrid_drift``."""
+def default_cache_dir() -> Path | None:
+    """``$HYBRID_DRIFT_CACHE`` or ``~/.cache/hybrid_drift``; None when the variable is
+    ``off`` (or ``0``, ``none``, ``false``): no cache for branches left at their default."""
     env = os.environ.get("HYBRID_DRIFT_CACHE")
+    if env and env.strip().lower() in ("off", "0", "none", "false"):
+        return None
     return Path(env) if env else Path.home() / ".cache" / "hybrid_drift"
 
 
