@@ -46,6 +46,7 @@ peers: .venv-peers/.installed
 perf: $(VENV)/.installed .venv-peers/.installed
 	$(PY) benchmarks/throughput.py
 	$(PY) benchmarks/memory.py
+	$(PY) benchmarks/ray_overhead.py
 
 clean:
 	rm -rf $(BUILD) .pytest_cache

@@ -28,7 +28,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,18 +73,16 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, object_s
     if address is None:
         kw.update(num_cpus=num_cpus, object_store_memory=object_store_memory)
     ray.init(address=address, **kw)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # per-dataset INFO lines; our bar counts parts
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # one bar, ours, over parts
     return ray
 
 
-def _part_rows(job: ScoreJob, parts: Sequence[int]) -> list[dict]:
-    rows = []
-    for k in parts:
-        lst = job.part_listing(k)
-        rows.append({"part": int(k), "ids": lst["id"].tolist(), "paths": lst["path"].tolist(),
-                     "frames": lst["frame"].tolist()})
-    return rows
+def _part_rows(parts) -> list[dict]:
+    """One Ray Data row per part: ``(part number, its slice of the listing)`` pairs."""
+    return [{"part": int(k), "ids": lst["id"].tolist(), "paths": lst["path"].tolist(),
+             "frames": lst["frame"].tolist()} for k, lst in parts]
 
 
 def _set_threads(threads: int) -> None:
@@ -236,7 +234,7 @@ def score_ray(model_dir: str | os.PathLike, inputs, out: str | os.PathLike, *, a
     n_actors = 0
     if todo:
         ray = connect(address, num_cpus=num_cpus)
-        ds, n_actors = _map_parts(ray, _part_rows(job, todo), _PartScorer,
+        ds, n_actors = _map_parts(ray, _part_rows((k, job.part_listing(k)) for k in todo), _PartScorer,
                                   {"model_dir": str(model_dir.resolve()), "threads": max(1, int(cpus_per_actor))},
                                   actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor)
         from tqdm.auto import tqdm
@@ -293,11 +291,7 @@ def extract_ray(branches, inputs, *, address: str | None = None, part_size: int 
     if not items:
         raise ValueError("no images to extract features from")
     listing = items_to_frame(items)
-    rows = []
-    for k, lo in enumerate(range(0, len(listing), part_size)):
-        lst = listing.iloc[lo:lo + part_size]
-        rows.append({"part": k, "ids": lst["id"].tolist(), "paths": lst["path"].tolist(),
-                     "frames": lst["frame"].tolist()})
+    rows = _part_rows(enumerate(listing.iloc[lo:lo + part_size] for lo in range(0, len(listing), part_size)))
     ray = connect(address, num_cpus=num_cpus)
     ds, _ = _map_parts(ray, rows, _PartFeatures,
                        {"branch_specs": _branch_specs(branches), "threads": max(1, int(cpus_per_actor)),
