@@ -171,6 +171,15 @@ class ScoreJob:
                                               indent=2).encode())
         return cls(out, listing, int(part_size))
 
+    @classmethod
+    def load(cls, out: str | os.PathLike) -> ScoreJob:
+        """Reopen an existing job folder as it is on disk (to read it, not to run it)."""
+        out = Path(out)
+        if not (out / "job.json").is_file():
+            raise FileNotFoundError(f"{out}: not a scoring job folder (no job.json)")
+        spec = json.loads((out / "job.json").read_text())
+        return cls(out, pd.read_parquet(out / "inputs.parquet"), int(spec["part_size"]))
+
     @staticmethod
     def _clear(out: Path) -> None:
         for p in (out / "parts").glob("*"):
@@ -234,7 +243,11 @@ class ScoreJob:
         entry = {"part": int(part), "file": self.part_file(part).name, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                  "driver": socket.gethostname(), **info}
         path = self.out / "manifest.jsonl"
-        torn = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+        torn = False
+        if path.is_file() and path.stat().st_size > 0:
+            with open(path, "rb") as fh:  # only the last byte: the manifest grows with the job
+                fh.seek(-1, os.SEEK_END)
+                torn = fh.read(1) != b"\n"
         with open(path, "a") as fh:
             # after a crash mid-append the last line is torn: start a fresh line, never extend it
             fh.write(("\n" if torn else "") + json.dumps(entry, default=str) + "\n")
@@ -258,24 +271,18 @@ def read_results(out: str | os.PathLike, *, require_complete: bool = True) -> pd
     ValueError
         When parts are missing (``require_complete``) or a part does not match its listing.
     """
-    out = Path(out)
-    if not (out / "job.json").is_file():
-        raise FileNotFoundError(f"{out}: not a scoring job folder (no job.json)")
-    spec = json.loads((out / "job.json").read_text())
-    listing = pd.read_parquet(out / "inputs.parquet")
-    n_parts = int(listing["part"].max()) + 1 if len(listing) else 0
+    job = ScoreJob.load(out)
     frames, missing = [], []
-    for k in range(n_parts):
-        f = out / "parts" / f"part-{k:05d}.parquet"
+    for k in range(job.n_parts):
+        f = job.part_file(k)
         if not f.is_file():
             missing.append(k)
             continue
         df = pd.read_parquet(f)
-        expect = listing["id"].iloc[k * spec["part_size"]:(k + 1) * spec["part_size"]].tolist()
-        if df["path"].tolist() != expect:
+        if df["path"].tolist() != job.part_listing(k)["id"].tolist():
             raise ValueError(f"{f}: rows do not match part {k} of the listing")
         frames.append(df)
     if missing and require_complete:
-        raise ValueError(f"{out}: {len(missing)} of {n_parts} parts not scored yet (first: {missing[0]}); "
+        raise ValueError(f"{out}: {len(missing)} of {job.n_parts} parts not scored yet (first: {missing[0]}); "
                          "run the same command again to finish")
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
