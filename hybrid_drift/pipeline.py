@@ -137,5 +137,9 @@ def extract(branches: Sequence, X, *, workers: int | None = None, reduce="auto",
         if len(pend_imgs) >= chunk:
             flush()
     flush()
-    feats = {n: (np.concatenate(p) if p else np.empty((0, 0), np.float32)) for n, p in parts.items()}
-    return Extracted(ids, errors, meta, feats)
+    return Extracted(ids, errors, meta, stack_features(parts))
+
+
+def stack_features(parts: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    """Branch name -> its feature blocks, stacked in order (``(0, 0)`` when there are none)."""
+    return {n: (np.concatenate(p) if p else np.empty((0, 0), np.float32)) for n, p in parts.items()}

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.decode import DEFAULT_MAX_PIXELS
 from ..io.sources import InputItem, expand_inputs
 from .parts import ScoreJob, frame_to_items, items_to_frame, model_fingerprint, table_to_parquet
 
@@ -93,6 +94,30 @@ def _set_threads(threads: int) -> None:
         pass
 
 
+def _parts_of(batch: dict):
+    """``(part number, its InputItems)`` for each part in a Ray Data batch of part rows."""
+    for k, ids, paths, frames in zip(batch["part"], batch["ids"], batch["paths"], batch["frames"]):
+        yield int(k), frame_to_items(ids, paths, frames)
+
+
+def _each_part_once(ds, total: int, desc: str, progress: bool):
+    """Rows of ``ds`` as they arrive, the first delivery of each part only (a retried part
+    may arrive twice); raises when a part never arrives."""
+    from tqdm.auto import tqdm
+    seen: set[int] = set()
+    with tqdm(total=total, desc=desc, unit="part", disable=not progress) as bar:
+        for row in ds.iter_rows():
+            k = int(row["part"])
+            if k in seen:
+                log.info("part %d delivered twice; used once", k)
+                continue
+            seen.add(k)
+            yield k, row
+            bar.update(1)
+    if len(seen) != total:
+        raise RuntimeError(f"Ray returned {len(seen)} of {total} parts; run again to resume")
+
+
 class _PartScorer:
     """Ray Data actor: holds a fitted detector; scores one part per call."""
 
@@ -108,10 +133,10 @@ class _PartScorer:
 
     def __call__(self, batch: dict) -> dict:
         out = {"part": [], "table": [], "rows": [], "host": [], "pid": [], "seconds": []}
-        for k, ids, paths, frames in zip(batch["part"], batch["ids"], batch["paths"], batch["frames"]):
+        for k, items in _parts_of(batch):
             t0 = time.perf_counter()
-            table = self.det.score(frame_to_items(ids, paths, frames))
-            out["part"].append(int(k))
+            table = self.det.score(items)
+            out["part"].append(k)
             out["table"].append(table_to_parquet(table))
             out["rows"].append(len(table))
             out["host"].append(socket.gethostname())
@@ -137,13 +162,12 @@ class _PartFeatures:
     def __call__(self, batch: dict) -> dict:
         from ..pipeline import extract
         out = {"part": [], "payload": [], "pid": []}
-        for k, ids, paths, frames in zip(batch["part"], batch["ids"], batch["paths"], batch["frames"]):
-            ext = extract(self.branches, frame_to_items(ids, paths, frames), workers=self.threads,
-                          reduce=self.reduce, max_pixels=self.max_pixels)
+        for k, items in _parts_of(batch):
+            ext = extract(self.branches, items, workers=self.threads, reduce=self.reduce, max_pixels=self.max_pixels)
             buf = io.BytesIO()
             np.savez(buf, **{f"f_{name}": v for name, v in ext.features.items()})
             meta = json.dumps({"ids": ext.ids, "errors": ext.errors, "meta": ext.meta}, default=str)
-            out["part"].append(int(k))
+            out["part"].append(k)
             out["payload"].append(meta.encode() + b"\0" + buf.getvalue())
             out["pid"].append(os.getpid())
         return out
@@ -237,25 +261,13 @@ def score_ray(model_dir: str | os.PathLike, inputs, out: str | os.PathLike, *, a
         ds, n_actors = _map_parts(ray, _part_rows((k, job.part_listing(k)) for k in todo), _PartScorer,
                                   {"model_dir": str(model_dir.resolve()), "threads": max(1, int(cpus_per_actor))},
                                   actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor)
-        from tqdm.auto import tqdm
-        seen: set[int] = set()
-        with tqdm(total=len(todo), desc="parts", unit="part", disable=not progress) as bar:
-            for row in ds.iter_rows():
-                k = int(row["part"])
-                if k in seen:  # a retried part delivered twice: already on disk
-                    log.info("part %d delivered twice; written once", k)
-                    continue
-                size = job.write_part(k, row["table"])
-                entry = {"part": k, "rows": int(row["rows"]), "bytes": size, "host": row["host"],
-                         "pid": int(row["pid"]), "seconds": round(float(row["seconds"]), 3)}
-                job.record(k, {key: v for key, v in entry.items() if key != "part"})
-                seen.add(k)
-                bar.update(1)
-                if on_part is not None:
-                    on_part(entry)
-        missing = set(todo) - seen
-        if missing:
-            raise RuntimeError(f"Ray returned no result for parts {sorted(missing)[:10]}; run again to resume")
+        for k, row in _each_part_once(ds, len(todo), "parts", progress):
+            size = job.write_part(k, row["table"])
+            entry = {"part": k, "rows": int(row["rows"]), "bytes": size, "host": row["host"],
+                     "pid": int(row["pid"]), "seconds": round(float(row["seconds"]), 3)}
+            job.record(k, {key: v for key, v in entry.items() if key != "part"})
+            if on_part is not None:
+                on_part(entry)
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
     n_out = n_err = 0
@@ -278,15 +290,15 @@ def _branch_specs(branches) -> list[dict]:
 
 
 def extract_ray(branches, inputs, *, address: str | None = None, part_size: int = 256, actors: int | None = None,
-                cpus_per_actor: float = 1, gpus_per_actor: float = 0, reduce="auto", max_pixels=None, progress: bool = False,
-                num_cpus: int | None = None):
+                cpus_per_actor: float = 1, gpus_per_actor: float = 0, reduce="auto",
+                max_pixels: int | None = DEFAULT_MAX_PIXELS, progress: bool = False, num_cpus: int | None = None):
     """Branch features of ``inputs`` computed on Ray, assembled in input order.
 
+    ``max_pixels`` as in :func:`hybrid_drift.pipeline.extract` (``None`` disables the guard).
     Returns the same :class:`~hybrid_drift.pipeline.Extracted` as
     :func:`hybrid_drift.pipeline.extract` would on one machine.
     """
-    from ..io.decode import DEFAULT_MAX_PIXELS
-    from ..pipeline import Extracted
+    from ..pipeline import Extracted, stack_features
     items = inputs if inputs and isinstance(inputs[0], InputItem) else expand_inputs(inputs)
     if not items:
         raise ValueError("no images to extract features from")
@@ -295,23 +307,13 @@ def extract_ray(branches, inputs, *, address: str | None = None, part_size: int 
     ray = connect(address, num_cpus=num_cpus)
     ds, _ = _map_parts(ray, rows, _PartFeatures,
                        {"branch_specs": _branch_specs(branches), "threads": max(1, int(cpus_per_actor)),
-                        "reduce": reduce, "max_pixels": DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels},
+                        "reduce": reduce, "max_pixels": max_pixels},
                        actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor)
-    from tqdm.auto import tqdm
     got: dict[int, tuple] = {}
-    with tqdm(total=len(rows), desc="features", unit="part", disable=not progress) as bar:
-        for row in ds.iter_rows():
-            k = int(row["part"])
-            if k in got:
-                continue
-            head, _, arrays = bytes(row["payload"]).partition(b"\0")
-            meta = json.loads(head)
-            with np.load(io.BytesIO(arrays)) as z:
-                feats = {name[2:]: z[name] for name in z.files}
-            got[k] = (meta, feats)
-            bar.update(1)
-    if len(got) != len(rows):
-        raise RuntimeError(f"Ray returned {len(got)} of {len(rows)} parts")
+    for k, row in _each_part_once(ds, len(rows), "features", progress):
+        head, _, arrays = bytes(row["payload"]).partition(b"\0")
+        with np.load(io.BytesIO(arrays)) as z:
+            got[k] = (json.loads(head), {name[2:]: z[name] for name in z.files})
     ids, errors, metas, parts = [], [], [], {b.name: [] for b in branches}
     for k in range(len(rows)):
         meta, feats = got[k]
@@ -321,7 +323,7 @@ def extract_ray(branches, inputs, *, address: str | None = None, part_size: int 
         for b in branches:
             if feats[b.name].size:
                 parts[b.name].append(feats[b.name])
-    features = {n: (np.concatenate(p) if p else np.empty((0, 0), np.float32)) for n, p in parts.items()}
+    features = stack_features(parts)
     return Extracted(ids, errors, metas, features)
 
 
