@@ -140,20 +140,23 @@ def _cmd_fit(a) -> int:
                     cache_dir=False if a.no_cache else a.cache_dir) if not a.no_cnn else False
     det = HybridDetector(colour=colour, cnn=cnn, fusion=a.fusion, calibration=a.calibration, fpr=a.fpr,
                          k=a.k, workers=a.workers, progress=a.progress)
-    if a.engine == "ray":
-        return _fit_on_ray(a, det, items)
-    det.fit(items)
+    val = labels = None
     if a.val:
         val, labels = _load_inputs(a.val, "val" if _is_dataset(a.val) else None)
-        det.calibrate(_check_nonempty(val, "validation images"), labels)
+        val = _check_nonempty(val, "validation images")
+    elif a.fusion == "logistic":
+        raise _UsageError("--fusion logistic needs labelled validation images: --val DATASET")
     else:
-        if a.fusion == "logistic":
-            raise _UsageError("--fusion logistic needs labelled validation images: --val DATASET")
         log.warning("no --val given: thresholds are set on the training images themselves, which "
                     "underestimates normal variation (expect more false alarms); pass --val")
-        det.calibrate(items)
+    if a.engine == "ray":
+        _ray_engine().fit_ray(det, items, val, labels, max_images=a.fit_sample or None, **_ray_kw(a))
+    else:
+        det.fit(items)
+        det.calibrate(items if val is None else val, labels)
     det.save(a.out)
-    print(f"fitted on {det.n_train_} images ({len(det.fit_errors_)} unreadable); model saved to {a.out}")
+    where = " on Ray" if a.engine == "ray" else ""
+    print(f"fitted{where} on {det.n_train_} images ({len(det.fit_errors_)} unreadable); model saved to {a.out}")
     for b in det.branches_:
         print(f"  {b.name}: threshold {b.threshold_:.4g}")
     return EXIT_OK
@@ -171,24 +174,6 @@ def _ray_engine():
 def _ray_kw(a) -> dict:
     return {"address": a.address, "actors": a.actors, "cpus_per_actor": a.cpus_per_actor,
             "gpus_per_actor": a.gpus_per_actor, "progress": a.progress}
-
-
-def _fit_on_ray(a, det, items) -> int:
-    eng = _ray_engine()
-    val = labels = None
-    if a.val:
-        val, labels = _load_inputs(a.val, "val" if _is_dataset(a.val) else None)
-        val = _check_nonempty(val, "validation images")
-    elif a.fusion == "logistic":
-        raise _UsageError("--fusion logistic needs labelled validation images: --val DATASET")
-    else:
-        log.warning("no --val given: thresholds are set on the training images themselves; pass --val")
-    eng.fit_ray(det, items, val, labels, max_images=a.fit_sample or None, **_ray_kw(a))
-    det.save(a.out)
-    print(f"fitted on Ray on {det.n_train_} images ({len(det.fit_errors_)} unreadable); model saved to {a.out}")
-    for b in det.branches_:
-        print(f"  {b.name}: threshold {b.threshold_:.4g}")
-    return EXIT_OK
 
 
 def _score_on_ray(a) -> int:

@@ -193,6 +193,17 @@ def test_fit_on_ray_equals_fit_on_one_machine(ray_local, tiny_dataset, tmp_path)
     assert sampled.n_train_ == 25
 
 
+def test_cli_fit_on_ray_saves_the_model_the_local_fit_saves(ray_local, tiny_dataset, tmp_path, capsys):
+    from hybrid_drift import HybridDetector
+    from hybrid_drift.cli import main
+    args = ["fit", str(tiny_dataset), "--val", str(tiny_dataset), "--no-cnn", "--no-progress"]
+    assert main(args + ["--out", str(tmp_path / "local")]) == 0
+    assert main(args + ["--out", str(tmp_path / "ray"), "--engine", "ray", "--fit-sample", "0"]) == 0
+    assert "fitted on Ray on 60 images" in capsys.readouterr().out
+    local, on_ray = HybridDetector.load(tmp_path / "local"), HybridDetector.load(tmp_path / "ray")
+    assert [b.threshold_ for b in on_ray.branches_] == [b.threshold_ for b in local.branches_]
+
+
 def test_resources_that_no_actor_can_get_are_an_error_not_a_hang(ray_local, model_dir, image_folder, tmp_path):
     from hybrid_drift.scale.ray_engine import score_ray
     with pytest.raises(ValueError, match="0 GPUs: no actor fits gpus_per_actor=1"):
