@@ -219,3 +219,29 @@ def test_tiff_with_tags_decodes_through_pillow(half_white, tmp_path):
 def test_expanded_items_pass_through_unchanged(photo):
     items = expand_inputs([photo, b"x"])
     assert expand_inputs(items) == items
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "gray_jpeg", "png_rgba"])
+@pytest.mark.parametrize("reduce", [1, 2, 4, 8])
+def test_pixels_equal_opencv_bgr_decode_converted_to_rgb(tmp_path, data_dir, kind, reduce):
+    """OpenCV writes RGB itself (IMREAD_COLOR_RGB): same values as a BGR decode + cvtColor."""
+    rgb = cv2.cvtColor(cv2.imread(str(data_dir / "fruits.jpg")), cv2.COLOR_BGR2RGB)
+    if kind == "jpeg":
+        data = _jpeg(rgb)
+    elif kind == "gray_jpeg":
+        data = _jpeg(rgb[..., 1])
+    else:
+        data = _png(Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)]), "RGBA"))
+    flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
+    buf = np.frombuffer(data, np.uint8)
+    if kind == "png_rgba":  # not a JPEG: full decode, then area-reduced
+        want = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        if reduce > 1:
+            h, w = want.shape[:2]
+            want = cv2.resize(want, (-(-w // reduce), -(-h // reduce)), interpolation=cv2.INTER_AREA)
+    else:
+        want = cv2.cvtColor(cv2.imdecode(buf, flag), cv2.COLOR_BGR2RGB)
+    got = decode_image(data, reduce=reduce)
+    assert got.ok and got.rgb.flags.c_contiguous
+    assert np.array_equal(got.rgb, want)

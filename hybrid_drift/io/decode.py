@@ -33,10 +33,14 @@ DEFAULT_MIN_SIDE = 256
 _CV2_FORMATS = {"JPEG", "PNG", "BMP", "WEBP"}
 _CV2_MODES = {"RGB", "L", "RGBA", "LA", "P"}
 _REDUCED_FLAGS = {
+    1: cv2.IMREAD_COLOR,
     2: cv2.IMREAD_REDUCED_COLOR_2,
     4: cv2.IMREAD_REDUCED_COLOR_4,
     8: cv2.IMREAD_REDUCED_COLOR_8,
 }
+# OpenCV >= 4.10 can have the decoder write RGB itself (libjpeg-turbo's own output
+# order: no extra pass over the pixels, same values as BGR + cvtColor).
+_IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 _EXIF_KEEP = {
     "Make", "Model", "Software", "DateTime", "Orientation", "XResolution", "YResolution",
     "ResolutionUnit", "ExposureTime", "FNumber", "ISOSpeedRatings", "FocalLength",
@@ -318,6 +322,17 @@ def _with_views(out: DecodedImage, pixels: dict[int, np.ndarray]) -> DecodedImag
     return out
 
 
+def _imdecode_rgb(data: np.ndarray, reduce: int) -> np.ndarray | None:
+    """OpenCV decode to 3-channel RGB at 1/``reduce`` size (JPEG: in the DCT domain); None if it fails."""
+    flag = _REDUCED_FLAGS[reduce]
+    if _IMREAD_RGB is not None:
+        rgb = cv2.imdecode(data, (flag & ~cv2.IMREAD_COLOR) | _IMREAD_RGB)
+    else:  # pragma: no cover - OpenCV < 4.10
+        bgr = cv2.imdecode(data, flag)
+        rgb = None if bgr is None or bgr.ndim != 3 else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return rgb if rgb is not None and rgb.ndim == 3 else None
+
+
 def _decode_pixels(buf: bytes, img: Image.Image, factors: list[int]) -> dict[int, np.ndarray]:
     """RGB pixels of an encoded image at each reduction factor.
 
@@ -332,16 +347,15 @@ def _decode_pixels(buf: bytes, img: Image.Image, factors: list[int]) -> dict[int
             out = {}
             for f in factors:
                 dct = min(f, 8)
-                bgr = cv2.imdecode(data, _REDUCED_FLAGS.get(dct, cv2.IMREAD_COLOR))
-                if bgr is None or bgr.ndim != 3:
+                rgb = _imdecode_rgb(data, dct)
+                if rgb is None:
                     break
-                out[f] = _reduce(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), f // dct)
+                out[f] = _reduce(rgb, f // dct)
             else:
                 return out
         else:
-            bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-            if bgr is not None and bgr.ndim == 3:
-                full = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            full = _imdecode_rgb(data, 1)
+            if full is not None:
                 return {f: _reduce(full, f) for f in factors}
     img.load()
     full = _pil_to_rgb(img)
