@@ -219,6 +219,23 @@ def test_colour_histograms_match_per_cell_numpy_reference(shape, bins, grid, joi
     np.testing.assert_allclose(f.transform(rgb), ref, atol=1e-6)  # the cached layout gives the same
 
 
+@pytest.mark.parametrize("bins", [2, 7, 32, 181, 256])
+def test_every_8bit_value_lands_in_its_bin_as_the_table_says(bins):
+    """The vectorised binning (cv2.transform) is exact for every 8-bit value, hue >= 180 clamped."""
+    from hybrid_drift.features import ColourFeatures
+    v = np.arange(256)
+    hsv = np.repeat(v.astype(np.uint8)[None, :, None], 3, axis=2)  # every value in every channel
+    f = ColourFeatures(bins=bins)
+    got = f.transform(hsv=hsv).reshape(3, bins)
+    for ch, hi in enumerate((180, 256, 256)):
+        want = np.bincount(np.minimum(v * bins // hi, bins - 1), minlength=bins) / 256
+        np.testing.assert_array_equal(got[ch], want.astype(np.float32))
+    table = ColourFeatures(bins=bins)
+    table._bin_m = None  # the lookup-table path
+    rgb = np.random.default_rng(bins).integers(0, 256, (61, 83, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(f.transform(rgb), table.transform(rgb))
+
+
 def test_incremental_pca_path_matches_full_pca():
     rng = np.random.default_rng(5)
     X = (rng.normal(size=(3000, 5)) @ rng.normal(size=(5, 40)) + 0.01 * rng.normal(size=(3000, 40)))

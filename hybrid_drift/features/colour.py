@@ -27,6 +27,28 @@ def _bin_lut(bins_per_channel) -> np.ndarray:
     return lut
 
 
+def _bin_matrix(bins_per_channel) -> np.ndarray | None:
+    """``cv2.transform`` matrix that bins all three 8-bit channels in one vectorised pass, or None.
+
+    ``round(v * bins / range - c)`` equals ``v * bins // range`` when ``c`` keeps the
+    result off the rounding ties; OpenCV computes it in fixed point (SIMD) or float
+    (row tails), so the matrix is used only if both give exactly the table's bin for
+    every 8-bit value (after clamping to ``bins - 1``, as the table does). When they do
+    not (e.g. 256 hue bins over 180 hues), the lookup table is used instead.
+    """
+    m = np.zeros((3, 4), np.float32)
+    for ch, (bins, (_, hi)) in enumerate(zip(bins_per_channel, _RANGES)):
+        step = bins / hi
+        frac = 1.0 / hi  # smallest gap between v * step and the next integer (v, hi integers)
+        m[ch, ch], m[ch, 3] = step, -(0.5 - frac / 2)
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    want = _bin_lut(bins_per_channel)[0]
+    top = np.array(bins_per_channel) - 1
+    vectorised = np.minimum(cv2.transform(ramp[None], m)[0], top)  # the SIMD path
+    scalar = np.minimum(np.concatenate([cv2.transform(ramp[i:i + 1][None], m)[0] for i in range(256)]), top)
+    return m if np.array_equal(vectorised, want) and np.array_equal(scalar, want) else None
+
+
 @dataclass
 class ColourFeatures:
     """Per-image HSB histograms.
@@ -74,6 +96,8 @@ class ColourFeatures:
             raise ValueError(f"bins and hs_bins must be at most 256 (8-bit channels), got {self.bins}, {self.hs_bins}")
         lut = _bin_lut((self.bins,) * 3)
         self._luts = {np.dtype(np.uint16): lut.astype(np.uint16), np.dtype(np.float32): lut.astype(np.float32)}
+        self._bin_m = _bin_matrix((self.bins,) * 3)
+        self._bin_top = (self.bins - 1,) * 3 + (0,)
         self._hs_lut = _bin_lut((self.hs_bins[0], self.hs_bins[1], 1))
         self._layouts: dict = {}  # (h, w) -> per-pixel offsets, see _layout
 
@@ -134,16 +158,22 @@ class ColourFeatures:
     def transform(self, rgb: np.ndarray | None = None, hsv: np.ndarray | None = None) -> np.ndarray:
         """Flat ``float32`` vector of normalised histograms for one RGB image (or its HSV).
 
-        All cells and channels are counted in one ``cv2.calcHist`` call: a lookup
-        table maps each pixel value to its bin (``value * bins // range``) and a
-        cached per-pixel offset places it in its cell's histogram. A cell that holds
+        All cells and channels are counted in one ``cv2.calcHist`` call: each pixel
+        value is mapped to its bin (``value * bins // range``, clamped to the last bin;
+        one vectorised ``cv2.transform`` pass where that is exact, else a lookup table)
+        and a cached per-pixel offset places it in its cell's histogram. A cell that holds
         no pixel (image smaller than the grid) gets the whole image's histogram.
         """
         hsv = self.hsv(rgb) if hsv is None else hsv
         h, w = hsv.shape[:2]
         offsets, joint_off, empty = self._layout(h, w)
         n_cells = self.grid[0] * self.grid[1]
-        idx = cv2.LUT(hsv, self._luts[offsets.dtype]).reshape(h, 3 * w)
+        if self._bin_m is not None and hsv.dtype == np.uint8:
+            binned = cv2.transform(hsv, self._bin_m)  # 3-4x faster than a 3-channel LUT
+            cv2.min(binned, self._bin_top, dst=binned)
+            idx = binned.astype(offsets.dtype).reshape(h, 3 * w)
+        else:
+            idx = cv2.LUT(hsv, self._luts[offsets.dtype]).reshape(h, 3 * w)
         cv2.add(offsets, idx, dst=idx)
         counts = cv2.calcHist([idx], [0], None, [n_cells * 3 * self.bins], [0, n_cells * 3 * self.bins])
         counts = counts.reshape(n_cells, 3, self.bins)
