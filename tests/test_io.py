@@ -245,3 +245,58 @@ def test_pixels_equal_opencv_bgr_decode_converted_to_rgb(tmp_path, data_dir, kin
     got = decode_image(data, reduce=reduce)
     assert got.ok and got.rgb.flags.c_contiguous
     assert np.array_equal(got.rgb, want)
+
+
+def _jpeg_variants(rgb):
+    """JPEGs the header reader must read as Pillow does, or leave to Pillow."""
+    exif = Image.new("RGB", (1, 1)).getexif()
+    exif[0x0112], exif[0x010F], exif[0x0132] = 6, "TestCam", "2026:11:23 10:00:00"
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">' \
+          b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="3"/></rdf:RDF></x:xmpmeta>'
+    mpo = io.BytesIO()
+    Image.fromarray(rgb).save(mpo, "MPO", save_all=True, append_images=[Image.fromarray(rgb[::-1])])
+    return {"plain": _jpeg(rgb), "progressive": _jpeg(rgb, progressive=True), "gray": _jpeg(rgb[..., 0]),
+            "exif": _jpeg(rgb, exif=exif.tobytes()), "comment": _jpeg(rgb, comment=b"cam 7"),
+            "cmyk": _cmyk_bytes(rgb), "xmp": _jpeg(rgb, xmp=xmp), "mpo": mpo.getvalue()}
+
+
+def test_jpeg_metadata_and_pixels_are_pillows_whichever_reads_the_header(data_dir, half_white, tmp_path):
+    """JPEG headers are read without Pillow when plain; metadata and pixels are the same as through Pillow."""
+    from hybrid_drift.io.decode import read_metadata
+    files = {p.name: p.read_bytes() for p in sorted(data_dir.glob("*.jpg"))}
+    files.update(_jpeg_variants(np.ascontiguousarray(np.tile(half_white, (3, 2, 1)))))
+    for name, data in files.items():
+        with Image.open(io.BytesIO(data)) as im:
+            want = read_metadata(im, len(data))
+            mode = im.mode
+        got = decode_image(data, reduce=2)
+        assert got.ok, (name, got.error)
+        assert got.meta == want, name
+        if mode != "CMYK" and want["format"] == "JPEG":  # CMYK and MPO decode through Pillow
+            ref = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_COLOR_2)
+            assert np.array_equal(got.rgb, cv2.cvtColor(ref, cv2.COLOR_BGR2RGB)), name
+
+
+def test_jpeg_header_reader_leaves_unusual_files_to_pillow(half_white):
+    from hybrid_drift.io.decode import _jpeg_header
+    v = _jpeg_variants(half_white)
+    assert _jpeg_header(v["plain"])[:3] == (40, 20, "RGB")
+    assert _jpeg_header(v["progressive"])[:3] == (40, 20, "RGB")
+    assert _jpeg_header(v["gray"])[:3] == (40, 20, "L")
+    assert _jpeg_header(v["exif"])[3].startswith(b"Exif\x00\x00")
+    for unusual in ("cmyk", "xmp", "mpo"):  # 4 components; XMP orientation; multi-picture
+        assert _jpeg_header(v[unusual]) is None, unusual
+    plain = v["plain"]
+    for broken in (plain[:30], plain[:2] + b"\xff\xff" + plain[2:], plain[:4] + b"\x00\x01" + plain[6:], b"\xff\xd8\xff"):
+        assert _jpeg_header(broken) is None
+    assert "truncat" in decode_image(plain[:30]).error.lower() or "corrupt" in decode_image(plain[:30]).error.lower()
+
+
+def test_pixel_limit_applies_to_jpeg_headers_read_without_pillow(photo):
+    from hybrid_drift.io.decode import _jpeg_header
+    buf = bytearray(_jpeg(photo))
+    sof = buf.index(b"\xff\xc0")
+    buf[sof + 5:sof + 9] = struct.pack(">HH", 30000, 30000)  # height, width claimed in the frame header
+    assert _jpeg_header(bytes(buf))[:2] == (30000, 30000)
+    r = decode_image(bytes(buf), max_pixels=50_000_000)
+    assert r.rgb is None and "too many pixels: 30000x30000" in r.error
