@@ -9,9 +9,10 @@ markdown table with absolute rates and the ratios that matter:
 * colour branch (decode + HSV + histograms) vs the bare reduced-size decode (1/4, the
   size the colour branch decodes at) on the same number of threads, and vs a plain
   PIL + NumPy HSB implementation (full decode, per-channel histograms); best of
-  ``--repeats`` interleaved rounds;
+  ``--repeats`` interleaved rounds, and the median and range of the ratio per round;
 * CNN branch end-to-end (decode → resize → backbone → pooled features) vs the bare
-  backbone forward pass on the same input size and batch size;
+  backbone forward pass on the same input size and batch size (``--cnn-repeats``
+  interleaved rounds);
 * PCA reconstruction scoring per image, vs NannyML's DataReconstructionDriftCalculator
   with chunk size 1 (its only way to give one error per image) on the same embeddings;
 * whylogs' ``log_image`` (default image features, PIL decode included) on the same files.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -56,13 +58,37 @@ def rate(n: int, fn) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def best_rates(n: int, repeats: int, fns: dict) -> dict[str, float]:
-    """Images/second of each function, best of ``repeats`` rounds that run every function once."""
-    best = dict.fromkeys(fns, 0.0)
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            best[k] = max(best[k], rate(n, fn))
-    return best
+class Rounds(dict):
+    """Images/second of each function per round (``self[name]``) and CPU seconds per image (``.cpu``)."""
+
+    def __init__(self, names):
+        super().__init__({k: [] for k in names})
+        self.cpu = {k: [] for k in names}
+
+
+def round_rates(n: int, repeats: int, fns: dict) -> Rounds:
+    """Images/second of each function in each of ``repeats`` rounds that run every function once.
+
+    Every other round runs the functions in reverse order, so a machine that speeds up
+    or slows down during a round favours no function. The process CPU time of each run
+    is kept too: on a shared virtual machine, time stolen by other guests stretches the
+    wall clock but is not charged to this process.
+    """
+    out = Rounds(fns)
+    for i in range(repeats):
+        for k in (list(fns) if i % 2 == 0 else list(fns)[::-1]):
+            c0 = time.process_time()
+            out[k].append(rate(n, fns[k]))
+            out.cpu[k].append((time.process_time() - c0) / n)
+    return out
+
+
+def paired(rates: Rounds, a: str, b: str) -> str:
+    """``a`` vs ``b``: ratio of the best rates, median (range) of the per-round ratios, and of CPU time per image."""
+    per_round = sorted(x / y for x, y in zip(rates[a], rates[b]))
+    cpu = min(rates.cpu[b]) / min(rates.cpu[a])
+    return (f"{max(rates[a]) / max(rates[b]):.2f}x (per round: median {statistics.median(per_round):.2f}x, "
+            f"{per_round[0]:.2f}-{per_round[-1]:.2f}x; CPU time per image: {cpu:.2f}x)")
 
 
 def pil_numpy_hsb(paths, bins=32):
@@ -93,7 +119,11 @@ def main():
     ap.add_argument("--n", type=int, default=300, help="frames (default 300)")
     ap.add_argument("--n-cnn", type=int, default=128, help="frames for the CNN rows (default 128)")
     ap.add_argument("--workers", type=int, default=None, help="decode threads (default: one per core)")
-    ap.add_argument("--repeats", type=int, default=3, help="rounds for the decode/colour rows (best is kept)")
+    ap.add_argument("--repeats", type=int, default=9,
+                    help="interleaved rounds for the decode/colour rows (default 9): best rate, per-round ratios")
+    ap.add_argument("--cnn-repeats", type=int, default=3,
+                    help="interleaved rounds for the CNN forward / end-to-end rows (default 3)")
+    ap.add_argument("--no-cnn", action="store_true", help="only the decode and colour rows (and whylogs)")
     ap.add_argument("--peers", default=str(Path(__file__).resolve().parents[1] / ".venv-peers" / "bin" / "python"),
                     help="python of the peers venv (whylogs, nannyml)")
     ap.add_argument("--scale", type=int, nargs="*", default=[1000, 10000, 100000],
@@ -113,19 +143,22 @@ def main():
         def decode_pool(flag):
             return lambda: list(pool.map(lambda p: cv2.imread(p, flag), paths))
 
-        # best of `repeats`, variants interleaved, so a slow moment of this shared machine
-        # hits every variant alike
-        r = best_rates(n, a.repeats, {
+        # `repeats` short rounds (each variant once over the frames, about 3 s a round),
+        # variants interleaved, each colour row next to its bare decode, so a slow moment of
+        # this shared machine hits them alike; rates are the best round, ratios also per round
+        rr = round_rates(n, a.repeats, {
             "full1": lambda: [cv2.imread(p) for p in paths],
             "red2_1": lambda: [cv2.imread(p, cv2.IMREAD_REDUCED_COLOR_2) for p in paths],
             "red4_1": lambda: [cv2.imread(p, cv2.IMREAD_REDUCED_COLOR_4) for p in paths],
-            "red4_n": decode_pool(cv2.IMREAD_REDUCED_COLOR_4),
-            "peer": lambda: pil_numpy_hsb(paths),
             "colour1": lambda: extract([colour], paths, workers=1),
+            "red4_n": decode_pool(cv2.IMREAD_REDUCED_COLOR_4),
             "colour_n": lambda: extract([colour], paths, workers=workers),
             "colour1x1_n": lambda: extract([colour_1x1], paths, workers=workers),
         })
         pool.shutdown()
+        r = {k: max(v) for k, v in rr.items()}
+        # the slow peer (about 50 img/s) in its own rounds, on 100 frames
+        r["peer"] = max(round_rates(100, 2, {"peer": lambda: pil_numpy_hsb(paths[:100])})["peer"])
         list_file = Path(tmp) / "paths.txt"
         list_file.write_text("\n".join(paths[:100]))
         wl = peer(a.peers, "whylogs", str(list_file))
@@ -135,14 +168,14 @@ def main():
                  ("decode, 1/2 size in the DCT domain (IMREAD_REDUCED_COLOR_2), 1 thread", r["red2_1"], ""),
                  ("decode, 1/4 size in the DCT domain (IMREAD_REDUCED_COLOR_4), 1 thread", r["red4_1"], ""),
                  (f"decode, 1/4 size, {workers} threads", r["red4_n"], ""),
-                 ("peer: PIL decode + HSV + NumPy histograms, 1 thread", r["peer"], ""),
+                 ("peer: PIL decode + HSV + NumPy histograms, 1 thread (100 frames)", r["peer"], ""),
                  ("colour branch (decode 1/4 + HSV + 4x4 grid x 3 x 32-bin histograms), 1 thread", r["colour1"],
-                  f"{r['colour1'] / r['red4_1']:.2f}x bare 1/4 decode (1 thread); {r['colour1'] / r['peer']:.1f}x peer"
+                  f"{paired(rr, 'colour1', 'red4_1')} bare 1/4 decode (1 thread); {r['colour1'] / r['peer']:.1f}x peer"
                   + vs_wl(r["colour1"])),
                  (f"colour branch, {workers} threads", r["colour_n"],
-                  f"{r['colour_n'] / r['red4_n']:.2f}x bare 1/4 decode ({workers} threads)" + vs_wl(r["colour_n"])),
+                  f"{paired(rr, 'colour_n', 'red4_n')} bare 1/4 decode ({workers} threads)" + vs_wl(r["colour_n"])),
                  (f"colour branch, whole-image histograms (grid 1x1, the whylogs-style profile), {workers} threads",
-                  r["colour1x1_n"], f"{r['colour1x1_n'] / r['red4_n']:.2f}x bare 1/4 decode ({workers} threads)"
+                  r["colour1x1_n"], f"{paired(rr, 'colour1x1_n', 'red4_n')} bare 1/4 decode ({workers} threads)"
                   + vs_wl(r["colour1x1_n"]))]
         if wl:
             rows.append((f"peer: whylogs {wl['version']} log_image, default features, PIL decode, 1 thread "
@@ -152,6 +185,8 @@ def main():
             rows.append((f"colour branch, {n_scale:,} images (frames cycled), {workers} threads",
                          rate(n_scale, lambda: extract([colour], cyc, workers=workers)), ""))
 
+        if a.no_cnn:
+            return print_table(rows, n, None, torch)
         cnn_paths = paths[: a.n_cnn]
         m = len(cnn_paths)
         for name, kw in (("default: max-pool block10+head, 288x384", {}),
@@ -161,11 +196,13 @@ def main():
             h, w = emb.image_size
             batch = np.random.default_rng(0).integers(0, 255, (m, h, w, 3), dtype=np.uint8)
             emb.embed(batch[:8])  # load + warm up
-            r_bare = rate(m, lambda: emb.embed(batch))
             feats = {}
-            r_e2e = rate(m, lambda: feats.setdefault("x", extract([br], cnn_paths, workers=a.workers)))
+            cr = round_rates(m, a.cnn_repeats, {
+                "bare": lambda: emb.embed(batch),
+                "e2e": lambda: feats.setdefault("x", extract([br], cnn_paths, workers=a.workers))})
+            r_bare, r_e2e = max(cr["bare"]), max(cr["e2e"])
             rows += [(f"CNN forward only ({name}), batch {emb.batch_size}", r_bare, ""),
-                     (f"CNN branch end-to-end incl. decode ({name})", r_e2e, f"{r_e2e / r_bare:.2f}x forward only")]
+                     (f"CNN branch end-to-end incl. decode ({name})", r_e2e, f"{paired(cr, 'e2e', 'bare')} forward only")]
             if "study" not in name:
                 emb_feats = feats["x"].features["cnn"]
                 torch.set_num_threads(1)
@@ -201,9 +238,13 @@ def main():
             rows.append((f"peer: NannyML {nm['version']} DataReconstructionDriftCalculator, chunk_size=1 "
                          f"({nm['n']} images)", 1 / nm["seconds_per_image"], f"{nm['seconds_per_image'] * 1e3:.0f} ms/image"))
 
-    print(f"\n{n} frames 768x576 JPEG (CNN rows: {m}); {platform.machine()}, {os.cpu_count()} cores, "
+    print_table(rows, n, m, torch)
+
+
+def print_table(rows, n, m, torch):
+    print(f"\n{n} frames 768x576 JPEG (CNN rows: {m or 'not run'}); {platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), OpenCV {cv2.__version__}, "
-          f"{time.strftime('%Y-%m-%d')}\n")
+          f"{time.strftime('%Y-%m-%d %H:%M')}\n")
     print("| stage | images/s | ratio |\n|---|---:|---|")
     for name, r, ratio in rows:
         print(f"| {name} | {r:,.1f} | {ratio} |")
