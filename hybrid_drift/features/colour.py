@@ -130,12 +130,14 @@ class ColourFeatures:
         """OpenCV 8-bit HSV of an RGB image (hue 0..179)."""
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
 
-    def _layout(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    def _layout(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, bool, np.ndarray]:
         """Per-pixel histogram offsets for an ``h x w`` image (cached per shape).
 
         Returns the ``(h, 3 * w)`` offset of each pixel's channel histogram in the
         flat count vector, the same for the joint hue x saturation histogram (or
-        None) and which cells are empty (images smaller than the grid).
+        None), which cells are empty (images smaller than the grid), whether any is,
+        and the ``(n_cells, 1, 1)`` pixel count of each cell's histograms (the whole
+        image's for an empty cell, which gets the whole image's histogram).
         """
         key = (h, w)
         lay = self._layouts.get(key)
@@ -150,8 +152,10 @@ class ColourFeatures:
             joint = None
             if self.joint_hs:
                 joint = (cell * (self.hs_bins[0] * self.hs_bins[1])).astype(np.float32)
-            empty = np.bincount(cell.ravel(), minlength=gr * gc) == 0
-            lay = (offsets.reshape(h, 3 * w).astype(dtype), joint, empty)
+            pixels = np.bincount(cell.ravel(), minlength=gr * gc)
+            empty = pixels == 0
+            pixels = np.where(empty, h * w, pixels).astype(np.float32).reshape(-1, 1, 1)
+            lay = (offsets.reshape(h, 3 * w).astype(dtype), joint, empty, bool(empty.any()), pixels)
             self._layouts[key] = lay
         return lay
 
@@ -166,7 +170,7 @@ class ColourFeatures:
         """
         hsv = self.hsv(rgb) if hsv is None else hsv
         h, w = hsv.shape[:2]
-        offsets, joint_off, empty = self._layout(h, w)
+        offsets, joint_off, empty, any_empty, pixels = self._layout(h, w)
         n_cells = self.grid[0] * self.grid[1]
         if self._bin_m is not None and hsv.dtype == np.uint8:
             binned = cv2.transform(hsv, self._bin_m)  # 3-4x faster than a 3-channel LUT
@@ -183,10 +187,12 @@ class ColourFeatures:
             n_joint = self.hs_bins[0] * self.hs_bins[1]
             jc = cv2.calcHist([jidx], [0], None, [n_cells * n_joint], [0, n_cells * n_joint])
             counts = np.concatenate([counts.reshape(n_cells, -1), jc.reshape(n_cells, -1)], axis=1)
-        if empty.any():
+        if any_empty:
             counts[empty] = counts.sum(axis=0)
         if not self.joint_hs:
-            return (counts / np.maximum(counts.sum(axis=-1, keepdims=True), 1.0)).ravel()
+            # each pixel is counted once per channel: every histogram of a cell sums to its pixel count
+            counts /= pixels
+            return counts.ravel()
         groups = np.split(counts, np.cumsum([self.bins] * 3), axis=1)
         return np.concatenate([g / np.maximum(g.sum(axis=1, keepdims=True), 1.0) for g in groups], axis=1).ravel()
 
