@@ -11,8 +11,8 @@ markdown table with absolute rates and the ratios that matter:
   PIL + NumPy HSB implementation (full decode, per-channel histograms); best of
   ``--repeats`` interleaved rounds, and the median and range of the ratio per round;
 * CNN branch end-to-end (decode → resize → backbone → pooled features) vs the bare
-  backbone forward pass on the same input size and batch size (``--cnn-repeats``
-  interleaved rounds);
+  backbone forward pass on the same frames (decoded and resized beforehand), input size and
+  batch size (``--cnn-repeats`` interleaved rounds);
 * PCA reconstruction scoring per image, vs NannyML's DataReconstructionDriftCalculator
   with chunk size 1 (its only way to give one error per image) on the same embeddings;
 * whylogs' ``log_image`` (default image features, PIL decode included) on the same files.
@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hybrid_drift import CNNBranch, ColourBranch, extract  # noqa: E402
 from hybrid_drift.datasets.crossroad import bundled_data_dir  # noqa: E402
-from hybrid_drift.io import iter_video_frames, list_images  # noqa: E402
+from hybrid_drift.io import decode_image, iter_video_frames, list_images  # noqa: E402
 from hybrid_drift.scorers import PCAReconstructionScorer  # noqa: E402
 
 
@@ -193,8 +193,9 @@ def main():
                          ("study: avg-pool head, 224x224", {"pool": "avg", "layers": ("head",), "image_size": 224})):
             br = CNNBranch(cache_dir=False, **kw)
             emb = br.embedder
-            h, w = emb.image_size
-            batch = np.random.default_rng(0).integers(0, 255, (m, h, w, 3), dtype=np.uint8)
+            # the bare forward pass runs on the same frames, decoded and resized beforehand
+            batch = np.stack([emb.preprocess(decode_image(p, reduce="auto", min_side=br.min_side).rgb)
+                              for p in cnn_paths])
             emb.embed(batch[:8])  # load + warm up
             feats = {}
             cr = round_rates(m, a.cnn_repeats, {
