@@ -1,9 +1,10 @@
 """Decode one image (path, bytes or array) to RGB uint8, with its metadata.
 
 OpenCV decodes the common formats fast (and can decode JPEG straight to 1/2, 1/4 or
-1/8 size in the DCT domain); Pillow reads the header first (format, size, mode,
-EXIF) so that the pixel-count guard runs *before* any pixels are decoded, and it
-decodes what OpenCV handles badly (CMYK, 16-bit, palette, TIFF, ...).
+1/8 size in the DCT domain). The header is read first (format, size, mode, EXIF) so
+that the pixel-count guard runs *before* any pixels are decoded: by a strict reader
+of the segments for plain JPEGs (see :func:`_jpeg_header`), by Pillow for everything
+else. Pillow also decodes what OpenCV handles badly (CMYK, 16-bit, palette, TIFF, ...).
 """
 
 from __future__ import annotations
