@@ -300,3 +300,15 @@ def test_pixel_limit_applies_to_jpeg_headers_read_without_pillow(photo):
     assert _jpeg_header(bytes(buf))[:2] == (30000, 30000)
     r = decode_image(bytes(buf), max_pixels=50_000_000)
     assert r.rgb is None and "too many pixels: 30000x30000" in r.error
+
+
+def test_plain_jpeg_header_with_undecodable_data_falls_back_to_pillow(half_white):
+    """Header read without Pillow, OpenCV cannot decode the scan: Pillow gets it, and its error is the record."""
+    from hybrid_drift.io.decode import _jpeg_header
+    data = _jpeg(half_white)
+    sos = data.index(b"\xff\xda")
+    bad = data[:sos] + b"\xff\xda\x00\x02" + b"\x00" * 5 + b"\xff\xd9"  # an empty scan header, junk data
+    assert _jpeg_header(bad) is not None
+    r = decode_image(bad, name="junk-scan.jpg")
+    assert r.rgb is None and r.source == "junk-scan.jpg"
+    assert r.error.startswith("corrupt or truncated image:")

@@ -194,7 +194,9 @@ def _jpeg_header(buf: bytes) -> tuple[int, int, str, bytes | None] | None:
         if 0xC0 <= marker <= 0xCF and marker not in _NOT_SOF:
             if marker not in _SOF_PLAIN or size is not None or end - body < 6 or buf[body] != 8:
                 return None
-            h, w, layers = int.from_bytes(buf[body + 1:body + 3], "big"), int.from_bytes(buf[body + 3:body + 5], "big"), buf[body + 5]
+            h = int.from_bytes(buf[body + 1:body + 3], "big")
+            w = int.from_bytes(buf[body + 3:body + 5], "big")
+            layers = buf[body + 5]
             if layers not in (1, 3) or not w or not h:
                 return None
             size = (w, h, "L" if layers == 1 else "RGB")
@@ -417,14 +419,21 @@ def _decode_pixels(buf: bytes, fmt: str, mode: str, img: Image.Image | None,
             full = _imdecode_rgb(data, 1)
             if full is not None:
                 return {f: _reduce(full, f) for f in factors}
-    if img is None:
-        with Image.open(io.BytesIO(buf)) as opened:
-            opened.load()
-            full = _pil_to_rgb(opened)
-    else:
-        img.load()
-        full = _pil_to_rgb(img)
+    with _pil_open(buf) if img is None else contextlib.nullcontext(img) as pil:
+        pil.load()
+        full = _pil_to_rgb(pil)
     return {f: _reduce(full, f) for f in factors}
+
+
+def _pil_open(buf: bytes) -> Image.Image:
+    """Pillow image of ``buf``, header only (no pixels until ``.load()``).
+
+    Our own ``max_pixels`` guard replaces Pillow's decompression-bomb warning (its
+    hard limit still applies).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(buf))
 
 
 def _decode_buffer(buf: bytes, source: str, max_pixels: int | None, reduce, min_side: int,
@@ -440,11 +449,7 @@ def _decode_buffer(buf: bytes, source: str, max_pixels: int | None, reduce, min_
             out.meta = _metadata(w, h, mode, "JPEG", len(buf), (lambda: _load_exif(exif)) if exif else Image.Exif)
             img = None
         else:
-            # Header only: Pillow does not decode pixels until .load(). Our own
-            # max_pixels guard replaces Pillow's warning (its hard limit still applies).
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                img = Image.open(io.BytesIO(buf))
+            img = _pil_open(buf)
             out.meta = read_metadata(img, len(buf))
             w, h = img.size
         with img or contextlib.nullcontext():
