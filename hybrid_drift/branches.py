@@ -7,23 +7,30 @@ benchmark and the CLI treat them alike and a new branch touches no other code:
   on ``img.at_side(self.min_side)``: each branch names the shorter side it needs,
   the loader decodes each size the branches name (JPEG: in the DCT domain);
 * ``features(prepared, images)`` — a batch of prepared items → ``(n, d)`` features;
-* ``make_scorer()`` — a fresh, unfitted :class:`~hybrid_drift.scorers.BaseScorer`.
+* ``make_scorer()`` — a fresh, unfitted :class:`~hybrid_drift.scorers.BaseScorer`;
+* optionally ``reference_extra(items)`` — extra training rows made from the
+  reference images (the CNN branch's moved-foreground copies).
 
-``fit`` / ``calibrate`` / ``score_samples`` / ``decision_function`` / ``predict``
-then work on image inputs (paths, folders, arrays, bytes, videos) for each branch alone.
+The branch's threshold lives in its :class:`~hybrid_drift.calibration.Calibration`
+(``calibration_``) and nowhere else. ``fit`` / ``calibrate`` / ``score_samples`` /
+``decision_function`` / ``predict`` then work on image inputs (paths, folders,
+arrays, bytes, videos) for each branch alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
 
+from .calibration import Calibration, CalibrationRule, crossfit_scores
 from .exceptions import ModelFormatError, NotFittedError
 from .features.cache import FeatureCache, default_cache_dir
 from .features.colour import ColourFeatures
-from .io.decode import DEFAULT_MIN_SIDE, DecodedImage
+from .io.decode import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, DecodedImage
 from .scorers import BaseScorer, HistogramScorer, MinMaxScorer, PCAReconstructionScorer, scorer_from_state
 
 __all__ = ["Branch", "ColourBranch", "CNNBranch", "MinMaxBranch", "BRANCHES"]
@@ -47,17 +54,31 @@ def _hsv(img: DecodedImage, min_side: int) -> np.ndarray:
 class Branch:
     """Base class of detector branches (see module docstring for the contract).
 
+    A branch pairs a feature extractor with a scorer (fits, scores) and a
+    :class:`~hybrid_drift.calibration.Calibration` (decides). ``fit`` sets the
+    calibration by time-blocked cross-fitting on the reference images, so a fitted
+    branch can ``predict`` at once; ``calibrate`` adds held-out images.
+
     Attributes
     ----------
     scorer_ : BaseScorer
         The fitted scorer (after ``fit``).
+    calibration_ : Calibration
+        The branch's threshold: the only place it is stored.
+    oof_scores_ : ndarray
+        Out-of-sample scores of the reference images from cross-fitting (pooled
+        with held-out scores by ``calibrate``).
     """
 
     #: default column name in result tables
     default_name: ClassVar[str] = "branch"
     #: shorter side (pixels) of the image ``prepare`` works on (see ``DecodedImage.at_side``)
     min_side: int = DEFAULT_MIN_SIDE
+    #: calibration method this branch always uses (None = the detector's choice)
+    calibration_method: ClassVar[str | None] = None
     _config_keys: ClassVar[tuple[str, ...]] = ()
+    #: multiplier of the conformal threshold (see ``choose_threshold``); instances may set ``margin``
+    margin: float = 1.0
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -84,6 +105,15 @@ class Branch:
         """A fresh, unfitted scorer for this branch's features."""
         raise NotImplementedError
 
+    def reference_extra(self, items: list, **load_kw) -> tuple[np.ndarray, np.ndarray] | None:
+        """Optional: extra training rows made from the readable reference ``items`` (in feature-row order).
+
+        Returns ``(features, source_rows)`` or None. The CNN branch returns its
+        reference frames with their moving foreground moved (see
+        :mod:`hybrid_drift.features.foreground`).
+        """
+        return None
+
     # --- configuration ----------------------------------------------------------------
     def get_config(self) -> dict:
         """The constructor arguments as JSON-able values (saved with the model)."""
@@ -94,6 +124,12 @@ class Branch:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
+    def _rule(self, rule: CalibrationRule | None) -> CalibrationRule:
+        rule = rule or CalibrationRule()
+        if self.calibration_method is not None and rule.method != self.calibration_method:
+            rule = replace(rule, method=self.calibration_method)
+        return rule
+
     # --- feature-level verbs (used by the detector and the benchmark) --------------------
     @property
     def fitted(self) -> bool:
@@ -103,9 +139,56 @@ class Branch:
         if not self.fitted:
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet: call fit() with normal images first.")
 
-    def fit_features(self, F: np.ndarray):
-        """Fit the scorer on already extracted features of normal images. Returns self."""
-        self.scorer_ = self.make_scorer().fit(F)
+    def _check_calibrated(self):
+        self._check_fitted()
+        if getattr(self, "calibration_", None) is None:
+            raise NotFittedError(f"This {type(self).__name__} has no threshold yet: call calibrate() with "
+                                 "held-out normal images (or fit with cross-fitting).")
+
+    def fit_features(self, F: np.ndarray, *, extra: np.ndarray | None = None, extra_src=None,
+                     rule: CalibrationRule | None = None):
+        """Fit the scorer on reference features ``F`` (time order) plus ``extra`` rows, and calibrate.
+
+        With a cross-fitting rule (the default), the threshold comes from
+        out-of-sample scores of ``F`` by time-blocked cross-fitting. Returns self.
+        """
+        rule = self._rule(rule)
+        F = np.asarray(F)
+        train = F if extra is None or len(extra) == 0 else np.concatenate([F, extra])
+        self.scorer_ = self.make_scorer().fit(train)
+        self.calibration_ = None
+        self.oof_scores_ = np.empty(0)
+        if rule.method == "fixed":
+            self.calibration_ = Calibration.from_scores(np.zeros(1), rule=rule)
+        elif rule.crossfits:
+            if len(F) < rule.blocks:
+                raise ValueError(f"{self.name}: {len(F)} readable reference images are too few to set a threshold "
+                                 f"by cross-fitting over {rule.blocks} time blocks; give at least {rule.blocks}")
+            has_extra = extra is not None and len(extra) > 0
+            self.oof_scores_, _ = crossfit_scores(self.make_scorer, F, blocks=rule.blocks,
+                                                  extra=extra if has_extra else None,
+                                                  extra_src=extra_src if has_extra else None,
+                                                  max_rows=rule.max_rows)
+            self.calibration_ = Calibration.from_scores(self.oof_scores_, rule=rule, margin=self.margin,
+                                                        source="crossfit")
+        log.info("%s: fitted on %d reference rows (+%d extra); threshold %s", self.name, len(F),
+                 0 if extra is None else len(extra),
+                 "none yet" if self.calibration_ is None else f"{self.calibration_.threshold:.4g}")
+        return self
+
+    def calibrate_scores(self, scores, y=None, *, rule: CalibrationRule | None = None):
+        """Set the threshold from out-of-sample ``scores`` (held-out images), pooled with the
+        cross-fitted reference scores when there are any. Returns self."""
+        self._check_fitted()
+        rule = self._rule(rule)
+        s = np.asarray(scores, dtype=np.float64)
+        oof = getattr(self, "oof_scores_", np.empty(0))
+        pooled = rule.method not in ("f1", "fixed") and len(oof) > 0
+        if pooled:
+            y0 = np.zeros(len(s), int) if y is None else np.asarray(y).astype(int)
+            s, y = np.concatenate([oof, s]), (None if y is None else np.concatenate([np.zeros(len(oof), int), y0]))
+        self.calibration_ = Calibration.from_scores(s, y, rule=rule, margin=self.margin,
+                                                    source="crossfit+held-out" if pooled else "held-out")
         return self
 
     def score_features(self, F: np.ndarray) -> np.ndarray:
@@ -114,25 +197,31 @@ class Branch:
         return self.scorer_.score_samples(F)
 
     @property
-    def threshold_(self):
-        self._check_fitted()
-        return self.scorer_.threshold_
+    def threshold_(self) -> float:
+        """The calibrated threshold (read from ``calibration_``, its only owner)."""
+        self._check_calibrated()
+        return self.calibration_.threshold
 
     # --- image-level verbs ------------------------------------------------------------
     def _extract(self, X, **load_kw):
         from .pipeline import extract
         return extract([self], X, **load_kw)
 
-    def fit(self, X, **load_kw):
-        """Fit on normal images (paths, a folder, arrays, bytes or a video). Returns self.
+    def fit(self, X, *, rule: CalibrationRule | None = None, **load_kw):
+        """Fit on normal reference images in time order (paths, a folder, arrays, bytes or a video)
+        and set the threshold by cross-fitting. Returns self.
 
         Inputs that cannot be read are logged and skipped for fitting; at least one
         must be readable.
         """
-        ext = self._extract(X, **load_kw)
+        from .io.sources import expand_inputs
+        items = expand_inputs(X)
+        ext = self._extract(items, **load_kw)
         if ext.n_ok == 0:
             raise ValueError(f"no readable image among {len(ext.ids)} inputs; first error: {ext.first_error()}")
-        return self.fit_features(ext.features[self.name])
+        extra = self.reference_extra([it for it, ok in zip(items, ext.ok) if ok], **load_kw)
+        return self.fit_features(ext.features[self.name], extra=None if extra is None else extra[0],
+                                 extra_src=None if extra is None else extra[1], rule=rule)
 
     def score_samples(self, X, **load_kw) -> np.ndarray:
         """One score per input (higher = stranger); NaN where the input could not be read."""
@@ -140,17 +229,14 @@ class Branch:
         ext = self._extract(X, **load_kw)
         return ext.expand(self.score_features(ext.features[self.name]) if ext.n_ok else np.empty(0))
 
-    def calibrate(self, X, y=None, *, method: str | None = None, fpr: float = 0.01, k: float = 3.0,
-                  **load_kw):
+    def calibrate(self, X, y=None, *, rule: CalibrationRule | None = None, **load_kw):
         """Set the threshold from held-out images (labels optional, see ``choose_threshold``)."""
-        s = self.score_samples(X, **load_kw)
-        self.scorer_.set_threshold(s, y, method=method, fpr=fpr, k=k)
-        return self
+        return self.calibrate_scores(self.score_samples(X, **load_kw), y, rule=rule)
 
     def decision_function(self, X, **load_kw) -> np.ndarray:
         """Score minus threshold: > 0 means outlier (NaN for unreadable inputs)."""
-        self.scorer_._check_threshold()
-        return self.score_samples(X, **load_kw) - self.scorer_.threshold_
+        self._check_calibrated()
+        return self.score_samples(X, **load_kw) - self.calibration_.threshold
 
     def predict(self, X, **load_kw) -> np.ndarray:
         """1 = outlier, 0 = normal, -1 = input could not be read."""
@@ -160,20 +246,35 @@ class Branch:
     # --- persistence ---------------------------------------------------------------
     def get_state(self):
         """``(json_state, arrays)`` describing the fitted branch, for :meth:`from_state`."""
-        self._check_fitted()
+        self._check_calibrated()
         state, arrays = self.scorer_.get_state()
         return {"class": type(self).__name__, "name": self.name, "config": self.get_config(),
-                "scorer": state}, arrays
+                "scorer": state, "calibration": self.calibration_.get_state()}, \
+            {**arrays, "oof_scores_": np.asarray(self.oof_scores_, dtype=np.float64)}
 
     @classmethod
     def from_state(cls, state: dict, arrays: dict):
+        """Rebuild a fitted branch from :meth:`get_state` (checked: model files are data)."""
+        if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+            raise ModelFormatError("branch state must be an object with a 'config' object")
         bcls = BRANCHES.get(state.get("class"))
         if bcls is None:
             raise ModelFormatError(f"unknown branch class {state.get('class')!r}")
+        name = state.get("name")
+        if not isinstance(name, str) or not name or len(name) > 64:
+            raise ModelFormatError(f"bad branch name {name!r}")
         cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()}
+        unknown = set(cfg) - set(bcls._config_keys)
+        if unknown:
+            raise ModelFormatError(f"branch {name!r}: unknown settings {sorted(unknown)}")
         obj = bcls(**cfg)
-        obj.name = state["name"]
+        obj.name = name
         obj.scorer_ = scorer_from_state(state["scorer"], arrays)
+        obj.calibration_ = Calibration.from_state(state.get("calibration"))
+        oof = np.asarray(arrays.get("oof_scores_", np.empty(0)), dtype=np.float64)
+        if oof.ndim != 1 or not np.isfinite(oof).all():
+            raise ModelFormatError(f"branch {name!r}: oof_scores_ must be a finite vector")
+        obj.oof_scores_ = oof
         return obj
 
 
@@ -185,13 +286,22 @@ class ColourBranch(Branch):
     bins, grid, joint_hs, hs_bins
         Histogram layout, see :class:`~hybrid_drift.features.ColourFeatures`. The
         default 4x4 grid lets the branch see *where* colours are (a flipped frame,
-        a coloured object in one cell); ``grid=(1, 1)`` is the whylogs-style
+        a colour change in part of the frame); ``grid=(1, 1)`` is the whylogs-style
         whole-image profile.
     distance : {"intersection", "hellinger", "kl", "js", "chi2"}
-        Histogram distance to the reference (default: the best on the crossroad
-        validation split).
-    combine : {"max", "mean"}
-        How per-histogram z-scores become one score.
+        Histogram distance to the reference.
+    combine : {"channel_mean", "max", "mean"}
+        How per-cell distances become one score (see
+        :class:`~hybrid_drift.scorers.HistogramScorer`). The default averages each
+        channel over the grid cells, so one cell with a person in it does not
+        dominate; ``"max"`` (the behaviour before 0.3) lets it.
+    margin : float
+        How many times stranger than the strangest cross-fitted reference period
+        an image must be to be flagged (multiplies the conformal threshold). The
+        colour branch is for large colour changes (a cast, lost colour, a negative,
+        rain): a cloud passing shifts every cell's hue by a few percent, which a
+        short reference period never shows (crossroad dev splits: up to 1.6x the
+        reference), so the default is 2.5; the CNN branch catches the subtle changes.
     min_side : int
         Histograms are computed on the image reduced by the largest power of 2
         that keeps its shorter side >= ``min_side`` (default 128: a 768x576 frame
@@ -205,17 +315,18 @@ class ColourBranch(Branch):
     >>> normals = [rng.integers(90, 110, (32, 32, 3), dtype=np.uint8) for _ in range(20)]
     >>> b = ColourBranch(bins=16).fit(normals)
     >>> red = np.zeros((32, 32, 3), np.uint8); red[..., 0] = 255
-    >>> bool(b.score_samples([red])[0] > b.score_samples(normals).max())
-    True
+    >>> b.predict([normals[0], red]).tolist()
+    [0, 1]
     """
 
     default_name = "colour"
-    _config_keys = ("bins", "grid", "joint_hs", "hs_bins", "distance", "combine", "min_side")
+    _config_keys = ("bins", "grid", "joint_hs", "hs_bins", "distance", "combine", "margin", "min_side")
 
     def __init__(self, bins: int = 32, grid=(4, 4), joint_hs: bool = False, hs_bins=(12, 8),
-                 distance: str = "intersection", combine: str = "max", min_side: int = 128):
+                 distance: str = "intersection", combine: str = "channel_mean", margin: float = 2.5,
+                 min_side: int = 128):
         self.bins, self.grid, self.joint_hs, self.hs_bins = bins, tuple(grid), joint_hs, tuple(hs_bins)
-        self.distance, self.combine = distance, combine
+        self.distance, self.combine, self.margin = distance, combine, margin
         if int(min_side) < 1:
             raise ValueError(f"min_side must be >= 1, got {min_side}")
         self.min_side = int(min_side)
@@ -232,8 +343,10 @@ class ColourBranch(Branch):
         return np.stack(prepared).astype(np.float32) if prepared else np.empty((0, self._feat.n_features), np.float32)
 
     def make_scorer(self):
+        per_cell = 3 + int(self.joint_hs)
+        n_groups = len(self._feat.group_sizes())
         return HistogramScorer(distance=self.distance, group_bounds=self._feat.group_bounds().tolist(),
-                               combine=self.combine)
+                               group_channels=[g % per_cell for g in range(n_groups)], combine=self.combine)
 
 
 class MinMaxBranch(Branch):
@@ -245,6 +358,7 @@ class MinMaxBranch(Branch):
 
     default_name = "minmax"
     min_side = 128  # the colour branch's working size
+    calibration_method = "fixed"  # the range itself is the rule: flagged when outside it
 
     def prepare(self, img):
         s = ColourFeatures.stats(hsv=_hsv(img, self.min_side))
@@ -280,8 +394,16 @@ class CNNBranch(Branch):
         half of a 768x576 frame, 4:3 like most fixed cameras. Larger inputs keep
         small objects and blur visible (crossroad set: recall of the CNN branch
         90.9% at 224x224 vs 100% at 288x384 on a second seed) at ~2.7x the cost.
-    n_components : int or float
-        PCA components (or variance fraction); default 150 as in the study.
+    n_components : "auto", int or float
+        PCA components (or variance fraction). ``"auto"`` (default): 150 as in the
+        study when the reference has room for it, else half the training rows (a few
+        dozen reference images still fit); ``scorer_.n_components_`` holds the number.
+    augment : int
+        Up to this many reference frames (evenly spread) get a copy with their own
+        moving foreground (people, cars) pasted at new places, fitted with the
+        reference (see :mod:`hybrid_drift.features.foreground`): a person walking
+        where nobody walked during the reference period is then not an outlier.
+        0 disables it. Costs one extra CNN pass per copy at fit time, none at scoring.
     batch_size, threads, device
         Inference settings, see :class:`~hybrid_drift.features.Embedder`.
     cache_dir : str or False, optional
@@ -290,11 +412,11 @@ class CNNBranch(Branch):
     """
 
     default_name = "cnn"
-    _config_keys = ("backbone", "weights", "pool", "layers", "image_size", "n_components", "batch_size",
-                    "threads", "device", "weights_sha256")
+    _config_keys = ("backbone", "weights", "pool", "layers", "image_size", "n_components", "augment",
+                    "batch_size", "threads", "device", "weights_sha256")
 
     def __init__(self, backbone: str = "efficientnet_lite0", weights: str | None = None, pool: str = "max",
-                 layers=None, image_size=None, n_components=150, batch_size: int = 32,
+                 layers=None, image_size=None, n_components="auto", augment: int = 1000, batch_size: int = 32,
                  threads: int | None = None,
                  device: str = "auto", cache_dir=None, weights_sha256: str | None = None):
         from .features.cnn import Embedder
@@ -305,6 +427,9 @@ class CNNBranch(Branch):
             image_size = (288, 384)
         self.image_size = tuple(image_size) if isinstance(image_size, (list, tuple)) else image_size
         self.backbone, self.weights, self.pool, self.n_components = backbone, weights, pool, n_components
+        if isinstance(augment, bool) or not isinstance(augment, int) or augment < 0:
+            raise ValueError(f"augment must be an int >= 0, got {augment!r}")
+        self.augment = augment
         self.batch_size, self.threads, self.device, self.cache_dir = batch_size, threads, device, cache_dir
         self.weights_sha256 = weights_sha256
         self.embedder = Embedder(backbone, weights=weights, pool=pool, layers=self.layers,
@@ -378,6 +503,54 @@ class CNNBranch(Branch):
     def make_scorer(self):
         bounds = np.concatenate([[0], np.cumsum(self.embedder.layer_dims)]).tolist()
         return PCAReconstructionScorer(n_components=self.n_components, group_bounds=bounds)
+
+    def reference_extra(self, items, *, workers=None, reduce="auto", max_pixels=DEFAULT_MAX_PIXELS,
+                        progress=False, **_):
+        """Features of up to ``augment`` reference frames with their moving foreground moved.
+
+        Two passes over an evenly spread sample of ``items`` (the readable reference
+        inputs, in feature-row order): the first 64 of them give the background, then
+        each sampled frame's copy is made and embedded in chunks (memory stays flat;
+        the copies go through the feature cache like any image). Returns
+        ``(features, source_rows)`` or None when no frame has foreground.
+        """
+        from .features.foreground import ForegroundAugmenter
+        from .io.decode import DecodedImage
+        from .io.loader import load_images
+        n = len(items)
+        if not self.augment or n == 0:
+            return None
+        pick = np.unique(np.linspace(0, n - 1, min(n, self.augment)).round().astype(int))
+        bg_pick = pick[np.unique(np.linspace(0, len(pick) - 1, min(len(pick), 64)).round().astype(int))]
+        kw = dict(workers=workers, reduce=reduce, min_side=[self.min_side], max_pixels=max_pixels,
+                  map_fn=self.prepare, with_hash=False)
+        background = [p for img, p in load_images([items[i] for i in bg_pick], **kw) if img.ok]
+        if not background:
+            return None
+        aug = ForegroundAugmenter().fit(background)
+        feats, src, batch, batch_src = [], [], [], []
+
+        def flush():
+            if batch:
+                keys = [DecodedImage("<augmented>", sha1=hashlib.sha1(b.tobytes()).hexdigest()) for b in batch]
+                feats.append(self.features(batch, keys))
+                src.extend(batch_src)
+                batch.clear()
+                batch_src.clear()
+
+        loaded = load_images([items[i] for i in pick], progress=progress, desc="augment", **kw)
+        for row, (img, prepared) in zip(pick, loaded):
+            copy = aug.augment(prepared) if img.ok else None
+            if copy is not None:
+                batch.append(copy)
+                batch_src.append(int(row))
+            if len(batch) >= 64:
+                flush()
+        flush()
+        if not feats:
+            return None
+        log.info("%s: %d augmented reference frames (foreground moved) of %d sampled", self.name, len(src), len(pick))
+        return np.concatenate(feats), np.asarray(src, dtype=np.int64)
 
     def get_state(self):
         self._check_weights()

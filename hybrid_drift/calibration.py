@@ -1,34 +1,66 @@
-"""Thresholds from held-out scores (higher score = stranger; outlier when score > threshold)."""
+"""Calibration: turn one branch's scores into flags (higher score = stranger; flag when score > threshold).
+
+This module is the only owner of a branch's threshold. A scorer fits and scores;
+a :class:`Calibration` (one per branch, fitted from *out-of-sample* normal scores)
+decides; a fusion (:mod:`hybrid_drift.fusion`) combines the branches' calibrated
+margins. Nothing else stores a threshold, so changing one cannot leave a copy stale.
+
+Where the out-of-sample normal scores come from:
+
+* **time-blocked cross-fitting** (:func:`crossfit_scores`, done by ``fit``): the
+  reference images, in time order, are cut into ``blocks`` contiguous blocks; each
+  block is scored by a scorer fitted on the other blocks. Every reference image
+  then has a score from a model that never saw its period, which is what a later
+  frame of the same camera looks like to the final model (fitted on all of them).
+* **held-out images** (``calibrate``): scored by the final model.
+
+The default rule, ``"conformal"``, sets the threshold at the conformal
+``1 - fpr`` quantile of those scores (the ``ceil((n + 1)(1 - fpr))``-th smallest,
+i.e. the largest one when ``n + 1 < 1 / fpr``) times the branch's ``margin``.
+"""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import precision_recall_curve
 
-__all__ = ["choose_threshold", "CALIBRATION_METHODS"]
+__all__ = ["choose_threshold", "CALIBRATION_METHODS", "CalibrationRule", "Calibration", "crossfit_scores",
+           "time_blocks"]
 
-CALIBRATION_METHODS = ("quantile", "mean_std", "f1")
+CALIBRATION_METHODS = ("conformal", "quantile", "mean_std", "f1", "fixed")
 
 
-def choose_threshold(scores, labels=None, *, method: str = "quantile", fpr: float = 0.01,
-                     k: float = 3.0) -> float:
-    """Pick a threshold on validation scores.
+def choose_threshold(scores, labels=None, *, method: str = "conformal", fpr: float = 0.001,
+                     k: float = 3.0, margin: float = 1.0) -> float:
+    """Pick a threshold from out-of-sample scores.
 
     Parameters
     ----------
     scores : array-like of shape (n,)
-        Scores of held-out images (NaN entries, i.e. unreadable images, are ignored).
+        Scores of images the scorer was not fitted on (NaN entries, i.e. unreadable
+        images, are ignored).
     labels : array-like of shape (n,), optional
         0 = normal, 1 = outlier. Without labels every image is taken as normal.
-    method : {"quantile", "mean_std", "f1"}
-        ``"quantile"``: the ``1 - fpr`` quantile of the normal scores (target
-        false-positive rate). ``"mean_std"``: NannyML-style ``mean + k * std`` of the
-        normal scores. ``"f1"``: the threshold that maximises F1 on labelled data
-        (needs both classes in ``labels``).
+    method : {"conformal", "quantile", "mean_std", "f1", "fixed"}
+        ``"conformal"``: ``margin`` times the ``ceil((n + 1) * (1 - fpr))``-th smallest
+        normal score (the largest one when there are fewer than ``1 / fpr`` scores);
+        scores must be non-negative (distances, reconstruction errors).
+        ``"quantile"``: the ``1 - fpr`` quantile of the normal scores.
+        ``"mean_std"``: NannyML-style ``mean + k * std`` of the normal scores.
+        ``"f1"``: the threshold that maximises F1 on labelled data (needs both classes).
+        ``"fixed"``: 0 (a scorer whose score *is* the rule, e.g. the min/max range).
     fpr : float
-        Target false-positive rate for ``"quantile"``, in (0, 1).
+        Target false-positive rate for ``"conformal"`` and ``"quantile"``, in (0, 1).
     k : float
         Number of standard deviations for ``"mean_std"``.
+    margin : float
+        Multiplier (>= 1) of the conformal quantile: how much stranger than any
+        reference period an image must be (see each branch's ``margin``).
 
     Returns
     -------
@@ -40,11 +72,17 @@ def choose_threshold(scores, labels=None, *, method: str = "quantile", fpr: floa
     3.58...
     >>> choose_threshold([0.0, 1.0, 2.0, 9.0], labels=[0, 0, 0, 1], method="f1")
     5.5
+    >>> choose_threshold([1.0, 2.0, 3.0], method="conformal", margin=2.0)  # 2 x the largest of 3
+    6.0
     """
     s = np.asarray(scores, dtype=np.float64)
     y = np.zeros(len(s), int) if labels is None else np.asarray(labels).astype(int)
     if len(y) != len(s):
         raise ValueError(f"labels has {len(y)} entries but scores has {len(s)}")
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"unknown calibration method {method!r}; choose one of {CALIBRATION_METHODS}")
+    if method == "fixed":
+        return 0.0
     ok = np.isfinite(s)
     s, y = s[ok], y[ok]
     normals = s[y == 0]
@@ -59,10 +97,181 @@ def choose_threshold(scores, labels=None, *, method: str = "quantile", fpr: floa
         return float((thr[best] + below.max()) / 2) if below.size else float(np.nextafter(thr[best], -np.inf))
     if normals.size == 0:
         raise ValueError("no normal images with a finite score to calibrate on")
+    if method in ("conformal", "quantile") and not 0.0 < fpr < 1.0:
+        raise ValueError(f"fpr must be in (0, 1), got {fpr}")
+    if method == "conformal":
+        if not margin >= 1.0:
+            raise ValueError(f"margin must be >= 1, got {margin}")
+        if normals.min() < 0:
+            raise ValueError("method='conformal' needs non-negative scores (distances or errors); "
+                             "use 'quantile' or 'mean_std' for signed scores")
+        rank = min(math.ceil((normals.size + 1) * (1.0 - fpr)), normals.size)
+        return float(np.sort(normals)[rank - 1] * margin)
     if method == "quantile":
-        if not 0.0 < fpr < 1.0:
-            raise ValueError(f"fpr must be in (0, 1), got {fpr}")
         return float(np.quantile(normals, 1.0 - fpr))
-    if method == "mean_std":
-        return float(normals.mean() + k * normals.std(ddof=1 if normals.size > 1 else 0))
-    raise ValueError(f"unknown calibration method {method!r}; choose one of {CALIBRATION_METHODS}")
+    return float(normals.mean() + k * normals.std(ddof=1 if normals.size > 1 else 0))
+
+
+@dataclass(frozen=True)
+class CalibrationRule:
+    """How thresholds are set (the detector's ``calibration``, ``fpr``, ``k`` and each branch's margin).
+
+    Attributes
+    ----------
+    method : str
+        See :func:`choose_threshold`.
+    fpr, k
+        Parameters of the method.
+    blocks : int
+        Time blocks for cross-fitting in ``fit`` (0 = no cross-fitting: thresholds
+        then need held-out images in ``calibrate``).
+    max_rows : int
+        Cross-fit on at most this many reference rows (evenly spread in time).
+    """
+
+    method: str = "conformal"
+    fpr: float = 0.001
+    k: float = 3.0
+    blocks: int = 5
+    max_rows: int = 10_000
+
+    def __post_init__(self):
+        if self.method not in CALIBRATION_METHODS:
+            raise ValueError(f"calibration must be one of {CALIBRATION_METHODS}, got {self.method!r}")
+        if not 0.0 < float(self.fpr) < 1.0:
+            raise ValueError(f"fpr must be in (0, 1), got {self.fpr!r}")
+        if not (isinstance(self.k, (int, float)) and math.isfinite(self.k) and self.k > 0):
+            raise ValueError(f"k must be a positive number, got {self.k!r}")
+        if not (isinstance(self.blocks, int) and (self.blocks == 0 or self.blocks >= 2)):
+            raise ValueError(f"blocks must be 0 (no cross-fitting) or an int >= 2, got {self.blocks!r}")
+        if not (isinstance(self.max_rows, int) and self.max_rows >= 2):
+            raise ValueError(f"max_rows must be an int >= 2, got {self.max_rows!r}")
+
+    @property
+    def crossfits(self) -> bool:
+        """Whether ``fit`` computes out-of-sample scores by cross-fitting (not for ``fixed`` / ``f1``)."""
+        return self.blocks >= 2 and self.method not in ("fixed", "f1")
+
+
+@dataclass
+class Calibration:
+    """One branch's decision: ``flag = score > threshold``; the margin ``(score - threshold) / spread``.
+
+    Attributes
+    ----------
+    method : str
+        The rule that set the threshold.
+    threshold : float
+    spread : float
+        Standard deviation of the out-of-sample normal scores; OR fusion compares
+        branches by their margins in these units.
+    n : int
+        How many out-of-sample normal scores the threshold was set from.
+    source : str
+        ``"crossfit"``, ``"held-out"``, ``"crossfit+held-out"``, ``"rule"`` (fixed) or
+        ``"migrated"`` (from a format-1 model).
+    params : dict
+        ``fpr``, ``k``, ``margin`` as used.
+    """
+
+    method: str
+    threshold: float
+    spread: float = 1.0
+    n: int = 0
+    source: str = "held-out"
+    params: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_scores(cls, scores, labels=None, *, rule: CalibrationRule, margin: float = 1.0,
+                    source: str = "held-out") -> Calibration:
+        """Fit from out-of-sample scores with ``rule``."""
+        s = np.asarray(scores, dtype=np.float64)
+        y = np.zeros(len(s), int) if labels is None else np.asarray(labels).astype(int)
+        t = choose_threshold(s, y if labels is not None else None, method=rule.method, fpr=rule.fpr, k=rule.k,
+                             margin=margin)
+        normal = s[(y == 0) & np.isfinite(s)]
+        sd = float(normal.std(ddof=1)) if normal.size > 1 else 1.0
+        if rule.method == "fixed":
+            source = "rule"
+        return cls(rule.method, float(t), sd if math.isfinite(sd) and sd > 0 else 1.0, int(normal.size), source,
+                   {"fpr": rule.fpr, "k": rule.k, "margin": float(margin)})
+
+    def flags(self, scores) -> np.ndarray:
+        """``scores > threshold`` (False for NaN)."""
+        return np.asarray(scores, dtype=np.float64) > self.threshold
+
+    def margin(self, scores) -> np.ndarray:
+        """``(scores - threshold) / spread``: > 0 means flagged."""
+        return (np.asarray(scores, dtype=np.float64) - self.threshold) / self.spread
+
+    def get_state(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Calibration:
+        """Rebuild from :meth:`get_state`, checking every field (model files are data)."""
+        if not isinstance(state, dict):
+            raise ValueError(f"calibration state must be an object, got {type(state).__name__}")
+        method = state.get("method")
+        if method not in CALIBRATION_METHODS:
+            raise ValueError(f"calibration method {method!r} is not one of {CALIBRATION_METHODS}")
+        t, sd, n = state.get("threshold"), state.get("spread"), state.get("n", 0)
+        for name, v in (("threshold", t), ("spread", sd)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"calibration {name} must be a finite number, got {v!r}")
+        if sd <= 0:
+            raise ValueError(f"calibration spread must be > 0, got {sd!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"calibration n must be a non-negative int, got {n!r}")
+        params = state.get("params", {})
+        if not isinstance(params, dict):
+            raise ValueError("calibration params must be an object")
+        return cls(method, float(t), float(sd), n, str(state.get("source", "held-out")), dict(params))
+
+
+def time_blocks(n: int, blocks: int) -> list[np.ndarray]:
+    """``blocks`` contiguous index ranges covering ``range(n)`` (sizes differ by at most 1)."""
+    edges = np.linspace(0, n, blocks + 1).round().astype(int)
+    return [np.arange(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def crossfit_scores(make_scorer: Callable, F: np.ndarray, *, blocks: int = 5, extra: np.ndarray | None = None,
+                    extra_src: np.ndarray | None = None, max_rows: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-sample scores of reference rows by time-blocked cross-fitting.
+
+    Parameters
+    ----------
+    make_scorer : callable
+        Returns a fresh, unfitted scorer (``fit``, ``score_samples``).
+    F : ndarray of shape (n, d)
+        Reference features, in time order.
+    blocks : int
+        Contiguous time blocks; each is scored by a scorer fitted on the others.
+    extra : ndarray of shape (m, d), optional
+        Extra training rows derived from reference rows (e.g. augmented frames):
+        fitted with every fold except the one holding their source.
+    extra_src : ndarray of shape (m,), optional
+        Row of ``F`` each extra row was made from.
+    max_rows : int
+        Use at most this many rows of ``F`` (evenly spread, order kept) to bound the cost.
+
+    Returns
+    -------
+    (scores, rows)
+        The out-of-sample score of each used row, and which rows of ``F`` they are.
+    """
+    n = len(F)
+    if n < blocks:
+        raise ValueError(f"cross-fitting needs at least {blocks} reference images (one per time block), got {n}")
+    rows = np.arange(n) if n <= max_rows else np.unique(np.linspace(0, n - 1, max_rows).round().astype(int))
+    src = None if extra is None else np.asarray(extra_src, dtype=int)
+    oof = np.empty(len(rows))
+    for held in time_blocks(len(rows), blocks):
+        train = np.ones(len(rows), bool)
+        train[held] = False
+        X = F[rows[train]]
+        if extra is not None:  # drop extra rows made from any reference row in the held-out period
+            lo, hi = rows[held[0]], rows[held[-1]]
+            X = np.concatenate([X, extra[(src < lo) | (src > hi)]])
+        oof[held] = make_scorer().fit(X).score_samples(F[rows[held]])
+    return oof, rows

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
 import os
-import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,19 +15,69 @@ import pandas as pd
 
 from ._version import __version__
 from .branches import Branch, CNNBranch, ColourBranch
-from .calibration import CALIBRATION_METHODS
+from .calibration import Calibration, CalibrationRule
 from .exceptions import ModelFormatError, NotFittedError
-from .fusion import fusion_from_state, make_fusion
+from .fusion import FUSIONS, OrFusion, fusion_from_state, make_fusion
 from .io.decode import DEFAULT_MAX_PIXELS
+from .io.outputs import atomic_write_bytes
 from .pipeline import Extracted, extract
 
 __all__ = ["HybridDetector", "FORMAT_VERSION"]
 
 log = logging.getLogger(__name__)
 
-#: version of the saved-model layout (config.json + arrays.npz)
-FORMAT_VERSION = 1
+#: version of the saved-model layout (config.json + arrays.npz); format 1 files are migrated on load
+FORMAT_VERSION = 2
 _FORMAT_NAME = "hybrid_drift.detector"
+#: size limits of a model's files (a fitted model is a few MB)
+_MAX_CONFIG_BYTES = 16 << 20
+_MAX_ARRAYS_BYTES = 512 << 20
+
+
+def _read_npz(path: Path, blob: bytes) -> dict[str, np.ndarray]:
+    """Members of an ``.npz`` (no pickle), after checking their inflated sizes (zip bombs)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+            total = sum(i.file_size for i in zf.infolist())
+            if total > _MAX_ARRAYS_BYTES:
+                raise ModelFormatError(f"{path}: members inflate to {total:,} bytes, more than a model holds")
+        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except ModelFormatError:
+        raise
+    except Exception as exc:
+        raise ModelFormatError(f"{path}: corrupted arrays file ({type(exc).__name__}: {exc})") from exc
+
+
+def _migrate_v1(config: dict, arrays: dict) -> tuple[dict, dict]:
+    """A format-1 model in format 2: thresholds move from the scorers and OR fusion to each
+    branch's calibration; the colour scorer keeps its format-1 scoring (``combine`` as saved)."""
+    params = config.get("params") if isinstance(config.get("params"), dict) else {}
+    fusion = config.get("fusion") if isinstance(config.get("fusion"), dict) else {}
+    scales = arrays.get("fusion/scales_")
+    branches = []
+    for j, st in enumerate(config.get("branches") or []):
+        st = dict(st)
+        scorer = dict(st["scorer"])
+        attrs = dict(scorer["attrs"])
+        thr = attrs.pop("threshold_", None)
+        scorer["attrs"] = attrs
+        st["scorer"] = scorer
+        if scorer.get("class") == "HistogramScorer":
+            prefix = f"branch/{st['name']}/"
+            n_groups = len(arrays[prefix + "loc_"])
+            arrays[prefix + "channels_"] = np.zeros(n_groups, np.int64)
+            arrays[prefix + "unit_"] = np.ones(1)
+            scorer["params"] = {**scorer["params"], "combine": scorer["params"].get("combine", "max")}
+        spread = float(scales[j]) if scales is not None and j < len(scales) else 1.0
+        st["calibration"] = {"method": params.get("calibration", "mean_std"), "threshold": thr,
+                             "spread": spread, "n": 0, "source": "migrated", "params": {}}
+        branches.append(st)
+    config = {**config, "branches": branches, "fusion": {k: v for k, v in fusion.items() if k != "threshold_"},
+              "params": {**params, "blocks": 0}}
+    arrays = {k: v for k, v in arrays.items() if k not in ("fusion/thresholds_", "fusion/scales_")}
+    return config, arrays
+
 
 
 class HybridDetector:
@@ -43,15 +95,20 @@ class HybridDetector:
     fusion : {"or", "logistic"}
         ``"or"``: outlier when any branch is over its threshold. ``"logistic"``:
         learned weights; needs labelled outliers in :meth:`calibrate`.
-    calibration : {"quantile", "mean_std", "f1"}
-        How each branch's threshold is set from the calibration images. The
-        default, NannyML's ``mean + k * std`` of the held-out normal scores, transfers
-        better to later frames than a tight quantile of a small validation set
-        (measured on the crossroad set, see README).
+    calibration : {"conformal", "quantile", "mean_std", "f1"}
+        How each branch's threshold is set from out-of-sample normal scores (see
+        :func:`~hybrid_drift.calibration.choose_threshold`). The default,
+        ``"conformal"``, takes the conformal ``1 - fpr`` quantile (with few reference
+        images: the largest score) times the branch's ``margin``.
     fpr : float
-        Target false-positive rate per branch for ``calibration="quantile"``.
+        Target false-positive rate per branch for ``"conformal"`` and ``"quantile"``.
     k : float
         Standard deviations for ``calibration="mean_std"``.
+    blocks : int
+        :meth:`fit` cuts the reference images (in time order) into this many
+        contiguous blocks and scores each with a model fitted on the others; those
+        out-of-sample scores set the thresholds, so a fitted detector is ready to
+        score. 0 = no cross-fitting: thresholds then come from :meth:`calibrate` only.
     workers : int, optional
         Decode threads (default: one per core).
     reduce : {1, 2, 4, 8, "auto"}
@@ -66,20 +123,20 @@ class HybridDetector:
     branches_ : list of Branch
         The fitted branches, in column order.
     fusion_ : OrFusion or LogisticFusion
-        Set by :meth:`calibrate`.
+        OR fusion after :meth:`fit`; logistic fusion after :meth:`calibrate` with labels.
     fit_errors_ : pandas.DataFrame
         Training inputs that could not be read (path, error).
 
     Examples
     --------
-    With folders of a real camera: ``HybridDetector().fit("frames/train")
-    .calibrate("frames/val").score("frames/today")``. A self-contained run on
-    synthetic grey frames (colour branch only, to keep it fast):
+    With folders of a real camera: ``HybridDetector().fit("frames/reference")
+    .score("frames/today")``. A self-contained run on synthetic grey frames
+    (colour branch only, to keep it fast):
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> frames = [rng.integers(100, 120, (48, 64, 3), dtype=np.uint8) for _ in range(60)]
-    >>> det = HybridDetector(cnn=False).fit(frames[:40]).calibrate(frames[40:])
+    >>> det = HybridDetector(cnn=False).fit(frames)
     >>> red = np.zeros((48, 64, 3), np.uint8); red[..., 0] = 200
     >>> table = det.score([frames[0], red, b"not an image"])
     >>> table["is_outlier"].tolist()
@@ -89,7 +146,7 @@ class HybridDetector:
     """
 
     def __init__(self, colour=None, cnn=None, extra_branches=(), fusion: str = "or",
-                 calibration: str = "mean_std", fpr: float = 0.01, k: float = 3.0,
+                 calibration: str = "conformal", fpr: float = 0.001, k: float = 3.0, blocks: int = 5,
                  workers: int | None = None, reduce="auto", max_pixels: int | None = DEFAULT_MAX_PIXELS,
                  progress: bool = False):
         self.colour = colour
@@ -99,17 +156,21 @@ class HybridDetector:
         self.calibration = calibration
         self.fpr = fpr
         self.k = k
+        self.blocks = blocks
         self.workers = workers
         self.reduce = reduce
         self.max_pixels = max_pixels
         self.progress = progress
 
     # ------------------------------------------------------------------ helpers
+    def _rule(self) -> CalibrationRule:
+        """The calibration settings as one checked object."""
+        return CalibrationRule(method=self.calibration, fpr=self.fpr, k=self.k, blocks=self.blocks)
+
     def _build_branches(self) -> list[Branch]:
-        if self.fusion not in ("or", "logistic"):
-            raise ValueError(f"fusion must be 'or' or 'logistic', got {self.fusion!r}")
-        if self.calibration not in CALIBRATION_METHODS:
-            raise ValueError(f"calibration must be one of {CALIBRATION_METHODS}, got {self.calibration!r}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {sorted(FUSIONS)}, got {self.fusion!r}")
+        self._rule()
         branches = []
         if self.colour is not False:
             branches.append(self.colour if self.colour is not None else ColourBranch())
@@ -129,9 +190,17 @@ class HybridDetector:
     def _check_fitted(self, calibrated: bool = False):
         if not hasattr(self, "branches_"):
             raise NotFittedError("This HybridDetector is not fitted yet: call fit() with normal images first.")
-        if calibrated and getattr(self, "fusion_", None) is None:
+        if calibrated and (getattr(self, "fusion_", None) is None or
+                           any(getattr(b, "calibration_", None) is None for b in self.branches_)):
             raise NotFittedError("This HybridDetector has no thresholds yet: call calibrate() with held-out "
-                                 "images (normal images, or labelled normals and outliers).")
+                                 "images (normal images, or labelled normals and outliers; fusion='logistic' "
+                                 "needs labels).")
+
+    @property
+    def calibrations(self) -> list[Calibration]:
+        """Each branch's calibration (its threshold), in column order."""
+        self._check_fitted(calibrated=True)
+        return [b.calibration_ for b in self.branches_]
 
     @property
     def branch_names(self) -> list[str]:
@@ -146,22 +215,44 @@ class HybridDetector:
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
-        """Fit every branch on normal images (paths, folders, arrays, bytes, videos). Returns self."""
-        self.branches_ = self._build_branches()
-        return self.fit_features(self.extract(X, desc="fit"))
+        """Fit every branch on normal reference images in time order and set their thresholds.
 
-    def fit_features(self, ext: Extracted):
-        """:meth:`fit` on already extracted features."""
+        ``X``: paths, folders (sorted by name: time order for most cameras), arrays,
+        bytes or videos. With ``blocks`` > 1 (default) thresholds come from
+        time-blocked cross-fitting on ``X``, so the detector can score right away;
+        :meth:`calibrate` can add held-out images. Returns self.
+        """
+        from .io.sources import expand_inputs
+        self.branches_ = self._build_branches()
+        items = expand_inputs(X)
+        return self.fit_features(self.extract(items, desc="fit"), items=items)
+
+    def fit_features(self, ext: Extracted, items=None, extra: dict | None = None):
+        """:meth:`fit` on already extracted features.
+
+        ``items`` (the inputs of ``ext``) lets branches build extra reference rows
+        (the CNN branch's moved-foreground copies); ``extra`` gives them instead,
+        precomputed: ``{branch name: (features, source_rows)}``.
+        """
         if not hasattr(self, "branches_"):
             self.branches_ = self._build_branches()
         if ext.n_ok == 0:
             raise ValueError(f"no readable training image among {len(ext.ids)} inputs; first error: {ext.first_error()}")
+        rule = self._rule()
+        extra = dict(extra or {})
+        ok_items = None if items is None else [it for it, ok in zip(items, ext.ok) if ok]
         for b in self.branches_:
-            b.fit_features(ext.features[b.name])
+            if b.name not in extra and ok_items is not None:
+                extra[b.name] = b.reference_extra(ok_items, workers=self.workers, reduce=self.reduce,
+                                                  max_pixels=self.max_pixels, progress=self.progress)
+            ex = extra.get(b.name)
+            b.fit_features(ext.features[b.name], extra=None if ex is None else ex[0],
+                           extra_src=None if ex is None else ex[1], rule=rule)
         self.fit_errors_ = pd.DataFrame({"path": [i for i, e in zip(ext.ids, ext.errors) if e],
                                          "error": [e for e in ext.errors if e]})
         self.n_train_ = ext.n_ok
-        self.fusion_ = None
+        ready = all(b.calibration_ is not None for b in self.branches_)
+        self.fusion_ = OrFusion() if ready and self.fusion == "or" else None
         return self
 
     # ------------------------------------------------------------------ calibrate
@@ -174,6 +265,10 @@ class HybridDetector:
 
     def calibrate(self, X, labels=None):
         """Set branch thresholds (and logistic weights) from held-out images.
+
+        The held-out normal scores are pooled with the cross-fitted reference scores
+        from :meth:`fit` (when there are any) and the calibration rule is applied to
+        all of them.
 
         Parameters
         ----------
@@ -195,11 +290,12 @@ class HybridDetector:
         if self.fusion == "logistic" and y is None:
             raise ValueError("fusion='logistic' learns from labelled images: pass labels to calibrate() "
                              "(0 = normal, 1 = outlier), or use fusion='or'")
+        rule = self._rule()
         for j, b in enumerate(self.branches_):
-            b.scorer_.set_threshold(S[:, j], y, method=self.calibration, fpr=self.fpr, k=self.k)
+            b.calibrate_scores(S[:, j], y, rule=rule)
         fusion = make_fusion(self.fusion)
         ok = np.isfinite(S).all(axis=1)
-        fusion.fit(S[ok], None if y is None else y[ok], thresholds=[b.threshold_ for b in self.branches_])
+        fusion.fit(S[ok], None if y is None else y[ok], [b.calibration_ for b in self.branches_])
         self.fusion_ = fusion
         return self
 
@@ -208,15 +304,16 @@ class HybridDetector:
         """:meth:`score` on already extracted features."""
         self._check_fitted(calibrated=True)
         S = self.branch_scores(ext)
+        cals = self.calibrations
         ok = np.isfinite(S).all(axis=1)
         fused = np.full(len(ext.ids), np.nan)
         if ok.any():
-            fused[ok] = self.fusion_.score(S[ok])
+            fused[ok] = self.fusion_.score(S[ok], cals)
         df = pd.DataFrame({"path": ext.ids})
         for j, b in enumerate(self.branches_):
             df[b.name] = S[:, j]
         for j, b in enumerate(self.branches_):
-            df[f"{b.name}_flag"] = pd.array(np.where(ok, S[:, j] > b.threshold_, None), dtype="boolean")
+            df[f"{b.name}_flag"] = pd.array(np.where(ok, cals[j].flags(S[:, j]), None), dtype="boolean")
         df["fused"] = fused
         df["is_outlier"] = pd.array(np.where(ok, fused > self.fusion_.threshold_, None), dtype="boolean")
         df["error"] = pd.array(ext.errors, dtype="string")  # same dtype whatever the chunk holds
@@ -257,13 +354,21 @@ class HybridDetector:
         return np.where(np.isnan(d), -1, (d > 0).astype(int))
 
     # ------------------------------------------------------------------ persistence
+    #: settings saved with the model (runtime settings -- workers, progress and the max_pixels safety
+    #: guard -- are not: a model file cannot switch the decompression-bomb guard off)
+    _MODEL_PARAMS = ("fusion", "calibration", "fpr", "k", "blocks", "reduce")
+
     def get_params(self) -> dict:
         """Settings saved with the model (branches are saved separately)."""
-        return {k: getattr(self, k) for k in ("fusion", "calibration", "fpr", "k", "workers", "reduce",
-                                              "max_pixels", "progress")}
+        return {k: getattr(self, k) for k in self._MODEL_PARAMS}
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write ``config.json`` + ``arrays.npz`` to the directory ``path`` (no pickle)."""
+        """Write ``config.json`` + ``arrays.npz`` to the directory ``path`` (no pickle).
+
+        Each file is written to a temporary name and renamed, arrays first; the
+        config records the arrays' SHA-256, so a save interrupted between the two
+        renames (new arrays beside an old config) is refused by :meth:`load`.
+        """
         self._check_fitted(calibrated=True)
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
@@ -275,57 +380,85 @@ class HybridDetector:
             arrays.update({f"branch/{b.name}/{k}": v for k, v in arr.items()})
         fst, farr = self.fusion_.get_state()
         arrays.update({f"fusion/{k}": v for k, v in farr.items()})
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        blob = buf.getvalue()
         config = {"format": _FORMAT_NAME, "format_version": FORMAT_VERSION, "library_version": __version__,
                   "params": self.get_params(), "branches": branches, "fusion": fst,
-                  "n_train": int(self.n_train_)}
-        # write both files atomically: a crash never leaves a half-written model
-        for name, writer in (("arrays.npz", lambda fh: np.savez(fh, **arrays)),
-                             ("config.json", lambda fh: fh.write(json.dumps(config, indent=2).encode()))):
-            fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                writer(fh)
-            os.replace(tmp, out / name)
+                  "n_train": int(self.n_train_), "arrays_sha256": hashlib.sha256(blob).hexdigest()}
+        for name, data in (("arrays.npz", blob), ("config.json", json.dumps(config, indent=2).encode())):
+            atomic_write_bytes(out / name, data)
         return out
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> HybridDetector:
-        """Load a detector saved by :meth:`save`; never executes code from the files."""
+        """Load a detector saved by :meth:`save` (format 2, or format 1 migrated); never executes code.
+
+        Every field is checked as data: types and ranges of the settings, array
+        shapes against the config, finite values, the arrays file's hash and its
+        members' sizes before they are inflated.
+        """
         p = Path(path)
         cfg_path, arr_path = p / "config.json", p / "arrays.npz"
         if not cfg_path.is_file() or not arr_path.is_file():
             raise ModelFormatError(f"{p}: not a hybrid_drift model directory (needs config.json and arrays.npz)")
+        if cfg_path.stat().st_size > _MAX_CONFIG_BYTES:
+            raise ModelFormatError(f"{cfg_path}: {cfg_path.stat().st_size:,} bytes is too large for a model config")
         try:
-            config = json.loads(cfg_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelFormatError(f"{cfg_path}: corrupted config ({exc})") from exc
+            config = json.loads(cfg_path.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise ModelFormatError(f"{cfg_path}: corrupted config ({type(exc).__name__}: {exc})") from exc
         if not isinstance(config, dict) or config.get("format") != _FORMAT_NAME:
             raise ModelFormatError(f"{cfg_path}: not a hybrid_drift detector config")
-        if config.get("format_version") != FORMAT_VERSION:
+        version = config.get("format_version")
+        if version not in (1, FORMAT_VERSION):
             raise ModelFormatError(
-                f"{p}: saved with model format {config.get('format_version')} (hybrid_drift "
-                f"{config.get('library_version')}); this hybrid_drift {__version__} reads format "
-                f"{FORMAT_VERSION}. Refit the model with this version.")
+                f"{p}: saved with model format {version!r} (hybrid_drift {config.get('library_version')}); "
+                f"this hybrid_drift {__version__} reads formats 1 and {FORMAT_VERSION}. Refit the model "
+                "with this version.")
+        blob = arr_path.read_bytes() if arr_path.stat().st_size <= _MAX_ARRAYS_BYTES else None
+        if blob is None:
+            raise ModelFormatError(f"{arr_path}: {arr_path.stat().st_size:,} bytes is too large for a model")
+        want = config.get("arrays_sha256")
+        if version == FORMAT_VERSION and want != hashlib.sha256(blob).hexdigest():
+            raise ModelFormatError(f"{arr_path}: does not match {cfg_path.name} (SHA-256 differs: the files come "
+                                   "from different saves, or one was changed); save the model again")
+        arrays = _read_npz(arr_path, blob)
         try:
-            with np.load(arr_path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except Exception as exc:
-            raise ModelFormatError(f"{arr_path}: corrupted arrays file ({type(exc).__name__}: {exc})") from exc
-        try:
+            if version == 1:
+                config, arrays = _migrate_v1(config, arrays)
+            if not isinstance(config.get("branches"), list) or not config["branches"]:
+                raise ValueError("'branches' must be a non-empty list")
             branches = []
             for st in config["branches"]:
-                prefix = f"branch/{st['name']}/"
+                name = st.get("name") if isinstance(st, dict) else None
+                if not isinstance(name, str):
+                    raise ValueError(f"branch without a name: {str(st)[:80]}")
+                prefix = f"branch/{name}/"
                 branches.append(Branch.from_state(st, {k[len(prefix):]: v for k, v in arrays.items()
                                                        if k.startswith(prefix)}))
-            fusion = fusion_from_state(config["fusion"], {k[7:]: v for k, v in arrays.items()
-                                                          if k.startswith("fusion/")})
-            det = cls(colour=False, cnn=False, extra_branches=tuple(branches), **config["params"])
+            fusion = fusion_from_state(config.get("fusion"), {k[7:]: v for k, v in arrays.items()
+                                                              if k.startswith("fusion/")}, len(branches))
+            params = config.get("params")
+            if not isinstance(params, dict):
+                raise ValueError("'params' must be an object")
+            params = {k: v for k, v in params.items() if k in cls._MODEL_PARAMS}
+            det = cls(colour=False, cnn=False, extra_branches=tuple(branches), **params)
+            det._build_branches()  # validates fusion, calibration rule and branch names
+            if det.reduce not in (1, 2, 4, 8, "auto"):
+                raise ValueError(f"reduce must be 1, 2, 4, 8 or 'auto', got {det.reduce!r}")
+            if type(fusion).kind != det.fusion:
+                raise ValueError(f"fusion state is {type(fusion).kind!r} but params say {det.fusion!r}")
+            n_train = config.get("n_train", 0)
+            if isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < 0:
+                raise ValueError(f"n_train must be a non-negative int, got {n_train!r}")
         except ModelFormatError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
             raise ModelFormatError(f"{p}: inconsistent model files ({type(exc).__name__}: {exc})") from exc
         det.branches_ = branches
         det.fusion_ = fusion
-        det.n_train_ = config.get("n_train", 0)
+        det.n_train_ = n_train
         det.fit_errors_ = pd.DataFrame({"path": [], "error": []})
         return det
 

@@ -1,22 +1,30 @@
 """Combine branch scores into one decision; works for any number of branches.
 
+A fusion never stores a branch threshold: it reads each branch's
+:class:`~hybrid_drift.calibration.Calibration` when it scores, so a recalibrated
+branch changes the fused decision at once and the two cannot disagree.
+
 ``or``
     Outlier when any branch is over its threshold. The fused score is the largest
-    margin over a threshold in units of that branch's normal spread,
-    ``max_b (s_b - t_b) / sd_b``, so 0 is the border and it is comparable across branches.
+    calibrated margin, ``max_b (s_b - t_b) / spread_b`` (0 is the border; comparable
+    across branches). ``is_outlier`` is exactly "some ``<branch>_flag`` is set".
 ``logistic``
-    scikit-learn ``LogisticRegression`` on standardised branch scores, learned from
-    labelled validation images (normals and outliers). The fused score is the
-    calibrated probability of being an outlier; the border is 0.5.
+    scikit-learn ``LogisticRegression`` on standardised raw branch scores, learned from
+    labelled validation images (normals and outliers). It does not use the branch
+    thresholds: the fused score is the calibrated probability of being an outlier and
+    the border is 0.5, so a branch flag and the fused decision may differ.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+
+from .calibration import Calibration
 
 __all__ = ["OrFusion", "LogisticFusion", "make_fusion", "fusion_from_state", "FUSIONS"]
 
@@ -30,41 +38,45 @@ def _check_S(S, n_branches=None) -> np.ndarray:
     return S
 
 
-class OrFusion:
-    """Outlier when any branch exceeds its own threshold.
+def _finite(name: str, v, shape=None) -> np.ndarray:
+    a = np.asarray(v, dtype=np.float64)
+    if shape is not None and a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} must be finite")
+    return a
 
-    Attributes
-    ----------
-    thresholds_ : ndarray of shape (n_branches,)
-    scales_ : ndarray of shape (n_branches,)
-        Standard deviation of each branch's scores on held-out normals.
-    threshold_ : float
-        Always 0.0 (the fused score is a margin).
+
+class OrFusion:
+    """Outlier when any branch exceeds its own calibrated threshold (no state of its own).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybrid_drift.calibration import Calibration
+    >>> cal = [Calibration("conformal", 1.0, 0.5), Calibration("conformal", 10.0, 2.0)]
+    >>> OrFusion().score(np.array([[0.5, 9.0], [2.0, 9.0]]), cal).tolist()  # margins: max of (-1, -0.5), (2, -0.5)
+    [-0.5, 2.0]
     """
 
-    kind = "or"
+    kind: ClassVar[str] = "or"
+    uses_labels: ClassVar[bool] = False
+    threshold_: ClassVar[float] = 0.0
 
-    def fit(self, S, y=None, thresholds=None):
-        """Learn per-branch scales from held-out normal scores ``S`` and take the branch thresholds."""
-        S = _check_S(S)
-        if thresholds is None or len(thresholds) != S.shape[1]:
-            raise ValueError("OR fusion needs one threshold per branch (calibrate the branches first)")
-        normal = S if y is None else S[np.asarray(y) == 0]
-        sd = np.nanstd(normal, axis=0) if len(normal) > 1 else np.ones(S.shape[1])
-        self.thresholds_ = np.asarray(thresholds, dtype=np.float64)
-        self.scales_ = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
-        self.threshold_ = 0.0
+    def fit(self, S, y=None, calibrations: Sequence[Calibration] = ()):
+        """Nothing to learn: the decision is the branches' own. Returns self."""
         return self
 
-    def score(self, S) -> np.ndarray:
-        """Largest margin over a branch threshold, in that branch's normal std (> 0 = outlier)."""
-        S = _check_S(S, len(self.thresholds_))
-        return ((S - self.thresholds_) / self.scales_).max(axis=1)
+    def score(self, S, calibrations: Sequence[Calibration]) -> np.ndarray:
+        """Largest margin over a branch threshold, in that branch's normal spread (> 0 = outlier)."""
+        S = _check_S(S, len(calibrations))
+        if not calibrations:
+            raise ValueError("OR fusion needs the branches' calibrations")
+        return np.column_stack([c.margin(S[:, j]) for j, c in enumerate(calibrations)]).max(axis=1)
 
     def get_state(self):
         """``(json_state, arrays)`` for :func:`fusion_from_state`."""
-        return {"kind": self.kind, "threshold_": self.threshold_}, {
-            "thresholds_": self.thresholds_, "scales_": self.scales_}
+        return {"kind": self.kind}, {}
 
 
 class LogisticFusion:
@@ -78,13 +90,15 @@ class LogisticFusion:
         Weight classes by inverse frequency (validation sets have few outliers).
     """
 
-    kind = "logistic"
+    kind: ClassVar[str] = "logistic"
+    uses_labels: ClassVar[bool] = True
+    threshold_: ClassVar[float] = 0.5
 
     def __init__(self, C: float = 1.0, class_weight: str | None = "balanced"):
         self.C = C
         self.class_weight = class_weight
 
-    def fit(self, S, y=None, thresholds=None):
+    def fit(self, S, y=None, calibrations=()):
         """Learn weights from branch scores ``S`` of labelled images ``y`` (0 normal, 1 outlier)."""
         S = _check_S(S)
         if y is None:
@@ -100,11 +114,13 @@ class LogisticFusion:
         lr = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=1000).fit(sc.transform(S), y)
         self.mean_, self.scale_ = sc.mean_, sc.scale_
         self.coef_, self.intercept_ = lr.coef_.ravel(), float(lr.intercept_[0])
-        self.threshold_ = 0.5
         return self
 
-    def score(self, S) -> np.ndarray:
+    def score(self, S, calibrations=()) -> np.ndarray:
         """Calibrated probability of being an outlier (> 0.5 = outlier)."""
+        if not hasattr(self, "coef_"):
+            from .exceptions import NotFittedError
+            raise NotFittedError("This LogisticFusion is not fitted yet: calibrate with labelled images.")
         S = _check_S(S, len(self.coef_))
         z = ((S - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
         with np.errstate(over="ignore"):
@@ -113,8 +129,7 @@ class LogisticFusion:
     def get_state(self):
         """``(json_state, arrays)`` for :func:`fusion_from_state`."""
         return {"kind": self.kind, "C": self.C, "class_weight": self.class_weight,
-                "intercept_": self.intercept_, "threshold_": self.threshold_}, {
-            "mean_": self.mean_, "scale_": self.scale_, "coef_": self.coef_}
+                "intercept_": self.intercept_}, {"mean_": self.mean_, "scale_": self.scale_, "coef_": self.coef_}
 
 
 FUSIONS = {"or": OrFusion, "logistic": LogisticFusion}
@@ -127,17 +142,22 @@ def make_fusion(kind: str):
     return FUSIONS[kind]()
 
 
-def fusion_from_state(state: dict[str, Any], arrays: dict[str, np.ndarray]):
-    """Rebuild a fitted fusion from its saved state (no pickle)."""
-    kind = state.get("kind")
+def fusion_from_state(state: dict[str, Any], arrays: dict[str, np.ndarray], n_branches: int):
+    """Rebuild a fitted fusion from its saved state (no pickle), checking shapes and values."""
+    kind = state.get("kind") if isinstance(state, dict) else None
     if kind == "or":
-        f = OrFusion()
-    elif kind == "logistic":
-        f = LogisticFusion(C=state["C"], class_weight=state["class_weight"])
-        f.intercept_ = float(state["intercept_"])
-    else:
+        return OrFusion()
+    if kind != "logistic":
         raise ValueError(f"unknown fusion kind {kind!r}")
-    f.threshold_ = float(state["threshold_"])
-    for k, v in arrays.items():
-        setattr(f, k, v)
+    C, cw = state.get("C"), state.get("class_weight")
+    if isinstance(C, bool) or not isinstance(C, (int, float)) or not C > 0 or cw not in ("balanced", None):
+        raise ValueError(f"logistic fusion: bad C={C!r} or class_weight={cw!r}")
+    f = LogisticFusion(C=float(C), class_weight=cw)
+    f.intercept_ = float(_finite("logistic fusion intercept_", state.get("intercept_")))
+    for k in ("mean_", "scale_", "coef_"):
+        if k not in arrays:
+            raise ValueError(f"logistic fusion is missing array {k!r}")
+        setattr(f, k, _finite(f"logistic fusion {k}", arrays[k], (n_branches,)))
+    if not (f.scale_ > 0).all():
+        raise ValueError("logistic fusion scale_ must be > 0")
     return f

@@ -168,7 +168,7 @@ def score_report(table: pd.DataFrame, detector, out, *, labels=None, kinds=None,
     """
     from sklearn.metrics import precision_recall_curve
     names = [b.name for b in detector.branches_]
-    thr = {b.name: b.threshold_ for b in detector.branches_}
+    thr = {b.name: b.calibration_.threshold for b in detector.branches_}
     n = len(table)
     errors = table[table["error"].notna()]
     outl = table[table["is_outlier"].fillna(False).astype(bool)]

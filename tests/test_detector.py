@@ -1,5 +1,6 @@
 """HybridDetector and branches on real frames: fit, calibrate, score, save/load, errors."""
 
+import hashlib
 import json
 
 import cv2
@@ -65,7 +66,7 @@ def test_save_load_identical_scores_and_determinism(fitted_detector, frames, tmp
     pd.testing.assert_frame_equal(a, b)
     fitted_detector.save(tmp_path / "m")
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert cfg["format_version"] == 1 and cfg["branches"][1]["config"]["weights_sha256"]
+    assert cfg["format_version"] == 2 and cfg["branches"][1]["config"]["weights_sha256"]
     loaded = HybridDetector.load(tmp_path / "m")
     pd.testing.assert_frame_equal(a, loaded.score(batch))
     with np.load(tmp_path / "m" / "arrays.npz", allow_pickle=False) as npz:  # no pickled objects
@@ -87,6 +88,11 @@ def test_load_errors_are_clear(fitted_detector, tmp_path):
         HybridDetector.load(tmp_path / "m")
     fitted_detector.save(tmp_path / "m")
     (tmp_path / "m" / "arrays.npz").write_bytes(b"garbage")
+    with pytest.raises(ModelFormatError, match="SHA-256 differs"):
+        HybridDetector.load(tmp_path / "m")
+    cfg = json.loads(cfg_path.read_text())  # a config that vouches for the garbage: still refused
+    cfg["arrays_sha256"] = hashlib.sha256(b"garbage").hexdigest()
+    cfg_path.write_text(json.dumps(cfg))
     with pytest.raises(ModelFormatError, match="corrupted arrays"):
         HybridDetector.load(tmp_path / "m")
 
@@ -103,7 +109,7 @@ def test_weights_mismatch_is_detected(fitted_detector, tmp_path, frames):
 
 
 def test_unfitted_and_uncalibrated_errors(frames):
-    det = HybridDetector(cnn=False)
+    det = HybridDetector(cnn=False, blocks=0)
     with pytest.raises(NotFittedError, match="fit"):
         det.score(frames[:2])
     det.fit(frames[:30])

@@ -64,7 +64,7 @@ def test_interrupted_driver_resumes_with_every_input_once(fitted_detector, tiny_
     # another model on the same folder is refused, not mixed in
     other = tmp_path / "other-model"
     fitted_detector.save(other)
-    (other / "config.json").write_text((other / "config.json").read_text().replace('"fpr": 0.01', '"fpr": 0.02'))
+    (other / "config.json").write_text((other / "config.json").read_text().replace('"fpr": 0.001', '"fpr": 0.002'))
     clash = subprocess.run(_cli("score", other, images, "--engine", "ray", "--out", job, "--part-size", "1"),
                            capture_output=True,
                            text=True, env=env, timeout=120)

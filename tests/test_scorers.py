@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from hybrid_drift import LogisticFusion, NotFittedError, OrFusion, choose_threshold
+from hybrid_drift import LogisticFusion, MinMaxBranch, NotFittedError, OrFusion, choose_threshold
+from hybrid_drift.calibration import Calibration
 from hybrid_drift.scorers import HistogramScorer, MinMaxScorer, PCAReconstructionScorer, scorer_from_state
 from hybrid_drift.scorers.distances import chi2, hellinger, intersection, js, kl
 
@@ -83,12 +84,33 @@ def test_histogram_scorer_standardises_per_group():
     calm = rng.dirichlet(np.arange(1, 9) * 200.0, size=100)  # group that barely varies
     noisy = rng.dirichlet(np.ones(8) * 5, size=100)    # group that varies a lot
     X = np.hstack([calm, noisy])
-    s = HistogramScorer("hellinger", group_bounds=[0, 8, 16]).fit(X)
+    s = HistogramScorer("hellinger", group_bounds=[0, 8, 16], combine="max").fit(X)
     g = s.group_scores(X)
     assert np.allclose(g.mean(axis=0), 0, atol=1e-9) and np.allclose(g.std(axis=0, ddof=1), 1)
     shifted = X[:1].copy()
     shifted[0, :8] = np.roll(shifted[0, :8], 1)  # a change in the calm group stands out
     assert s.score_samples(shifted)[0] > 5
+
+
+def test_channel_mean_ignores_one_cell_but_not_a_change_of_every_cell():
+    """A person in one of 16 cells moves one histogram; a colour cast moves all of them."""
+    rng = np.random.default_rng(4)
+    n_cells, bins = 16, 8
+    base = rng.dirichlet(np.ones(bins) * 30, size=n_cells)          # each cell's usual histogram
+    X = np.stack([np.concatenate([rng.dirichlet(h * 400 + 1) for h in base]) for _ in range(80)])
+    bounds = list(range(0, n_cells * bins + 1, bins))
+    one_cell, every_cell = X[:1].copy(), X[:1].copy()
+    one_cell[0, :bins] = np.roll(one_cell[0, :bins], 3)                # something new in one cell
+    for c in range(n_cells):                                            # a cast: every cell shifts
+        every_cell[0, c * bins:(c + 1) * bins] = np.roll(every_cell[0, c * bins:(c + 1) * bins], 3)
+    robust = HistogramScorer(group_bounds=bounds).fit(X)               # combine="channel_mean"
+    legacy = HistogramScorer(group_bounds=bounds, combine="max").fit(X)
+    normal_max = robust.score_samples(X).max()
+    assert robust.score_samples(one_cell)[0] < 2 * normal_max < robust.score_samples(every_cell)[0]
+    # the pre-0.3 rule lets one cell dominate: the new object scores as high as the cast
+    assert legacy.score_samples(one_cell)[0] > 0.5 * legacy.score_samples(every_cell)[0]
+    with pytest.raises(ValueError, match="group_channels"):
+        HistogramScorer(group_bounds=bounds, group_channels=[0, 1]).fit(X)
 
 
 @pytest.mark.parametrize("distance", ["kl", "js", "hellinger", "intersection", "chi2"])
@@ -109,20 +131,20 @@ def test_histogram_scorer_rejects_unknown_options():
         HistogramScorer(combine="median").fit(X)
 
 
-def test_minmax_rule_and_fixed_threshold():
+def test_minmax_rule_and_fixed_threshold(frames):
     s = MinMaxScorer().fit(np.array([[0.0, 10.0], [1.0, 20.0]]))
-    assert s.threshold_ == 0.0
+    assert not hasattr(s, "threshold_")  # scorers score; calibrations decide
     assert s.score_samples(np.array([[0.5, 15.0], [2.0, 15.0], [0.5, 5.0]])).tolist() == [0.0, 1.0, 0.5]
-    s.calibrate(np.array([[5.0, 50.0]]))  # calibration keeps the rule
-    assert s.threshold_ == 0.0
+    b = MinMaxBranch().fit(frames[:20])
+    assert b.threshold_ == 0.0 and b.calibration_.method == "fixed"
+    b.calibrate(frames[20:30])  # calibration keeps the rule
+    assert b.threshold_ == 0.0
 
 
-def test_not_fitted_and_no_threshold_errors():
+def test_not_fitted_errors():
     with pytest.raises(NotFittedError):
         PCAReconstructionScorer().score_samples(np.zeros((2, 3)))
     s = PCAReconstructionScorer(1).fit(np.random.default_rng(0).normal(size=(10, 3)))
-    with pytest.raises(ValueError, match="calibrate"):
-        s.predict(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="features"):
         s.score_samples(np.zeros((2, 4)))
     with pytest.raises(ValueError, match="NaN"):
@@ -132,10 +154,10 @@ def test_not_fitted_and_no_threshold_errors():
 def test_scorer_state_roundtrip():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 6))
-    s = PCAReconstructionScorer(3, group_bounds=[0, 2, 6]).fit(X).calibrate(X)
+    s = PCAReconstructionScorer(3, group_bounds=[0, 2, 6]).fit(X)
     state, arrays = s.get_state()
     t = scorer_from_state(state, arrays)
-    assert np.array_equal(s.score_samples(X), t.score_samples(X)) and t.threshold_ == s.threshold_
+    assert np.array_equal(s.score_samples(X), t.score_samples(X)) and t.n_components_ == 3
 
 
 def test_choose_threshold_methods():
@@ -154,12 +176,12 @@ def test_choose_threshold_methods():
 
 
 def test_or_fusion_any_branch_any_number_of_branches():
-    S_val = np.random.default_rng(0).normal(size=(100, 3))
-    f = OrFusion().fit(S_val, thresholds=[1.0, 2.0, 3.0])
+    cals = [Calibration("conformal", t, 1.0) for t in (1.0, 2.0, 3.0)]
+    f = OrFusion().fit(np.zeros((5, 3)))
     S = np.array([[0.0, 0.0, 0.0], [1.5, 0.0, 0.0], [0.0, 0.0, 3.5]])
-    assert (f.score(S) > f.threshold_).tolist() == [False, True, True]
-    with pytest.raises(ValueError, match="one threshold per branch"):
-        OrFusion().fit(S_val, thresholds=[1.0])
+    assert (f.score(S, cals) > f.threshold_).tolist() == [False, True, True]
+    with pytest.raises(ValueError, match="expected scores of 1 branches"):
+        f.score(S, cals[:1])
 
 
 def test_logistic_fusion_needs_labels_and_learns():

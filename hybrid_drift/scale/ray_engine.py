@@ -333,7 +333,9 @@ def fit_ray(detector, train, val=None, labels=None, *, max_images: int | None = 
     At most ``max_images`` training inputs are used (a uniform random sample, kept in
     input order): the driver holds their features, about ``max_images`` x (colour
     dim + CNN dim) x 4 bytes (50,000 x ~3,100 x 4 B = 620 MB with the defaults).
-    ``None`` uses every input.
+    ``None`` uses every input. Thresholds come from cross-fitting on the driver; the
+    CNN branch's moved-foreground copies of up to ``augment`` reference frames are made
+    and embedded on the driver too (it reads those files). ``val`` adds held-out images.
     """
     items = expand_inputs(train)
     if max_images is not None and len(items) > max_images:
@@ -341,7 +343,7 @@ def fit_ray(detector, train, val=None, labels=None, *, max_images: int | None = 
         log.warning("fitting on a random sample of %d of %d training images (max_images)", max_images, len(items))
         items = [items[i] for i in keep]
     detector.branches_ = detector._build_branches()
-    detector.fit_features(extract_ray(detector.branches_, items, **ray_kw))
-    cal = expand_inputs(val) if val is not None else items
-    detector.calibrate_features(extract_ray(detector.branches_, cal, **ray_kw), labels if val is not None else None)
+    detector.fit_features(extract_ray(detector.branches_, items, **ray_kw), items=items)
+    if val is not None:
+        detector.calibrate_features(extract_ray(detector.branches_, expand_inputs(val), **ray_kw), labels)
     return detector

@@ -1,20 +1,18 @@
-"""The contract every scorer shares: fit on normal features, score (higher = stranger), threshold.
+"""The contract every scorer shares: fit on normal features, score (higher = stranger).
 
 A scorer sees only feature matrices, never images or models (no torch here), so the
-same statistics work on any features. Thresholding is separate from scoring:
-:meth:`BaseScorer.calibrate` sets ``threshold_`` from held-out scores, and
-``decision_function = score_samples - threshold_`` so 0 is the border.
+same statistics work on any features. A scorer holds no threshold: turning scores
+into flags is :mod:`hybrid_drift.calibration`'s job (one owner per decision).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
-
-from ..calibration import choose_threshold
 
 __all__ = ["BaseScorer", "SCORERS", "scorer_from_state"]
 
@@ -31,8 +29,6 @@ class BaseScorer(BaseEstimator):
 
     _array_attrs: ClassVar[tuple[str, ...]] = ()
     _json_attrs: ClassVar[tuple[str, ...]] = ()
-    #: calibration used when the caller does not choose (None = caller's default)
-    default_calibration: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -44,6 +40,9 @@ class BaseScorer(BaseEstimator):
 
     def _score(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _check_state(self) -> None:
+        """Raise ValueError when loaded arrays are inconsistent (shapes, values). Override to add checks."""
 
     # -- shared verbs -------------------------------------------------------------
     @staticmethod
@@ -64,7 +63,6 @@ class BaseScorer(BaseEstimator):
         X = self._check_X(X)
         self._fit(X)
         self.n_features_in_ = X.shape[1]
-        self.threshold_ = None
         return self
 
     def score_samples(self, X) -> np.ndarray:
@@ -75,40 +73,12 @@ class BaseScorer(BaseEstimator):
             raise ValueError(f"X has {X.shape[1]} features, {type(self).__name__} was fitted with {self.n_features_in_}")
         return np.asarray(self._score(X), dtype=np.float64)
 
-    def calibrate(self, X, y=None, *, method: str | None = None, fpr: float = 0.01, k: float = 3.0):
-        """Set ``threshold_`` from held-out rows (default rule: mean + k * std of their scores;
-        see :func:`hybrid_drift.calibration.choose_threshold`)."""
-        self.set_threshold(self.score_samples(X), y, method=method, fpr=fpr, k=k)
-        return self
-
-    def set_threshold(self, scores, y=None, *, method: str | None = None, fpr: float = 0.01,
-                      k: float = 3.0) -> float:
-        """Set ``threshold_`` from given held-out scores (rule as in :meth:`calibrate`); returns it."""
-        method = method or self.default_calibration or "mean_std"
-        if method != "fixed":
-            self.threshold_ = choose_threshold(scores, y, method=method, fpr=fpr, k=k)
-        return self.threshold_
-
-    def _check_threshold(self):
-        check_is_fitted(self, "n_features_in_")
-        if getattr(self, "threshold_", None) is None:
-            raise ValueError(f"{type(self).__name__} has no threshold yet: call calibrate() on held-out normal images")
-
-    def decision_function(self, X) -> np.ndarray:
-        """``score_samples(X) - threshold_``: > 0 means outlier."""
-        self._check_threshold()
-        return self.score_samples(X) - self.threshold_
-
-    def predict(self, X) -> np.ndarray:
-        """1 for outliers, 0 for normal rows."""
-        return (self.decision_function(X) > 0).astype(int)
-
     # -- persistence (no pickle) --------------------------------------------------
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """JSON-able description and named arrays that :func:`scorer_from_state` rebuilds from."""
         check_is_fitted(self, "n_features_in_")
         params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
-        attrs = {a: _plain(getattr(self, a)) for a in (*self._json_attrs, "n_features_in_", "threshold_")}
+        attrs = {a: _plain(getattr(self, a)) for a in (*self._json_attrs, "n_features_in_")}
         return {"class": type(self).__name__, "params": params, "attrs": attrs}, {
             a: np.asarray(getattr(self, a)) for a in self._array_attrs}
 
@@ -121,17 +91,45 @@ def _plain(v):
     return v
 
 
+def check_shape(owner: str, name: str, a: np.ndarray, shape: tuple) -> None:
+    """ValueError unless ``a.shape == shape`` (for ``_check_state``)."""
+    if a.shape != shape:
+        raise ValueError(f"{owner}: array {name!r} has shape {a.shape}, expected {shape}")
+
+
 def scorer_from_state(state: dict[str, Any], arrays: dict[str, np.ndarray]) -> BaseScorer:
-    """Rebuild a fitted scorer from :meth:`BaseScorer.get_state` output."""
+    """Rebuild a fitted scorer from :meth:`BaseScorer.get_state` output.
+
+    Model files are data: unknown parameters are refused, ``n_features_in_`` must be
+    a positive int, arrays must be finite numbers, and each scorer's ``_check_state``
+    checks its parameters and that the array shapes are consistent.
+    """
+    if not isinstance(state, dict) or not isinstance(state.get("params"), dict) or \
+            not isinstance(state.get("attrs"), dict):
+        raise ValueError("scorer state must be an object with 'class', 'params' and 'attrs'")
     cls = SCORERS.get(state.get("class"))
     if cls is None:
         raise ValueError(f"unknown scorer class {state.get('class')!r}")
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in state["params"].items()}
+    unknown = set(params) - set(cls._get_param_names())
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown parameters {sorted(unknown)}")
     obj = cls(**params)
+    n = state["attrs"].get("n_features_in_")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10_000_000:
+        raise ValueError(f"{cls.__name__}: n_features_in_ must be a positive int, got {n!r}")
     for a, v in state["attrs"].items():
+        if a not in (*cls._json_attrs, "n_features_in_"):
+            continue  # e.g. a format-1 threshold_: thresholds live in the calibration now
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"{cls.__name__}: {a} must be finite")
         setattr(obj, a, v)
     for a in cls._array_attrs:
         if a not in arrays:
             raise ValueError(f"saved {cls.__name__} is missing array {a!r}")
-        setattr(obj, a, arrays[a])
+        arr = arrays[a]
+        if arr.dtype.kind not in "fiu" or not np.isfinite(arr).all():
+            raise ValueError(f"{cls.__name__}: array {a!r} must be finite numbers")
+        setattr(obj, a, arr)
+    obj._check_state()
     return obj

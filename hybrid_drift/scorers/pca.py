@@ -8,9 +8,12 @@ import numpy as np
 from sklearn.decomposition import PCA, IncrementalPCA
 from sklearn.preprocessing import StandardScaler
 
-from .base import BaseScorer
+from .base import BaseScorer, check_shape
 
-__all__ = ["PCAReconstructionScorer"]
+__all__ = ["PCAReconstructionScorer", "AUTO_COMPONENTS"]
+
+#: components of ``n_components="auto"`` when the training set has room (the Tokyo study's 150)
+AUTO_COMPONENTS = 150
 
 
 class PCAReconstructionScorer(BaseScorer):
@@ -21,9 +24,11 @@ class PCAReconstructionScorer(BaseScorer):
 
     Parameters
     ----------
-    n_components : int or float
-        Components kept (int, default 150 as in the Tokyo study), or a fraction of
-        variance to explain (float in (0, 1)).
+    n_components : "auto", int or float
+        Components kept: an int, a fraction of variance to explain (float in (0, 1)),
+        or ``"auto"`` (default): 150 as in the Tokyo study where the training set has
+        room for it (at least 300 rows), else half the training rows, so a few dozen
+        reference images still fit. ``n_components_`` holds the number used.
     standardise : bool
         Scale every feature to zero mean and unit variance before PCA (NannyML does).
     scale_floor : "median", float or None
@@ -71,7 +76,7 @@ class PCAReconstructionScorer(BaseScorer):
     _array_attrs: ClassVar = ("mean_", "scale_", "components_", "pca_mean_")
     _json_attrs: ClassVar = ("n_components_",)
 
-    def __init__(self, n_components=150, standardise: bool = True, scale_floor="median",
+    def __init__(self, n_components="auto", standardise: bool = True, scale_floor="median",
                  group_bounds=None, random_state: int = 0, incremental_above: int = 20000,
                  batch_rows: int = 8192):
         self.n_components = n_components
@@ -85,6 +90,8 @@ class PCAReconstructionScorer(BaseScorer):
     def _fit(self, X):
         n, d = X.shape
         nc = self.n_components
+        if isinstance(nc, str) and nc == "auto":
+            nc = max(1, min(AUTO_COMPONENTS, n // 2, d))
         if isinstance(nc, float) and not isinstance(nc, bool):
             if not 0.0 < nc < 1.0:
                 raise ValueError(f"n_components as a float is a variance fraction in (0, 1), got {nc}")
@@ -95,7 +102,7 @@ class PCAReconstructionScorer(BaseScorer):
                     f"and min(n_images, n_features) = min({n}, {d}) = {min(n, d)}. Fit on more "
                     f"images, lower n_components, or pass a variance fraction such as 0.95.")
         else:
-            raise TypeError(f"n_components must be an int or a float in (0, 1), got {nc!r}")
+            raise TypeError(f"n_components must be 'auto', an int or a float in (0, 1), got {nc!r}")
         b = self.batch_rows
         if self.standardise:
             sc = StandardScaler()
@@ -151,3 +158,15 @@ class PCAReconstructionScorer(BaseScorer):
                 r = c - (W @ c) @ W
                 out[i + j] = np.sqrt(r @ r)
         return out
+
+    def _check_state(self):
+        name = type(self).__name__
+        d = self.n_features_in_
+        nc = self.n_components_
+        if isinstance(nc, bool) or not isinstance(nc, int) or not 1 <= nc <= d:
+            raise ValueError(f"{name}: n_components_ must be an int in [1, {d}], got {nc!r}")
+        for a in ("mean_", "scale_", "pca_mean_"):
+            check_shape(name, a, np.asarray(getattr(self, a)), (d,))
+        check_shape(name, "components_", np.asarray(self.components_), (nc, d))
+        if not (np.asarray(self.scale_) > 0).all():
+            raise ValueError(f"{name}: scale_ must be > 0")
