@@ -49,8 +49,14 @@ def _clean(o):
 
 def _cmd_make_dataset(a) -> int:
     from .datasets import CrossroadConfig, make_crossroad
-    if a.name != "crossroad":
-        raise _UsageError(f"unknown dataset {a.name!r}; available: crossroad")
+    if a.name == "crossroad-protocol":
+        from .datasets.protocol import make_protocol
+        desc = make_protocol(a.out, dev=a.dev, source=a.source, progress=a.progress)
+        print(f"wrote {len(desc['datasets'])} time-ordered {desc['kind']} datasets to {a.out} (protocol.json): "
+              + ", ".join(d["name"] for d in desc["datasets"]))
+        return EXIT_OK
+    if a.dev:
+        raise _UsageError("--dev applies to crossroad-protocol")
     cfg = CrossroadConfig()
     if a.max_frames:
         cfg.max_frames = a.max_frames
@@ -68,14 +74,20 @@ def _cmd_make_dataset(a) -> int:
 
 def _cmd_bench(a) -> int:
     from .bench.run import BenchConfig, markdown_table, per_kind_table, run_bench
+    from .datasets.protocol import is_protocol
     cfg = BenchConfig(backbone=a.backbone, weights=a.weights, limit=a.limit, progress=a.progress,
                       workers=a.workers, calibration=a.calibration, fpr=a.fpr,
                       cache_dir=False if a.no_cache else a.cache_dir)
+    protocol = is_protocol(a.dataset)
+    if protocol:
+        if a.report:
+            raise _UsageError("--report is per dataset: run bench on one of the protocol's folders")
+        cfg.study_cnn, cfg.extra_backbones = False, ()
     if a.grid:
         cfg.colour = dict(cfg.colour, grid=tuple(a.grid))
     if a.pool:
         cfg.cnn = dict(cfg.cnn, pool=a.pool)
-    if a.n_components:
+    if a.n_components is not None:
         cfg.cnn = dict(cfg.cnn, n_components=a.n_components)
     if a.layers:
         cfg.cnn = dict(cfg.cnn, layers=tuple(a.layers))
@@ -83,6 +95,8 @@ def _cmd_bench(a) -> int:
         cfg.cnn = dict(cfg.cnn, image_size=tuple(a.image_size))
     if a.no_extra_backbones:
         cfg.extra_backbones = ()
+    if protocol:
+        return _bench_protocol(a, cfg)
     res = run_bench(a.dataset, cfg)
     frames = res.pop("_frames")
     n = res["n"]
@@ -103,6 +117,23 @@ def _cmd_bench(a) -> int:
         from .bench.plots import write_bench_report
         out = write_bench_report(res, frames, a.report)
         print(f"report: {out}")
+    return EXIT_OK
+
+
+def _bench_protocol(a, cfg) -> int:
+    from .bench.run import protocol_tables, run_protocol
+    res = run_protocol(a.dataset, cfg)
+    h = res["headline"]
+    print(f"\n## {a.dataset}: {len(res['datasets'])} time-ordered datasets ({res['protocol']} splits)\n")
+    print("P / R / FA = precision / recall / false alarms per 1,000 clean test frames\n")
+    print(protocol_tables(res))
+    if h:
+        print(f"\nheadline (worst split of the default fusion): {h['split']}: precision {h['precision']:.1%}, "
+              f"recall {h['recall']:.1%}, {h['false_alarms_per_1000']:.1f} false alarms per 1,000 clean frames")
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(_clean(res), indent=2, default=_json_default))
+        print(f"results: {a.json}")
     return EXIT_OK
 
 
@@ -146,19 +177,20 @@ def _cmd_fit(a) -> int:
         val = _check_nonempty(val, "validation images")
     elif a.fusion == "logistic":
         raise _UsageError("--fusion logistic needs labelled validation images: --val DATASET")
-    else:
-        log.warning("no --val given: thresholds are set on the training images themselves, which "
-                    "underestimates normal variation (expect more false alarms); pass --val")
     if a.engine == "ray":
         _ray_engine().fit_ray(det, items, val, labels, max_images=a.fit_sample or None, **_ray_kw(a))
     else:
         det.fit(items)
-        det.calibrate(items if val is None else val, labels)
+        if val is not None:
+            det.calibrate(val, labels)
     det.save(a.out)
     where = " on Ray" if a.engine == "ray" else ""
     print(f"fitted{where} on {det.n_train_} images ({len(det.fit_errors_)} unreadable); model saved to {a.out}")
     for b in det.branches_:
-        print(f"  {b.name}: threshold {b.threshold_:.4g}")
+        c = b.calibration_
+        nc = getattr(b.scorer_, "n_components_", None)
+        print(f"  {b.name}: threshold {c.threshold:.4g} ({c.method}, from {c.n} {c.source} scores"
+              + (f"; {nc} PCA components" if nc is not None else "") + ")")
     return EXIT_OK
 
 
@@ -328,6 +360,19 @@ def _cmd_monitor(a) -> int:
     return EXIT_OK
 
 
+def _n_components(v: str):
+    if v == "auto":
+        return v
+    try:
+        return int(v)
+    except ValueError:
+        try:
+            f = float(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected 'auto', an int or a fraction in (0, 1), got {v!r}") from None
+        return f
+
+
 def _parser() -> argparse.ArgumentParser:
     engine = argparse.ArgumentParser(add_help=False)
     g = engine.add_argument_group("scale-out (pip install 'hybrid-drift[ray]')")
@@ -366,8 +411,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     s = sub.add_parser("make-dataset", parents=[common], help="build the crossroad outlier set (offline)",
-                       description="Build the crossroad outlier set from the bundled OpenCV street video.")
-    s.add_argument("name", choices=["crossroad"], help="dataset to build")
+                       description="Build the crossroad outlier set from the bundled OpenCV street video: one "
+                                   "split (crossroad), or every time-ordered split of the benchmark protocol "
+                                   "on seeds 0 and 1 (crossroad-protocol).")
+    s.add_argument("name", choices=["crossroad", "crossroad-protocol"], help="dataset to build")
+    s.add_argument("--dev", action="store_true",
+                   help="crossroad-protocol: the development splits (seeds 2, 3) the defaults were chosen on")
     s.add_argument("out", help="output folder")
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed = same files)")
     s.add_argument("--source", default=None, help="folder with vtest.avi and object photos (default: bundled)")
@@ -378,22 +427,26 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_make_dataset)
 
     s = sub.add_parser("bench", parents=[common], help="precision/recall of every method on a dataset",
-                       description="Fit on train, calibrate on val, report on test, for every method.")
-    s.add_argument("dataset", help="dataset folder with manifest.csv")
+                       description="Fit on the reference (train + val normals; logistic fusion: train, then the "
+                                   "labelled val split), report on test, for every method. On a protocol folder "
+                                   "(make-dataset crossroad-protocol): every split and seed, the mean and the "
+                                   "worst split.")
+    s.add_argument("dataset", help="dataset folder with manifest.csv, or a protocol folder with protocol.json")
     s.add_argument("--json", help="write results as JSON")
     s.add_argument("--report", help="write plots and an index.html to this folder")
     s.add_argument("--backbone", default="efficientnet_lite0")
     s.add_argument("--weights", default=None, help="weights file for the backbone")
     s.add_argument("--limit", type=int, default=None, help="at most N images per split (quick runs)")
-    s.add_argument("--calibration", default="mean_std", choices=["quantile", "mean_std", "f1"],
-                   help="per-branch threshold rule on val normals (default: mean + 3 std, as NannyML)")
-    s.add_argument("--fpr", type=float, default=0.01, help="target false-positive rate for --calibration quantile")
+    s.add_argument("--calibration", default="conformal", choices=["conformal", "quantile", "mean_std"],
+                   help="per-branch threshold rule on cross-fitted reference scores (default: conformal)")
+    s.add_argument("--fpr", type=float, default=0.001,
+                   help="target false-positive rate for --calibration conformal|quantile (default 0.001)")
     s.add_argument("--grid", type=int, nargs=2, default=None, metavar=("ROWS", "COLS"),
                    help="colour histogram grid (default 4 4)")
     s.add_argument("--pool", choices=["avg", "max", "avgmax"], default=None)
     s.add_argument("--layers", nargs="+", default=None, help="CNN feature maps, e.g. block10 head")
     s.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"), help="CNN input size")
-    s.add_argument("--n-components", type=int, default=None)
+    s.add_argument("--n-components", type=_n_components, default=None)
     s.add_argument("--no-extra-backbones", action="store_true", help="do not try resnet18")
     s.add_argument("--cache-dir", default=None, help="feature cache (default ~/.cache/hybrid_drift)")
     s.add_argument("--no-cache", action="store_true", help="do not cache CNN features")
@@ -405,8 +458,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--val", nargs="+", help="held-out images (or a dataset folder: its val split, labelled)")
     s.add_argument("--out", required=True, help="model folder to write")
     s.add_argument("--fusion", choices=["or", "logistic"], default="or")
-    s.add_argument("--calibration", choices=["quantile", "mean_std", "f1"], default="mean_std")
-    s.add_argument("--fpr", type=float, default=0.01)
+    s.add_argument("--calibration", choices=["conformal", "quantile", "mean_std", "f1"], default="conformal",
+                   help="threshold rule on out-of-sample normal scores (default: conformal; f1 needs a labelled --val)")
+    s.add_argument("--fpr", type=float, default=0.001, help="target false-positive rate (default 0.001)")
     s.add_argument("--k", type=float, default=3.0)
     s.add_argument("--bins", type=int, default=32)
     s.add_argument("--grid", type=int, nargs=2, default=(4, 4), metavar=("ROWS", "COLS"))
@@ -417,7 +471,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--layers", nargs="+", default=None, help="CNN feature maps (default: block10 head)")
     s.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="CNN input size (default 288 384)")
-    s.add_argument("--n-components", type=int, default=150)
+    s.add_argument("--n-components", type=_n_components, default="auto",
+                   help="PCA components: 'auto' (150, or half the reference rows when fewer than 300), an int, "
+                        "or a variance fraction")
     s.add_argument("--no-colour", action="store_true")
     s.add_argument("--no-cnn", action="store_true")
     s.add_argument("--cache-dir", default=None)

@@ -241,14 +241,18 @@ class ObjectPaster:
     def __init__(self, obj: np.ndarray, alpha: np.ndarray, area: float, pos: tuple[float, float]):
         self.obj, self.alpha, self.area, self.pos = obj, alpha, area, pos
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        H, W = rgb.shape[:2]
+    def box(self, shape) -> tuple[int, int, int, int]:
+        """``(x, y, width, height)`` in pixels of the pasted object's bounding box in a frame of ``shape``."""
+        H, W = shape[:2]
         oh, ow = self.obj.shape[:2]
         scale = np.sqrt(self.area * H * W / (oh * ow))
         nh, nw = max(2, min(H, int(oh * scale))), max(2, min(W, int(ow * scale)))
+        return int(self.pos[1] * (W - nw)), int(self.pos[0] * (H - nh)), nw, nh
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        x, y, nw, nh = self.box(rgb.shape)
         obj = cv2.resize(self.obj, (nw, nh), interpolation=cv2.INTER_AREA).astype(np.float32)
         a = cv2.resize(self.alpha, (nw, nh), interpolation=cv2.INTER_LINEAR)[..., None]
-        y, x = int(self.pos[0] * (H - nh)), int(self.pos[1] * (W - nw))
         out = rgb.copy()
         roi = out[y:y + nh, x:x + nw].astype(np.float32)
         out[y:y + nh, x:x + nw] = np.clip(a * obj + (1 - a) * roi + 0.5, 0, 255).astype(np.uint8)
@@ -292,13 +296,16 @@ def apply_corruption(rgb: np.ndarray, name: str, rng: np.random.Generator,
     """Apply the corruption ``name`` with a strength drawn from ``rng``; returns ``(image, params)``.
 
     Draws again (up to ``max_tries``) if the result equals the input, so every
-    returned image really is changed.
+    returned image really is changed. A transform with a ``box(shape)`` method (a
+    pasted object) adds ``"box": [x, y, width, height]`` (pixels) to the params.
     """
     c = get_corruption(name)
     for _ in range(max_tries):
         transform, params = c.factory(rng)
         out = transform(rgb)
         if out.shape != rgb.shape or not np.array_equal(out, rgb):
+            if hasattr(transform, "box"):
+                params = {**params, "box": list(transform.box(rgb.shape))}
             return np.ascontiguousarray(out, dtype=np.uint8), params
     raise ValueError(f"corruption {name!r} left the image unchanged {max_tries} times")
 

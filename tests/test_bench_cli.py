@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -103,3 +104,33 @@ def test_cli_dataset_and_help(tiny_dataset, tmp_path, capsys):
     assert "missing column" in capsys.readouterr().err
     r = subprocess.run([sys.executable, "-m", "hybrid_drift.cli", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "exit codes" in r.stdout and "make-dataset" in r.stdout
+
+
+def test_protocol_every_split_mean_and_worst(tmp_path):
+    """bench on a protocol folder: each time-ordered split, the mean and the worst split, false alarms."""
+    from hybrid_drift.datasets import CrossroadConfig
+    from hybrid_drift.datasets.protocol import make_protocol, read_protocol
+    base = CrossroadConfig(n_val_outliers=13, n_test_outliers=16, max_frames=140, downsample=4)
+    desc = make_protocol(tmp_path / "p", seeds=(0,), splits={"A": (0, 50, 30, 30), "B": (20, 60, 25, 35)}, base=base)
+    assert [d["name"] for d in desc["datasets"]] == ["A-s0", "B-s0"]
+    assert len(list((tmp_path / "p" / "frames").glob("*.jpg"))) == 140  # frames 0-139, written once, shared
+    m = pd.read_csv(tmp_path / "p" / "B-s0" / "manifest.csv")
+    assert m.loc[m.label == 0, "path"].str.startswith("../frames/").all()
+    assert (m.loc[m.split == "train", "frame"].agg(["min", "max"]).tolist() == [20, 79])
+    assert m.loc[m.kind.str.startswith("object"), "params"].map(lambda p: len(json.loads(p)["box"]) == 4).all()
+    read_protocol(tmp_path / "p")
+    out = tmp_path / "r.json"
+    rc = main(["bench", str(tmp_path / "p"), "--json", str(out), "--no-progress", *SIZE])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert set(res["datasets"]) == {"A-s0", "B-s0"} and res["protocol"] == "report"
+    for name, r in res["datasets"].items():
+        fo = r["methods"]["fusion_or"]
+        assert fo["false_alarms_per_1000"] == pytest.approx(1000 * fo["fp"] / (fo["fp"] + fo["tn"]))
+    s = res["summary"]["fusion_or"]
+    f1 = {k: r["methods"]["fusion_or"]["f1"] for k, r in res["datasets"].items()}
+    assert s["worst_split"] == min(f1, key=f1.get) and s["mean"]["f1"] == pytest.approx(np.mean(list(f1.values())))
+    assert s["worst"]["recall"] == min(r["methods"]["fusion_or"]["recall"] for r in res["datasets"].values())
+    assert res["headline"]["split"] == s["worst_split"]
+    (tmp_path / "p" / "A-s0" / "manifest.csv").unlink()
+    assert main(["bench", str(tmp_path / "p"), "--no-progress"]) == 2  # a broken protocol: exit 2, named

@@ -1,9 +1,20 @@
-"""Benchmark every method on a labelled dataset: fit on train, calibrate on val, report on test.
+"""Benchmark every method on a labelled dataset, the way a deployment lives: time-ordered.
 
 Features are extracted once per branch for all splits (timed per branch), then
 every method — the min/max baseline, the colour branch with each distance, the
-CNN branch, OR fusion and logistic fusion — is fitted, calibrated and evaluated
-on those features, so the numbers of one run are directly comparable.
+CNN branch, OR fusion and logistic fusion — is fitted and evaluated on those
+features, so the numbers of one run are directly comparable:
+
+* methods that use normal images only (every branch, OR fusion) are fitted on the
+  **reference**: the train images and the val split's normals, in time order;
+  their thresholds come from time-blocked cross-fitting on it (no labels);
+* logistic fusion, which learns from labels, is fitted on train and calibrated on
+  the labelled val split (normals and outliers);
+* every number is on the test split, which comes after both in time.
+
+Beside precision / recall / F1 / AUROC, ``false alarms per 1,000 clean frames``
+(test normals over the threshold) is the number a person watching a camera cares
+about most.
 """
 
 from __future__ import annotations
@@ -26,10 +37,11 @@ from ..branches import Branch, CNNBranch, ColourBranch, MinMaxBranch
 from ..datasets.manifest import Dataset, read_manifest
 from ..detector import HybridDetector
 from ..exceptions import BackboneUnavailableError
+from ..io.sources import InputItem
 from ..pipeline import Extracted, extract
 from ..scorers.distances import DISTANCES
 
-__all__ = ["BenchConfig", "run_bench", "markdown_table"]
+__all__ = ["BenchConfig", "run_bench", "run_protocol", "markdown_table", "protocol_tables", "PROTOCOL_METHODS"]
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +63,10 @@ class BenchConfig:
     study_cnn : bool
         Also report the Tokyo study's CNN branch (global average pool of the last
         layer) on the same backbone, to show what the default's changes buy.
-    calibration, fpr, k
-        Per-branch threshold rule on val (see :func:`~hybrid_drift.calibration.choose_threshold`).
+    calibration, fpr, k, blocks
+        Per-branch threshold rule (see :class:`~hybrid_drift.detector.HybridDetector`).
     colour_distance : str or None
-        Distance of the colour branch used in fusion; None = the best on val (F1).
+        Distance of the colour branch used in fusion; None = the branch's default.
     limit : int or None
         At most this many images per split (quick runs, CI).
     """
@@ -65,9 +77,10 @@ class BenchConfig:
     colour: dict = field(default_factory=lambda: {"bins": 32, "grid": (4, 4)})
     cnn: dict = field(default_factory=dict)
     study_cnn: bool = True
-    calibration: str = "mean_std"
-    fpr: float = 0.01
+    calibration: str = "conformal"
+    fpr: float = 0.001
     k: float = 3.0
+    blocks: int = 5
     colour_distance: str | None = None
     limit: int | None = None
     seed: int = 0
@@ -85,6 +98,7 @@ def _metrics(y, pred, score) -> dict[str, float]:
            "auroc": float(roc_auc_score(y, score)) if len(np.unique(y)) == 2 else float("nan")}
     out.update(tp=int(((pred == 1) & (y == 1)).sum()), fp=int(((pred == 1) & (y == 0)).sum()),
                fn=int(((pred == 0) & (y == 1)).sum()), tn=int(((pred == 0) & (y == 0)).sum()))
+    out["false_alarms_per_1000"] = 1000.0 * out["fp"] / max(out["fp"] + out["tn"], 1)
     return out
 
 
@@ -100,7 +114,7 @@ def _split(ext: Extracted, ds: Dataset, name: str) -> Extracted:
 
 def _det(branches: list[Branch], fusion: str, cfg: BenchConfig) -> HybridDetector:
     return HybridDetector(colour=False, cnn=False, extra_branches=tuple(branches), fusion=fusion,
-                          calibration=cfg.calibration, fpr=cfg.fpr, k=cfg.k)
+                          calibration=cfg.calibration, fpr=cfg.fpr, k=cfg.k, blocks=cfg.blocks)
 
 
 def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> dict[str, Any]:
@@ -164,24 +178,45 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
         if ext.errors != ext_c.errors:  # pragma: no cover - same files, same decoder
             raise RuntimeError("feature passes disagree on which images are readable")
         merged.features[name] = ext.features["cnn"]
-    tr, va, te = (_split(merged, ds, s) for s in ("train", "val", "test"))
+    split, label = m["split"].to_numpy(), m["label"].to_numpy()
+    is_ref = (split == "train") | ((split == "val") & (label == 0))  # manifest order: train, then val, by time
+    ref, tr, va, te = merged.subset(is_ref), *(_split(merged, ds, s) for s in ("train", "val", "test"))
     y_val, y_test = ds.labels("val"), ds.labels("test")
     kinds_test = ds.split("test")["kind"].to_numpy()
+    # rows made from the reference images (the CNN branches' moved-foreground copies), once per branch
+    ref_items = [InputItem(p, p) for p, ok in zip(m.loc[is_ref, "abspath"], ref.ok) if ok]
+    n_train_ok = int(tr.n_ok)
+    extras: dict[str, tuple] = {}
+    for name, (br, _) in cnn_exts.items():
+        t0 = time.perf_counter()
+        got = br.reference_extra(ref_items, workers=cfg.workers, progress=cfg.progress)
+        seconds[f"{name}_augment"] = time.perf_counter() - t0
+        if got is not None:
+            extras[name] = got
 
     results: dict[str, dict] = {}
     per_kind: dict[str, dict] = {}
     thresholds: dict[str, float] = {}
     frames = pd.DataFrame({"path": te.ids, "label": y_test, "kind": kinds_test, "error": te.errors})
 
+    def fit(det: HybridDetector, train_only: bool):
+        """Fit on the reference (or on train alone: its rows come first), with each CNN branch's extra rows."""
+        keep = {n: (ex[1] < n_train_ok) if train_only else np.ones(len(ex[1]), bool) for n, ex in extras.items()}
+        det.fit_features(tr if train_only else ref,
+                         extra={n: (ex[0][keep[n]], ex[1][keep[n]]) for n, ex in extras.items()})
+
     def evaluate(name: str, det: HybridDetector):
-        det.fit_features(tr)
-        det.calibrate_features(va, y_val)  # quantile rules use the labelled normals only
+        if det.fusion == "logistic":  # learns from labels: fit on train, calibrate on the labelled val split
+            fit(det, train_only=True)
+            det.calibrate_features(va, y_val)
+        else:  # normal images only: fit on the reference, thresholds by cross-fitting on it
+            fit(det, train_only=False)
         table = det.score_features(te)
         score = table["fused"].to_numpy(dtype=float)
         pred = table["is_outlier"].fillna(False).to_numpy(dtype=int)
         results[name] = _metrics(y_test, pred, score)
         per_kind[name] = _per_kind(kinds_test, y_test, pred)
-        thresholds[name] = float(det.fusion_.threshold_ if len(det.branches_) > 1 else det.branches_[0].threshold_)
+        thresholds[name] = float(det.fusion_.threshold_)
         if len(det.branches_) == 1:  # single branch: report its raw score and threshold
             b = det.branches_[0]
             frames[name] = table[b.name].to_numpy(dtype=float)
@@ -193,14 +228,11 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
         return det
 
     evaluate("minmax", _det([minmax], "or", cfg))
-    val_f1 = {}
     for d in DISTANCES:
         br = copy.deepcopy(colour)
         br.distance = d
-        det = evaluate(f"colour_{d}", _det([br], "or", cfg))
-        v = det.score_features(va)
-        val_f1[d] = f1_score(y_val, v["is_outlier"].fillna(False).to_numpy(dtype=int), zero_division=0)
-    best = cfg.colour_distance or max(val_f1, key=lambda d: (val_f1[d], -list(DISTANCES).index(d)))
+        evaluate(f"colour_{d}", _det([br], "or", cfg))
+    best = cfg.colour_distance or colour.distance  # a choice on labelled val outliers would use labels
     results["colour"] = dict(results[f"colour_{best}"], distance=best)
     per_kind["colour"] = per_kind[f"colour_{best}"]
     thresholds["colour"] = thresholds[f"colour_{best}"]
@@ -230,10 +262,12 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
         "seconds": seconds,
         "thresholds": thresholds,
         "colour_distance": best,
-        "colour_val_f1": val_f1,
         "config": {"colour": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.colour.items()},
                    "cnn": main_cnn.get_config(), "calibration": cfg.calibration, "fpr": cfg.fpr, "k": cfg.k,
-                   "limit": cfg.limit},
+                   "blocks": cfg.blocks, "limit": cfg.limit,
+                   "protocol": "branches and OR fusion: fit on train + val normals (time order), thresholds by "
+                               "time-blocked cross-fitting; logistic fusion: fit on train, calibrated on the "
+                               "labelled val split; all numbers on test"},
         "unreadable": {i: e for i, e in zip(merged.ids, merged.errors) if e},
         "notes": notes,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
@@ -249,8 +283,9 @@ _LABELS = {"minmax": "Min/max range (trivial baseline)", "cnn": "CNN + PCA", "fu
 
 
 def markdown_table(res: dict[str, Any]) -> str:
-    """The study-style table: ``MODEL | Precision | Recall`` (+ F1, AUROC, FP/FN)."""
-    lines = ["| MODEL | Precision | Recall | F1 | AUROC | FP | FN |", "|---|---:|---:|---:|---:|---:|---:|"]
+    """The study-style table: ``MODEL | Precision | Recall`` (+ F1, AUROC, FP/FN, false alarms per 1,000 clean)."""
+    lines = ["| MODEL | Precision | Recall | F1 | AUROC | FP | FN | false alarms /1,000 clean |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     order = ["minmax"] + [f"colour_{d}" for d in DISTANCES] + \
         sorted(k for k in res["methods"] if k.startswith("cnn_study")) + ["cnn"] + \
         sorted(k for k in res["methods"] if k.startswith("cnn_") and not k.startswith("cnn_study")) + \
@@ -260,7 +295,7 @@ def markdown_table(res: dict[str, Any]) -> str:
             continue
         r = res["methods"][k]
         if k.startswith("colour_"):
-            label = f"Colour HSB, {k[7:]}" + (" (best on val)" if k[7:] == res["colour_distance"] else "")
+            label = f"Colour HSB, {k[7:]}" + (" (default)" if k[7:] == res["colour_distance"] else "")
         elif k.startswith("cnn_study_"):
             label = f"CNN + PCA, study: avg-pool last layer, 224px ({k[10:]})"
         elif k.startswith("cnn_"):
@@ -270,7 +305,7 @@ def markdown_table(res: dict[str, Any]) -> str:
         else:
             label = _LABELS[k]
         lines.append(f"| {label} | {r['precision']:.1%} | {r['recall']:.1%} | {r['f1']:.3f} | "
-                     f"{r['auroc']:.3f} | {r['fp']} | {r['fn']} |")
+                     f"{r['auroc']:.3f} | {r['fp']} | {r['fn']} | {r['false_alarms_per_1000']:.1f} |")
     return "\n".join(lines)
 
 
@@ -282,4 +317,70 @@ def per_kind_table(res: dict[str, Any], methods=("minmax", "colour", "cnn_study_
     for kd in kinds:
         lines.append(f"| {kd} | " + " | ".join(
             f"{res['per_kind_recall'][m].get(kd, float('nan')):.0%}" for m in methods) + " |")
+    return "\n".join(lines)
+
+
+#: methods summarised across the splits of a protocol (the default fusion first)
+PROTOCOL_METHODS = ("fusion_or", "fusion_logistic", "cnn", "colour", "minmax")
+_METRICS = ("precision", "recall", "f1", "auroc", "false_alarms_per_1000")
+
+
+def run_protocol(path: str | os.PathLike, config: BenchConfig | None = None) -> dict[str, Any]:
+    """Run the benchmark on every dataset of a protocol folder (see :mod:`hybrid_drift.datasets.protocol`).
+
+    Returns ``{"protocol", "datasets": {name: run_bench result}, "summary": {method: ...},
+    "headline": ...}``. The summary gives, per method, the mean over datasets of each
+    metric and the worst value (lowest precision / recall / F1 / AUROC, highest false
+    alarms), and the worst dataset by F1 (ties: more false alarms). The headline is
+    the default fusion's worst dataset.
+    """
+    from ..datasets.protocol import read_protocol
+    desc = read_protocol(path)
+    cfg = config or BenchConfig(study_cnn=False, extra_backbones=())
+    per: dict[str, dict] = {}
+    for d in desc["datasets"]:
+        log.info("protocol dataset %s", d["name"])
+        res = run_bench(d["path"], cfg)
+        res.pop("_frames", None)
+        res["frames"] = d.get("frames")
+        per[d["name"]] = res
+    summary = {}
+    for m in PROTOCOL_METHODS:
+        rows = {k: r["methods"][m] for k, r in per.items() if m in r["methods"]}
+        if not rows:
+            continue
+        worst_name = min(rows, key=lambda k: (rows[k]["f1"], -rows[k]["false_alarms_per_1000"]))
+        summary[m] = {
+            "mean": {k: float(np.mean([r[k] for r in rows.values()])) for k in _METRICS},
+            "worst": {k: float(max(r[k] for r in rows.values()) if k == "false_alarms_per_1000"
+                               else min(r[k] for r in rows.values())) for k in _METRICS},
+            "worst_split": worst_name, "worst_split_metrics": {k: rows[worst_name][k] for k in _METRICS},
+            "n_datasets": len(rows)}
+    head = summary.get("fusion_or")
+    return {"protocol": desc.get("kind", "report"), "datasets": per, "summary": summary,
+            "headline": None if head is None else {"method": "fusion_or", "split": head["worst_split"],
+                                                   **head["worst_split_metrics"]},
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+            "date": _dt.date.today().isoformat(), "hybrid_drift_version": __version__}
+
+
+def _prf(r: dict) -> str:
+    return f"{r['precision']:.1%} / {r['recall']:.1%} / {r['false_alarms_per_1000']:.1f}"
+
+
+def protocol_tables(res: dict[str, Any]) -> str:
+    """Markdown: one row per split and seed (P / R / false alarms per 1,000 clean frames), then the summary."""
+    methods = [m for m in ("colour", "cnn", "fusion_or", "fusion_logistic") if m in res["summary"]]
+    lines = ["| split | frames train / val / test | " + " | ".join(f"{m}: P / R / FA" for m in methods) + " |",
+             "|---|---|" + "---:|" * len(methods)]
+    for name, r in res["datasets"].items():
+        fr = r.get("frames") or {}
+        span = " / ".join(f"{a}-{b - 1}" for a, b in (fr.get(s, (0, 1)) for s in ("train", "val", "test")))
+        lines.append(f"| {name} | {span} | " + " | ".join(_prf(r["methods"][m]) for m in methods) + " |")
+    lines += ["", "| method | worst split (by F1) | worst split P / R / FA | F1 | mean P / R / FA | mean F1 | "
+                  "lowest P | lowest R | most FA |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for m, s in res["summary"].items():
+        w, mean, worst = s["worst_split_metrics"], s["mean"], s["worst"]
+        lines.append(f"| {m} | {s['worst_split']} | {_prf(w)} | {w['f1']:.3f} | {_prf(mean)} | {mean['f1']:.3f} | "
+                     f"{worst['precision']:.1%} | {worst['recall']:.1%} | {worst['false_alarms_per_1000']:.1f} |")
     return "\n".join(lines)

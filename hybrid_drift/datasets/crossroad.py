@@ -52,6 +52,10 @@ class CrossroadConfig:
 
     n_train: int = 400
     n_test_normal: int = 235
+    #: first video frame of the train split (frames before it are not used)
+    start: int = 0
+    #: normal frames in val; None = every frame between train and test
+    n_val: int | None = None
     n_val_outliers: int = 30
     n_test_outliers: int = 55
     transforms: tuple[str, ...] = STUDY_TRANSFORMS
@@ -81,7 +85,8 @@ def _plan(n_out: int, transforms, share: float) -> list[tuple[str, int]]:
 
 
 def make_crossroad(out: str | os.PathLike, *, seed: int = 0, source: str | os.PathLike | None = None,
-                   config: CrossroadConfig | None = None, progress: bool = False) -> pd.DataFrame:
+                   config: CrossroadConfig | None = None, progress: bool = False,
+                   normals_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Write the crossroad outlier set to ``out`` (``manifest.csv`` + ``images/``).
 
     Parameters
@@ -94,6 +99,10 @@ def make_crossroad(out: str | os.PathLike, *, seed: int = 0, source: str | os.Pa
     source : path, optional
         Folder with ``vtest.avi`` and the object photos (default: :func:`bundled_data_dir`).
     config : CrossroadConfig, optional
+    normals_dir : path, optional
+        Write the normal frames here (``fNNNN.jpg``, shared by several datasets built
+        from the same video, e.g. the splits of a protocol) instead of under ``out``;
+        the manifest then points to them by a relative path.
 
     Returns
     -------
@@ -121,13 +130,16 @@ def make_crossroad(out: str | os.PathLike, *, seed: int = 0, source: str | os.Pa
             rgb = cv2.resize(rgb, (w // cfg.downsample, h // cfg.downsample), interpolation=cv2.INTER_AREA)
         frames.append(rgb)
     n = len(frames)
-    n_val = n - cfg.n_train - cfg.n_test_normal
-    if n_val < 1:
-        raise ValueError(f"{video} has {n} frames: too few for n_train={cfg.n_train} + "
-                         f"n_test_normal={cfg.n_test_normal} + a val split")
-    splits = {"train": (0, cfg.n_train), "val": (cfg.n_train, cfg.n_train + n_val), "test": (cfg.n_train + n_val, n)}
+    a = int(cfg.start)
+    n_val = n - a - cfg.n_train - cfg.n_test_normal if cfg.n_val is None else int(cfg.n_val)
+    if a < 0 or min(cfg.n_train, cfg.n_test_normal) < 1 or n_val < 1 or a + cfg.n_train + n_val + cfg.n_test_normal > n:
+        raise ValueError(f"{video} has {n} frames: too few for start={a} + n_train={cfg.n_train} + "
+                         f"n_val={cfg.n_val} + n_test_normal={cfg.n_test_normal} (each split needs >= 1 frame)")
+    b, c = a + cfg.n_train, a + cfg.n_train + n_val
+    splits = {"train": (a, b), "val": (b, c), "test": (c, c + cfg.n_test_normal)}
 
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     rows = []
     quality = [cv2.IMWRITE_JPEG_QUALITY, int(cfg.jpeg_quality)]
@@ -138,9 +150,11 @@ def make_crossroad(out: str | os.PathLike, *, seed: int = 0, source: str | os.Pa
         if not cv2.imwrite(str(p), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), quality):
             raise OSError(f"{p}: cannot write image")
 
+    shared = None if normals_dir is None else Path(normals_dir)
     for split, (a, b) in splits.items():
         for i in range(a, b):
-            rel = f"images/{split}/f{i:04d}.jpg"
+            rel = f"images/{split}/f{i:04d}.jpg" if shared is None else \
+                os.path.relpath(shared / f"f{i:04d}.jpg", out).replace(os.sep, "/")
             rows.append({"path": rel, "split": split, "label": 0, "kind": "normal", "family": "normal",
                          "frame": i, "params": ""})
     jobs = []
@@ -166,7 +180,7 @@ def make_crossroad(out: str | os.PathLike, *, seed: int = 0, source: str | os.Pa
                          "params": json.dumps(params, sort_keys=True)})
             write(rel, img)
     for r in tqdm(rows, desc="frames", disable=not progress, leave=False):
-        if r["label"] == 0:
+        if r["label"] == 0 and not (shared is not None and (out / r["path"]).is_file()):
             write(r["path"], frames[r["frame"]])
     order = {"train": 0, "val": 1, "test": 2}
     df = pd.DataFrame(rows)
