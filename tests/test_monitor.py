@@ -166,9 +166,59 @@ def test_cli_monitor_exit_codes(blocks, tmp_path, capsys):
 def test_auto_band_is_a_prediction_interval_shared_by_the_checks(blocks):
     even, _ = blocks
     base = profile_images(np.stack(even))
-    mon = DriftMonitor(chunk=10).fit(base)  # 10 chunks, 6 HSB checks
+    mon = DriftMonitor(chunk=10, layout=False).fit(base)  # 10 chunks, 6 HSB checks
     n, m = 10, 6
     assert mon.k_ == pytest.approx(st.t.ppf(1 - 0.05 / (2 * m), n - 1) * np.sqrt(1 + 1 / n))
+    with_layout = DriftMonitor(chunk=10).fit(base)  # + the scene-layout check
+    assert with_layout.k_ == pytest.approx(st.t.ppf(1 - 0.05 / (2 * 7), n - 1) * np.sqrt(1 + 1 / n))
     assert DriftMonitor(chunk=10, k=3).fit(base).k_ == 3.0
     loose = DriftMonitor(chunk=10, alpha=0.5).fit(base).k_
     assert loose < mon.k_
+
+
+def test_time_ordered_clean_stream_is_quiet_and_changes_alert(frames):
+    """Issue 13: a baseline strictly before the stream. The clean stream (people crossing the lawn, the
+    light change near frame 500) raises no alert; a colour cast and a knocked camera alert at once."""
+    base = profile_images(np.stack(frames[:75]))        # every 4th video frame: 0-296
+    stream = frames[75:]                                 # 300-792, in chunks of 12 (48 video frames)
+    mon = DriftMonitor(chunk=12).fit(base)
+    clean = DriftMonitor.summary(mon.run(profile_images(np.stack(stream))))
+    assert clean["alerts"].sum() == 0, clean
+    cast = [np.clip(f * np.array([1.2, 1.0, 0.75]), 0, 255).astype(np.uint8) for f in stream[:48]]
+    assert (DriftMonitor.summary(mon.run(profile_images(np.stack(cast))))["alerts"] > 0).all()
+    h, w = stream[0].shape[:2]
+    M = cv2.getRotationMatrix2D((w / 2, h / 2), 2.0, 1.06)
+    M[:, 2] += (0.03 * w, 0.02 * h)
+    knocked = [cv2.warpAffine(f, M, (w, h), borderMode=cv2.BORDER_REFLECT) for f in stream[:48]]
+    res = mon.run(profile_images(np.stack(knocked)))
+    assert res.loc[res["check"] == "layout:ncc", "alert"].all()
+    # the band of six chunk means alone (no min_change) alerts on the clean stream: the light change
+    bare = DriftMonitor(chunk=12, min_change=0.0).fit(base)
+    assert DriftMonitor.summary(bare.run(profile_images(np.stack(stream))))["alerts"].sum() > 0
+
+
+def test_hue_statistics_are_circular():
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[:4, :, 0], red[4:, :, 0], red[..., 1:] = 1, 179, 200  # hues 2 and 358 degrees: nearly the same red
+    from hybrid_drift.features.colour import ColourFeatures
+    s = ColourFeatures.stats(hsv=red)
+    assert s[1] < 0.01  # circular std: tiny (the linear std of 1 and 179 would be 0.5 of the range)
+    assert min(s[0], 1 - s[0]) < 0.01  # mean direction: red (0 turns)
+
+
+def test_a_short_last_chunk_joins_the_one_before(frames):
+    """Issue 14: a clean stream of 51 frames with chunk 50 used to alert on its 1-frame tail."""
+    base = profile_images(np.stack(frames[:100]))
+    mon = DriftMonitor(chunk=20).fit(base)
+    res = mon.run(profile_images(np.stack(frames[100:141])))  # 41 frames: 20 + 21
+    assert sorted(set(zip(res["start"], res["stop"]))) == [(0, 20), (20, 41)]
+    res = mon.run(profile_images(np.stack(frames[100:150])))  # 50 frames: 20 + 20 + 10 (half a chunk: kept)
+    assert sorted(set(zip(res["start"], res["stop"]))) == [(0, 20), (20, 40), (40, 50)]
+
+
+@pytest.mark.parametrize("kw, word", [({"chunk": 0}, "chunk"), ({"chunk": "50"}, "chunk"), ({"alpha": 0}, "alpha"),
+                                      ({"alpha": 2}, "alpha"), ({"k": -1}, "k"), ({"min_change": -0.1}, "min_change"),
+                                      ({"stats": ("t",)}, "unknown statistic")])
+def test_monitor_settings_are_validated(frames, kw, word):
+    with pytest.raises(ValueError, match=word):
+        DriftMonitor(**kw).fit(profile_images(np.stack(frames[:40])))

@@ -16,6 +16,8 @@ __all__ = ["ColourFeatures", "STAT_NAMES"]
 _CHANNELS = ("hue", "saturation", "brightness")
 _RANGES = ((0, 180), (0, 256), (0, 256))  # OpenCV 8-bit HSV: hue is 0..179
 STAT_NAMES = tuple(f"{c}_{s}" for c in _CHANNELS for s in ("mean", "std", "min", "max"))
+#: each 8-bit OpenCV hue (0..179, 2 degrees apart) as a unit complex number
+_HUE_UNIT = np.exp(2j * np.pi * np.arange(180) / 180.0)
 
 
 def _bin_lut(bins_per_channel) -> np.ndarray:
@@ -198,7 +200,15 @@ class ColourFeatures:
 
     @staticmethod
     def stats(rgb: np.ndarray | None = None, hsv: np.ndarray | None = None) -> np.ndarray:
-        """Mean, std, min, max of each HSB channel, scaled to [0, 1] (see ``STAT_NAMES``)."""
+        """Mean, std, min, max of each HSB channel, scaled to [0, 1] (see ``STAT_NAMES``).
+
+        Hue is an angle, so its mean and std are *circular* (in turns): the mean
+        direction of the hue angles, in [0, 1), and the circular standard deviation
+        ``sqrt(-2 ln R) / 2 pi`` (``R``: mean resultant length). A linear std counts a
+        red pixel at hue 179 and one at hue 1 as opposite ends of the range: on the
+        crossroad clip it rose by 9 baseline standard deviations when people in red
+        coats walked in. Hue min and max stay linear (they are the min/max baseline's).
+        """
         if hsv is None:
             hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
         out = np.empty(12, np.float32)
@@ -208,4 +218,9 @@ class ColourFeatures:
             lo_v, hi_v, _, _ = cv2.minMaxLoc(plane)
             out[ch * 4:(ch + 1) * 4] = (mean[0, 0] / (hi - 1), std[0, 0] / (hi - 1),
                                         lo_v / (hi - 1), hi_v / (hi - 1))
+        counts = cv2.calcHist([hsv], [0], None, [180], [0, 180]).ravel()
+        z = (counts * _HUE_UNIT).sum() / max(counts.sum(), 1.0)
+        r = min(max(abs(z), 1e-12), 1.0)
+        out[0] = (np.angle(z) / (2 * np.pi)) % 1.0
+        out[1] = np.sqrt(-2.0 * np.log(r)) / (2 * np.pi)
         return out

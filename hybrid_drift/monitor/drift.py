@@ -9,10 +9,18 @@ the rest of the baseline, and the alert threshold is NannyML's
 ``mean + k * std`` of those chunk statistics.
 
 The default decision per feature is the chunk *mean* against the band of
-baseline chunk means (``|z| > k``, NannyML's summary-statistic drift); the raw KS
-statistic and p-value against the whole baseline are reported beside it. On
-``vtest.avi`` chunk-to-chunk KS statistics of a steady stream are already 0.5-1.0,
-so a calibrated KS threshold would exceed 1 and never fire.
+baseline chunk means (``|z| > k``, NannyML's summary-statistic drift) **and** a
+change of at least ``min_change`` in the feature's own units: a reference period of
+a few minutes shows how much chunk means wobble then, not how much a passing cloud
+moves them later, and a band of six chunk means alone alerted on an unchanged
+camera. The raw KS statistic and p-value against the whole baseline are reported
+beside it. On ``vtest.avi`` chunk-to-chunk KS statistics of a steady stream are
+already 0.5-1.0, so a calibrated KS threshold would exceed 1 and never fire.
+
+The **scene-layout** check compares the per-pixel median of each chunk's
+brightness thumbnails (moving people vanish in a median) with the baseline's, by
+``1 -`` normalised cross-correlation (blind to global brightness and contrast, which
+the brightness checks watch): a camera knocked by a few degrees changes it at once.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import pandas as pd
 from .profile import BatchProfile
 from .stats import NUMERIC_STATS, chi2_categorical, ks, mmd_permutation, numeric_stat
 
-__all__ = ["DriftMonitor", "HSB_FEATURES", "semantic_distances"]
+__all__ = ["DriftMonitor", "HSB_FEATURES", "DEFAULT_MIN_CHANGE", "semantic_distances", "chunk_bounds"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +42,33 @@ log = logging.getLogger(__name__)
 HSB_FEATURES = ("hue_mean", "hue_std", "saturation_mean", "saturation_std", "brightness_mean", "brightness_std")
 #: categorical metadata checks; "resolution" is width x height
 METADATA = ("format", "mode", "resolution")
+#: smallest change of a chunk mean that alerts (feature units: [0, 1], hue in turns), and of the layout statistic
+DEFAULT_MIN_CHANGE = {**{f: 0.04 for f in HSB_FEATURES}, "layout": 0.05}
+
+
+def _ncc_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """``1 -`` normalised cross-correlation of two images (0 = same layout; blind to gain and offset)."""
+    a = a.astype(np.float64).ravel() - a.mean()
+    b = b.astype(np.float64).ravel() - b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float(1.0 - (a * b).sum() / den) if den > 0 else 0.0
+
+
+def chunk_bounds(n: int, chunk: int) -> list[tuple[int, int]]:
+    """``[(start, stop)]`` chunks of ``chunk`` rows; a last chunk shorter than half a chunk joins the one before.
+
+    A band learned from chunks of 50 images does not fit the mean of 1 or 5 images
+    (a clean stream of 51 frames alerted on its 1-frame tail), so a short tail is
+    judged together with the chunk before it; a tail of at least half a chunk stays
+    a chunk of its own.
+
+    >>> chunk_bounds(101, 50), chunk_bounds(130, 50), chunk_bounds(20, 50)
+    ([(0, 50), (50, 101)], [(0, 50), (50, 100), (100, 130)], [(0, 20)])
+    """
+    bounds = [(a, min(a + chunk, n)) for a in range(0, n, chunk)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < chunk / 2:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
 
 
 def _category(table: pd.DataFrame, col: str) -> list[str]:
@@ -86,6 +121,14 @@ class DriftMonitor:
         Centres by k-means on the baseline when it has no class labels.
     n_permutations : int
         MMD permutations.
+    min_change : float, dict or None
+        Smallest change of a chunk mean (feature units; hue in turns) or of the
+        layout statistic that can alert, beside the statistical band: a float for
+        every check, a dict per check name (missing names: 0), or None for the
+        defaults (``DEFAULT_MIN_CHANGE``: 0.04 for the HSB statistics, 0.05 for the
+        layout; chosen on the development stream, see README).
+    layout : bool
+        The scene-layout check (needs profiles with thumbnails).
 
     Examples
     --------
@@ -108,14 +151,41 @@ class DriftMonitor:
     n_clusters: int = 5
     n_permutations: int = 100
     seed: int = 0
+    min_change: float | dict | None = None
+    layout: bool = True
     thresholds_: dict = field(default_factory=dict, init=False, repr=False)
+
+    def _floor(self, check: str) -> float:
+        if self.min_change is None:
+            return DEFAULT_MIN_CHANGE.get(check, 0.0)
+        if isinstance(self.min_change, dict):
+            return float(self.min_change.get(check, 0.0))
+        return float(self.min_change)
+
+    def _validate(self):
+        """Check the settings (ValueError naming the parameter); called by :meth:`fit`."""
+        def number(name, v, lo, hi, lo_open=False, hi_open=False):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or \
+                    not ((v > lo) if lo_open else (v >= lo)) or not ((v < hi) if hi_open else (v <= hi)):
+                raise ValueError(f"{name} must be a number in {'(' if lo_open else '['}{lo}, {hi}"
+                                 f"{')' if hi_open else ']'}, got {v!r}")
+        if isinstance(self.chunk, bool) or not isinstance(self.chunk, (int, np.integer)) or self.chunk < 2:
+            raise ValueError(f"chunk must be an int >= 2, got {self.chunk!r}")
+        if self.k != "auto":
+            number("k", self.k, 0, np.inf, lo_open=True, hi_open=True)
+        number("alpha", self.alpha, 0, 1, lo_open=True, hi_open=True)
+        floors = self.min_change.values() if isinstance(self.min_change, dict) else \
+            ([] if self.min_change is None else [self.min_change])
+        for v in floors:
+            number("min_change", v, 0, np.inf, hi_open=True)
+        for s in self.stats:
+            if s not in NUMERIC_STATS:
+                raise ValueError(f"unknown statistic {s!r}; choose from {NUMERIC_STATS}")
 
     # ------------------------------------------------------------------ fit
     def fit(self, baseline: BatchProfile, labels=None) -> DriftMonitor:
         """Learn the reference and the alert thresholds from a baseline profile."""
-        for s in self.stats:
-            if s not in NUMERIC_STATS:
-                raise ValueError(f"unknown statistic {s!r}; choose from {NUMERIC_STATS}")
+        self._validate()
         t = baseline.table[baseline.table["error"].isna()].reset_index(drop=True)
         n = len(t)
         if n < 2 * self.chunk:
@@ -146,6 +216,14 @@ class DriftMonitor:
             inside[a:a + self.chunk] = True
             for name, (stat, _p) in self._numeric(t[~inside], t[inside]).items():
                 samples.setdefault(name, []).append(stat)
+        if self.layout:
+            if baseline.thumbnails is None:
+                raise ValueError("layout=True needs profiles with thumbnails (profile the images with this "
+                                 "version, or pass layout=False)")
+            th = baseline.thumbnails
+            self.layout_ref_ = np.median(th, axis=0)
+            samples["layout"] = [_ncc_distance(np.median(np.delete(th, np.s_[a:a + self.chunk], axis=0), axis=0),
+                                               np.median(th[a:a + self.chunk], axis=0)) for a in starts]
         self.chunk_stats_ = {k: np.asarray(v) for k, v in samples.items()}
         self.k_ = self._band_width(len(starts), len(cols) + len(self.chunk_stats_))
         self.thresholds_ = {k: float(v.mean() + self.k_ * v.std(ddof=1)) for k, v in self.chunk_stats_.items()}
@@ -196,16 +274,28 @@ class DriftMonitor:
                 raise ValueError("this monitor checks semantic drift: the batch profile needs embeddings")
             vals["semantic_distance"] = semantic_distances(batch.embeddings, self.centres_)
         for c in vals.columns:
-            z = (vals[c].mean() - self.ref_mean_[c]) / self.ref_sd_[c]
+            change = vals[c].mean() - self.ref_mean_[c]
+            z = change / self.ref_sd_[c]
+            floor = self._floor(c)
             d_ks, p_ks = ks(self.base_values_[c], vals[c])
             rows.append({"check": f"{c}:mean", "statistic": float(z), "p_value": p_ks, "threshold": self.k_,
-                         "alert": bool(abs(z) > self.k_),
+                         "alert": bool(abs(z) > self.k_ and abs(change) > floor),
                          "detail": f"chunk mean {vals[c].mean():.4g} vs baseline chunks "
-                                   f"{self.ref_mean_[c]:.4g} ± {self.ref_sd_[c]:.2g}; raw KS D={d_ks:.3f}"})
+                                   f"{self.ref_mean_[c]:.4g} ± {self.ref_sd_[c]:.2g} (change {change:+.3g}, "
+                                   f"min_change {floor:g}); raw KS D={d_ks:.3f}"})
         for name, (stat, p) in self._numeric(self.baseline_, t).items():
             thr = self.thresholds_[name]
             rows.append({"check": name, "statistic": stat, "p_value": p, "threshold": thr,
                          "alert": bool(stat > thr), "detail": "leave-one-chunk-out calibrated"})
+        if self.layout:
+            if batch.thumbnails is None:
+                raise ValueError("this monitor checks the scene layout: the batch profile needs thumbnails")
+            stat = _ncc_distance(self.layout_ref_, np.median(batch.thumbnails, axis=0))
+            thr, floor = self.thresholds_["layout"], self._floor("layout")
+            rows.append({"check": "layout:ncc", "statistic": stat, "p_value": np.nan, "threshold": max(thr, floor),
+                         "alert": bool(stat > thr and stat > floor),
+                         "detail": f"1 - NCC of the chunk's median thumbnail vs the baseline's (band {thr:.3g}, "
+                                   f"min_change {floor:g})"})
         for c in self.metadata:
             cats = _category(t, c)
             stat, p, n_unique = chi2_categorical(_category(self.baseline_, c), cats)
@@ -224,16 +314,15 @@ class DriftMonitor:
     def run(self, stream: BatchProfile) -> pd.DataFrame:
         """Check every consecutive chunk of a stream; one row per chunk and check.
 
+        Chunks as :func:`chunk_bounds` cuts them (a short tail joins the last chunk).
         Columns: ``chunk, start, stop, check, statistic, p_value, threshold, alert, detail``.
         """
-        n = len(stream.table)
         frames = []
-        for i, a in enumerate(range(0, n, self.chunk)):
-            part = stream.slice(a, min(a + self.chunk, n))
-            df = self.check(part)
+        for i, (a, b) in enumerate(chunk_bounds(len(stream.table), self.chunk)):
+            df = self.check(stream.slice(a, b))
             df.insert(0, "chunk", i)
             df.insert(1, "start", a)
-            df.insert(2, "stop", min(a + self.chunk, n))
+            df.insert(2, "stop", b)
             frames.append(df)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

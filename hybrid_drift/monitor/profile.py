@@ -10,6 +10,7 @@ Features come from the detector's own pipeline (:func:`hybrid_drift.pipeline.ext
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,11 @@ from ..pipeline import extract
 __all__ = ["BatchProfile", "profile_images", "FEATURE_TRANSFORMS", "register_feature", "Resize", "Hue",
            "Saturation", "Brightness", "Compose", "META_COLUMNS", "PROFILE_VERSION"]
 
-PROFILE_VERSION = 1
+log = logging.getLogger(__name__)
+
+PROFILE_VERSION = 2
+#: grey thumbnail (width, height) kept per image for the scene-layout check
+THUMB_SIZE = (32, 24)
 META_COLUMNS = ("width", "height", "mode", "format", "file_size")
 _HIST_BINS = 32
 
@@ -128,7 +133,9 @@ class _StatsFeatures:
         extra = {}
         for name in self.feature_names:
             extra.update(_feature_values(name, FEATURE_TRANSFORMS[name](img.at_side(self.min_side))))
-        return ColourFeatures.stats(hsv=hsv), self.colour.transform(hsv=hsv), extra
+        import cv2
+        thumb = cv2.resize(hsv[..., 2], THUMB_SIZE, interpolation=cv2.INTER_AREA)  # brightness (HSV value)
+        return ColourFeatures.stats(hsv=hsv), self.colour.transform(hsv=hsv), extra, thumb
 
     def features(self, prepared, images):
         out = np.empty(len(prepared), dtype=object)  # kept as python objects; assembled in profile_images
@@ -151,12 +158,16 @@ class BatchProfile:
         in row order.
     embeddings : ndarray or None
         ``(n_readable, d)`` CNN embeddings when requested (for semantic drift).
+    thumbnails : ndarray or None
+        ``(n_readable, 24, 32)`` uint8 brightness thumbnails (for the scene-layout
+        check); None for profiles saved by version 1.
     """
 
     table: pd.DataFrame
     per_image_hist: np.ndarray
     embeddings: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    thumbnails: np.ndarray | None = None
 
     @property
     def n_images(self) -> int:
@@ -179,11 +190,14 @@ class BatchProfile:
 
     def merge(self, other: BatchProfile) -> BatchProfile:
         """The profile of both batches together (rows concatenated, histograms added)."""
-        emb = None
+        emb = thumbs = None
         if self.embeddings is not None and other.embeddings is not None:
             emb = np.concatenate([self.embeddings, other.embeddings])
+        if self.thumbnails is not None and other.thumbnails is not None:
+            thumbs = np.concatenate([self.thumbnails, other.thumbnails])
         return BatchProfile(pd.concat([self.table, other.table], ignore_index=True),
-                            np.concatenate([self.per_image_hist, other.per_image_hist]), emb, dict(self.info))
+                            np.concatenate([self.per_image_hist, other.per_image_hist]), emb, dict(self.info),
+                            thumbs)
 
     def slice(self, start: int, stop: int) -> BatchProfile:
         """Rows ``start:stop`` (in input order) as their own profile."""
@@ -192,7 +206,8 @@ class BatchProfile:
         rows_ok = np.cumsum(ok_all) - 1  # row of each readable image in the per-image arrays
         sel = rows_ok[start:stop][ok_all[start:stop]]
         emb = self.embeddings[sel] if self.embeddings is not None else None
-        return BatchProfile(t, self.per_image_hist[sel], emb, dict(self.info))
+        thumbs = self.thumbnails[sel] if self.thumbnails is not None else None
+        return BatchProfile(t, self.per_image_hist[sel], emb, dict(self.info), thumbs)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``table.csv``, ``arrays.npz`` and ``profile.json`` to the folder ``path``."""
@@ -202,6 +217,8 @@ class BatchProfile:
         arrays = {"hist": self.hist, "per_image_hist": self.per_image_hist}  # file format as in version 1
         if self.embeddings is not None:
             arrays["embeddings"] = self.embeddings
+        if self.thumbnails is not None:
+            arrays["thumbnails"] = self.thumbnails
         np.savez(out / "arrays.npz", **arrays)
         (out / "profile.json").write_text(json.dumps({"format": "hybrid_drift.profile",
                                                       "version": PROFILE_VERSION, **self.info}, default=str))
@@ -217,11 +234,14 @@ class BatchProfile:
                 arrays = {k: npz[k] for k in npz.files}
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"{p}: not a saved profile ({exc.filename} missing)") from exc
-        if meta.get("format") != "hybrid_drift.profile" or meta.get("version") != PROFILE_VERSION:
-            raise ValueError(f"{p}: not a hybrid_drift profile of version {PROFILE_VERSION}")
+        if meta.get("format") != "hybrid_drift.profile" or meta.get("version") not in (1, PROFILE_VERSION):
+            raise ValueError(f"{p}: not a hybrid_drift profile of version 1 or {PROFILE_VERSION}")
+        if meta.get("version") == 1:  # linear hue mean/std then; no thumbnails
+            log.warning("%s: a version-1 profile: hue_mean/hue_std are linear (now circular) and there are no "
+                        "thumbnails for the layout check; profile the images again", p)
         table["error"] = table["error"].astype(object).where(table["error"].notna(), None)
         info = {k: v for k, v in meta.items() if k not in ("format", "version")}
-        return cls(table, arrays["per_image_hist"], arrays.get("embeddings"), info)
+        return cls(table, arrays["per_image_hist"], arrays.get("embeddings"), info, arrays.get("thumbnails"))
 
 
 def profile_images(X, *, features=(), embedder=None, workers: int | None = None, reduce="auto",
@@ -251,13 +271,14 @@ def profile_images(X, *, features=(), embedder=None, workers: int | None = None,
                   desc="profile")
     prepared = iter(ext.features["profile"] if ext.n_ok else [])
     per_image_hist = np.zeros((ext.n_ok, 3, _HIST_BINS), np.float32)
+    thumbs = np.zeros((ext.n_ok, THUMB_SIZE[1], THUMB_SIZE[0]), np.uint8)
     rows, pos = [], 0
     for k, (path, error, meta) in enumerate(zip(ext.ids, ext.errors, ext.meta)):
         meta = meta or {}
         row = {"path": path, "index": k, "error": error, **{c: meta.get(c) for c in META_COLUMNS},
                **{c: v for c, v in meta.items() if c.startswith("exif_")}}
         if error is None:  # readable: its features come next, in order
-            stats, hist, extra = next(prepared)
+            stats, hist, extra, thumbs[pos] = next(prepared)
             row.update(dict(zip(STAT_NAMES, map(float, stats))), **extra)
             per_image_hist[pos] = hist.reshape(3, _HIST_BINS)
             pos += 1
@@ -267,4 +288,4 @@ def profile_images(X, *, features=(), embedder=None, workers: int | None = None,
         if c not in table:
             table[c] = np.nan
     emb = ext.features[embedder.name] if embedder is not None and ext.n_ok else None
-    return BatchProfile(table, per_image_hist, emb, {"features": list(features)})
+    return BatchProfile(table, per_image_hist, emb, {"features": list(features)}, thumbs)
