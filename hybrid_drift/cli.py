@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -138,12 +139,20 @@ def _bench_protocol(a, cfg) -> int:
 
 
 def _load_inputs(inputs, split, manifest_root=None):
-    """Image inputs, or the paths of one split when the single input is a dataset folder."""
+    """Image inputs, or the paths of one split when the single input is a dataset folder.
+
+    The pseudo-split ``reference`` is what ``fit`` uses: the train images and the val
+    split's normals, in time order (as ``bench`` fits).
+    """
     if len(inputs) == 1 and (Path(inputs[0]) / "manifest.csv").is_file():
         from .datasets import read_manifest
         ds = read_manifest(inputs[0])
         if split is None:
             raise _UsageError(f"{inputs[0]} is a dataset: choose a split with --split train|val|test")
+        if split == "reference":
+            m = ds.manifest
+            ref = m[(m["split"] == "train") | ((m["split"] == "val") & (m["label"] == 0))]
+            return ref["abspath"].tolist(), ref["label"].to_numpy(dtype=int)
         return ds.paths(split), ds.labels(split)
     if split is not None:
         raise _UsageError("--split only applies to a dataset folder (one with manifest.csv)")
@@ -151,10 +160,19 @@ def _load_inputs(inputs, split, manifest_root=None):
 
 
 def _check_nonempty(inputs, what, video_step: int = 1):
+    """The inputs as items. One rule for the command line: an input that does not exist, or that
+    holds no image, is a usage error (exit 2) before anything runs; inside a folder, files that
+    cannot be read become error rows."""
     from .io import expand_inputs
     if video_step < 1:
         raise _UsageError(f"--video-step must be >= 1, got {video_step}")
-    items = expand_inputs(inputs, video_step=video_step)
+    missing = [str(x) for x in inputs if isinstance(x, (str, Path)) and not os.path.lexists(x)]
+    if missing:
+        raise _UsageError(f"no such file or folder: {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+    notes: list[str] = []
+    items = expand_inputs(inputs, video_step=video_step, notes=notes)
+    for n in notes:
+        print(f"note: {n}", file=sys.stderr)
     if not items:
         raise _UsageError(f"no images found in {', '.join(map(str, inputs))} ({what})")
     return items
@@ -163,7 +181,9 @@ def _check_nonempty(inputs, what, video_step: int = 1):
 def _cmd_fit(a) -> int:
     from .branches import CNNBranch, ColourBranch
     from .detector import HybridDetector
-    train, _ = _load_inputs(a.train, "train" if _is_dataset(a.train) else None)
+    # a dataset: its reference (train + val normals); logistic fusion keeps the val split for calibration
+    train, _ = _load_inputs(a.train, ("train" if a.fusion == "logistic" else "reference")
+                            if _is_dataset(a.train) else None)
     items = _check_nonempty(train, "training images")
     colour = ColourBranch(bins=a.bins, grid=tuple(a.grid), distance=a.distance) if not a.no_colour else False
     cnn = CNNBranch(backbone=a.backbone, weights=a.weights, n_components=a.n_components, pool=a.pool,
@@ -256,29 +276,46 @@ def _cmd_score(a, quiet_table: bool = False) -> int:
         from .datasets import read_manifest
         kinds = read_manifest(a.inputs[0]).split(a.split)["kind"].tolist()
     items = _check_nonempty(inputs, "images to score", getattr(a, "video_step", 1))
+    from .io.outputs import OutputBusyError, PartialOutput
     if a.out and not a.report and Path(a.out).suffix != ".parquet":
-        # stream: constant memory whatever the number of images
+        # stream: constant memory whatever the number of images; whole or visibly partial
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         n = n_out = n_err = 0
-        with open(out, "w", newline="") as fh:
-            for part in det.score_iter(items, chunk=a.chunk):
-                part.to_csv(fh, index=False, header=(n == 0))
-                n += len(part)
-                n_out += int(part["is_outlier"].fillna(False).sum())
-                n_err += int(part["error"].notna().sum())
+        try:
+            with PartialOutput(out) as po:
+                try:
+                    for part in det.score_iter(items, chunk=a.chunk):
+                        part.to_csv(po.fh, index=False, header=(n == 0), lineterminator="\n")
+                        n += len(part)
+                        n_out += int(part["is_outlier"].fillna(False).sum())
+                        n_err += int(part["error"].notna().sum())
+                except KeyboardInterrupt:
+                    po.fh.flush()
+                    print(f"interrupted: {n} of {len(items)} rows in {po.partial} (incomplete; {out} not written)",
+                          file=sys.stderr)
+                    raise
+                po.commit()
+        except OutputBusyError as exc:
+            raise _UsageError(str(exc)) from exc
         return _score_summary(a, n, n_out, n_err)
     table = det.score(items)
     if a.report:
         from .report import score_report
-        print(f"report: {score_report(table, det, a.report, labels=labels, kinds=kinds)}", file=sys.stderr)
+        print(f"report: {score_report(table, det, a.report, labels=labels, kinds=kinds, items=items)}",
+              file=sys.stderr)
     if a.out:
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix == ".parquet":
-            table.to_parquet(out, index=False)
-        else:
-            table.to_csv(out, index=False)
+        try:
+            with PartialOutput(out) as po:
+                if out.suffix == ".parquet":
+                    table.to_parquet(po.partial, index=False)
+                else:
+                    table.to_csv(po.fh, index=False, lineterminator="\n")
+                po.commit()
+        except OutputBusyError as exc:
+            raise _UsageError(str(exc)) from exc
     if not a.out and not quiet_table and not a.json:
         print(table.to_csv(index=False), end="")
     return _score_summary(a, len(table), int(table["is_outlier"].fillna(False).sum()),
@@ -298,16 +335,22 @@ def _score_summary(a, n: int, n_out: int, n_err: int) -> int:
 
 
 _MONITOR_KEYS = {"chunk", "k", "alpha", "features", "stats", "metadata", "semantic", "max_alert_chunks",
-                 "n_clusters"}
+                 "n_clusters", "min_change", "layout"}
+_MONITOR_ARGS = ("chunk", "k", "alpha", "features", "stats", "metadata", "semantic", "n_clusters", "min_change",
+                 "layout")
 
 
 def _monitor_config(a) -> dict:
+    """The monitor settings (constraints file over defaults, --chunk over both), every value checked
+    before any image is read: a wrong type fails here with the file and key, not after the run."""
     cfg = {"chunk": a.chunk, "k": "auto", "max_alert_chunks": 0, "semantic": a.semantic}
     if a.config:
         try:
             user = json.loads(Path(a.config).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise _UsageError(f"{a.config}: cannot read the constraints file ({exc})") from exc
+        if not isinstance(user, dict):
+            raise _UsageError(f"{a.config}: the constraints file must hold a JSON object, got {type(user).__name__}")
         unknown = set(user) - _MONITOR_KEYS
         if unknown:
             raise _UsageError(f"{a.config}: unknown keys {sorted(unknown)}; allowed: {sorted(_MONITOR_KEYS)}")
@@ -315,7 +358,26 @@ def _monitor_config(a) -> dict:
         if a.chunk_given:
             cfg["chunk"] = a.chunk
         cfg["semantic"] = cfg["semantic"] or a.semantic
+    where = a.config or "--chunk"
+    m = cfg["max_alert_chunks"]
+    if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+        raise _UsageError(f"{where}: max_alert_chunks must be an int >= 0, got {m!r}")
+    for key in ("semantic", "layout"):
+        if key in cfg and not isinstance(cfg[key], bool):
+            raise _UsageError(f"{where}: {key} must be true or false, got {cfg[key]!r}")
+    for key in ("features", "stats", "metadata"):
+        if key in cfg and not (isinstance(cfg[key], list) and all(isinstance(v, str) for v in cfg[key])):
+            raise _UsageError(f"{where}: {key} must be a list of names, got {cfg[key]!r}")
+    try:
+        _monitor(cfg)._validate()
+    except (TypeError, ValueError) as exc:
+        raise _UsageError(f"{where}: {exc}") from exc
     return cfg
+
+
+def _monitor(cfg: dict):
+    from .monitor import DriftMonitor
+    return DriftMonitor(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k in _MONITOR_ARGS})
 
 
 def _cmd_monitor(a) -> int:
@@ -330,14 +392,13 @@ def _cmd_monitor(a) -> int:
         _check_nonempty([x], "images")
     base = profile_images(a.baseline, embedder=embedder, workers=a.workers, progress=a.progress)
     stream = profile_images(a.stream, embedder=embedder, workers=a.workers, progress=a.progress)
-    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items()
-          if k in ("chunk", "k", "alpha", "features", "stats", "metadata", "semantic", "n_clusters")}
-    mon = DriftMonitor(**kw).fit(base)
+    mon = _monitor(cfg).fit(base)
     res = mon.run(stream)
     summ = DriftMonitor.summary(res)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        res.to_csv(a.out, index=False)
+        from .io.outputs import atomic_write_bytes
+        atomic_write_bytes(a.out, res.to_csv(index=False).encode())
     n_alert = int((summ["alerts"] > 0).sum())
     first = summ.loc[summ["alerts"] > 0, "chunk"].min() if n_alert else None
     if a.json:
@@ -360,6 +421,21 @@ def _cmd_monitor(a) -> int:
     return EXIT_OK
 
 
+def _int_at_least(lo: int):
+    def parse(v: str) -> int:
+        try:
+            n = int(v)
+        except ValueError:
+            n = lo - 1
+        if n < lo:
+            raise argparse.ArgumentTypeError(f"expected an int >= {lo}, got {v!r}")
+        return n
+    return parse
+
+
+_positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
+
+
 def _n_components(v: str):
     if v == "auto":
         return v
@@ -373,6 +449,29 @@ def _n_components(v: str):
         return f
 
 
+def _cmd_cache(a) -> int:
+    from .features.cache import cache_info, clear_cache
+    root = a.cache_dir
+    if a.action == "clear":
+        freed = clear_cache(root)
+        print(f"feature cache cleared: {freed / 1e6:.1f} MB freed")
+        return EXIT_OK
+    info = cache_info(root)
+    if a.json:
+        print(json.dumps(info, default=str))
+        return EXIT_OK
+    if info["root"] is None:
+        print("feature cache: off (HYBRID_DRIFT_CACHE=off)")
+        return EXIT_OK
+    print(f"feature cache: {info['root']}: {info['entries']} entries, {info['bytes'] / 1e6:.1f} MB "
+          f"(limit {info['max_bytes'] / 1e6:.0f} MB, HYBRID_DRIFT_CACHE_MAX)")
+    for c in info["configs"]:
+        cfg = c["config"]
+        what = ", ".join(f"{k}={v}" for k, v in cfg.items() if k in ("backbone", "pool", "layers", "size"))
+        print(f"  {c['key']}: {c['entries']} entries, {c['bytes'] / 1e6:.1f} MB ({what})")
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     engine = argparse.ArgumentParser(add_help=False)
     g = engine.add_argument_group("scale-out (pip install 'hybrid-drift[ray]')")
@@ -380,7 +479,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="run on this machine (default) or on a Ray cluster")
     g.add_argument("--address", default=None,
                    help="Ray cluster: 'auto' (joined from a node), 'ray://HOST:10001'; default: a local instance")
-    g.add_argument("--actors", type=int, default=None, help="Ray actors (default: cluster CPUs / --cpus-per-actor)")
+    g.add_argument("--actors", type=_positive_int, default=None, help="Ray actors (default: cluster CPUs / --cpus-per-actor)")
     g.add_argument("--cpus-per-actor", type=float, default=1, help="CPUs per Ray actor (default 1)")
     g.add_argument("--gpus-per-actor", type=float, default=0, help="GPUs per Ray actor (default 0; e.g. 1 or 0.5)")
 
@@ -398,8 +497,8 @@ def _parser() -> argparse.ArgumentParser:
             examples:
               hybrid-drift make-dataset crossroad build/crossroad --seed 0
               hybrid-drift bench build/crossroad --json build/bench.json --report build/report
-              hybrid-drift fit build/crossroad --val build/crossroad --out model/
-              hybrid-drift fit frames/normal --val frames/heldout --out model/
+              hybrid-drift fit build/crossroad --out model/
+              hybrid-drift fit frames/normal --out model/
               hybrid-drift score model/ frames/today --out scores.csv --max-outliers 0
               hybrid-drift score model/ /data/cam*/2026-11 --engine ray --address auto --out scores/
               hybrid-drift monitor frames/last_week frames/today --chunk 50 --report build/monitor
@@ -436,7 +535,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--report", help="write plots and an index.html to this folder")
     s.add_argument("--backbone", default="efficientnet_lite0")
     s.add_argument("--weights", default=None, help="weights file for the backbone")
-    s.add_argument("--limit", type=int, default=None, help="at most N images per split (quick runs)")
+    s.add_argument("--limit", type=_positive_int, default=None, help="at most N images per split (quick runs)")
     s.add_argument("--calibration", default="conformal", choices=["conformal", "quantile", "mean_std"],
                    help="per-branch threshold rule on cross-fitted reference scores (default: conformal)")
     s.add_argument("--fpr", type=float, default=0.001,
@@ -453,9 +552,13 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_bench)
 
     s = sub.add_parser("fit", parents=[common, engine], help="fit a detector on normal images and save it",
-                       description="Fit on normal images; set thresholds on held-out images (--val).")
-    s.add_argument("train", nargs="+", help="normal images: folders, files, videos, or a dataset folder")
-    s.add_argument("--val", nargs="+", help="held-out images (or a dataset folder: its val split, labelled)")
+                       description="Fit on normal reference images in time order; thresholds come from "
+                                   "time-blocked cross-fitting on them (--val adds held-out images).")
+    s.add_argument("train", nargs="+", help="normal reference images in time order: folders, files, videos, or a "
+                                           "dataset folder (its train images and val normals)")
+    s.add_argument("--val", nargs="+", help="optional held-out images, pooled with the cross-fitted reference "
+                                            "scores (or a dataset folder: its val split, labelled; for "
+                                            "--fusion logistic)")
     s.add_argument("--out", required=True, help="model folder to write")
     s.add_argument("--fusion", choices=["or", "logistic"], default="or")
     s.add_argument("--calibration", choices=["conformal", "quantile", "mean_std", "f1"], default="conformal",
@@ -478,7 +581,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-cnn", action="store_true")
     s.add_argument("--cache-dir", default=None)
     s.add_argument("--no-cache", action="store_true")
-    s.add_argument("--fit-sample", type=int, default=50_000,
+    s.add_argument("--fit-sample", type=_non_negative_int, default=50_000,
                    help="--engine ray: fit on at most N training images, a random sample (bounds driver "
                         "memory to about N x 12 KB; 0 = all)")
     s.set_defaults(fn=_cmd_fit)
@@ -487,21 +590,21 @@ def _parser() -> argparse.ArgumentParser:
     scoring.add_argument("model", help="model folder written by 'fit'")
     scoring.add_argument("inputs", nargs="+", help="images, folders, videos, or a dataset folder with --split")
     scoring.add_argument("--split", choices=["train", "val", "test"], default=None)
-    scoring.add_argument("--video-step", type=int, default=1, help="score every N-th frame of videos (default 1)")
+    scoring.add_argument("--video-step", type=_positive_int, default=1, help="score every N-th frame of videos (default 1)")
 
     s = sub.add_parser("score", parents=[common, scoring, engine], help="score images with a saved detector",
                        description="One row per input: path, branch scores, fused, is_outlier, error. "
                                    "With --engine ray: a resumable job folder of Parquet parts.")
     s.add_argument("--out", help="write the table (.csv or .parquet); default: CSV on stdout. "
                                  "--engine ray: the job folder (re-run the same command to resume)")
-    s.add_argument("--part-size", type=int, default=1000,
+    s.add_argument("--part-size", type=_positive_int, default=1000,
                    help="--engine ray: inputs per part, the unit of retry and resume (default 1000)")
     s.add_argument("--overwrite", action="store_true",
                    help="--engine ray: start afresh when --out holds a different job")
     s.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     s.add_argument("--max-outliers", type=int, default=None, help="exit 1 when more outliers are found")
     s.add_argument("--report", help="write a self-contained HTML report (a .html path or a folder)")
-    s.add_argument("--chunk", type=int, default=1024,
+    s.add_argument("--chunk", type=_positive_int, default=1024,
                    help="images per chunk when streaming to a CSV --out (memory stays flat)")
     s.set_defaults(fn=_cmd_score)
 
@@ -524,20 +627,31 @@ def _parser() -> argparse.ArgumentParser:
                            exit code 1 when more than max_alert_chunks chunks alert."""))
     s.add_argument("baseline", help="normal images (folder, video, files)")
     s.add_argument("stream", help="images to monitor, in time order (folder, video)")
-    s.add_argument("--chunk", type=int, default=50, help="images per chunk (default 50)")
+    s.add_argument("--chunk", type=_positive_int, default=50, help="images per chunk (default 50)")
     s.add_argument("--config", help="constraints file (JSON)")
     s.add_argument("--semantic", action="store_true", help="also test CNN embeddings (slower)")
     s.add_argument("--out", help="write every check of every chunk as CSV")
     s.add_argument("--json", action="store_true", help="print a JSON summary")
     s.add_argument("--report", help="write plots and monitor.csv to this folder")
     s.set_defaults(fn=_cmd_monitor)
+
+    s = sub.add_parser("cache", parents=[common], help="show or empty the CNN feature cache",
+                       description="The feature cache (content-keyed CNN features; $HYBRID_DRIFT_CACHE, "
+                                   "default ~/.cache/hybrid_drift, bounded by $HYBRID_DRIFT_CACHE_MAX, default 2G).")
+    s.add_argument("action", choices=["info", "clear"])
+    s.add_argument("--cache-dir", default=None, help="cache folder (default: $HYBRID_DRIFT_CACHE or ~/.cache/hybrid_drift)")
+    s.add_argument("--json", action="store_true", help="info as JSON")
+    s.set_defaults(fn=_cmd_cache)
     return p
 
 
 def main(argv=None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 constraint failed, 2 usage/input error)."""
     parser = _parser()
-    a = parser.parse_args(argv)
+    try:
+        a = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors (2) and --help / --version (0), returned to a caller of main()
+        return int(exc.code or 0)
     a.argv = list(argv) if argv is not None else sys.argv[1:]
     level = logging.DEBUG if a.verbose else logging.ERROR if a.quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -545,18 +659,28 @@ def main(argv=None) -> int:
         a.progress = False
     if a.progress and not sys.stderr.isatty():
         a.progress = False  # no bars in logs and CI
-    from .exceptions import BackboneUnavailableError, ModelFormatError
     try:
         return a.fn(a)
-    except _UsageError as exc:
-        print(f"hybrid-drift {a.cmd}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (FileNotFoundError, NotADirectoryError, ModelFormatError, BackboneUnavailableError, ValueError) as exc:
-        print(f"hybrid-drift {a.cmd}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"hybrid-drift {a.cmd}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # every input or environment error: exit 2, one line (1 is for constraints)
+        print(f"hybrid-drift {a.cmd}: error: {_describe(exc)}", file=sys.stderr)
+        if a.verbose:
+            import traceback
+            traceback.print_exc()
+        return EXIT_USAGE
+
+
+def _describe(exc: BaseException) -> str:
+    """One line naming the file and the reason where there is one."""
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply (RecursionError)"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    known = (ValueError, OSError, LookupError, TypeError, _UsageError)
+    return text if isinstance(exc, known) and text else f"{type(exc).__name__}: {text or 'unexpected error'}"
 
 
 if __name__ == "__main__":  # pragma: no cover

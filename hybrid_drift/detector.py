@@ -19,6 +19,7 @@ from .calibration import Calibration, CalibrationRule
 from .exceptions import ModelFormatError, NotFittedError
 from .fusion import FUSIONS, OrFusion, fusion_from_state, make_fusion
 from .io.decode import DEFAULT_MAX_PIXELS
+from .io.loader import LoadSettings
 from .io.outputs import atomic_write_bytes
 from .pipeline import Extracted, extract
 
@@ -207,11 +208,15 @@ class HybridDetector:
         self._check_fitted()
         return [b.name for b in self.branches_]
 
+    @property
+    def load_settings(self) -> LoadSettings:
+        """How this detector reads inputs (passed whole to every path: local, Ray, augmentation)."""
+        return LoadSettings(self.workers, self.reduce, self.max_pixels)
+
     def extract(self, X, *, desc: str = "features") -> Extracted:
         """Load ``X`` once and compute every branch's features (for reuse across calls)."""
         branches = self.branches_ if hasattr(self, "branches_") else self._build_branches()
-        return extract(branches, X, workers=self.workers, reduce=self.reduce, max_pixels=self.max_pixels,
-                       progress=self.progress, desc=desc)
+        return extract(branches, X, **self.load_settings.kw(), progress=self.progress, desc=desc)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
@@ -243,8 +248,7 @@ class HybridDetector:
         ok_items = None if items is None else [it for it, ok in zip(items, ext.ok) if ok]
         for b in self.branches_:
             if b.name not in extra and ok_items is not None:
-                extra[b.name] = b.reference_extra(ok_items, workers=self.workers, reduce=self.reduce,
-                                                  max_pixels=self.max_pixels, progress=self.progress)
+                extra[b.name] = b.reference_extra(ok_items, **self.load_settings.kw(), progress=self.progress)
             ex = extra.get(b.name)
             b.fit_features(ext.features[b.name], extra=None if ex is None else ex[0],
                            extra_src=None if ex is None else ex[1], rule=rule)
@@ -358,7 +362,23 @@ class HybridDetector:
     #: guard -- are not: a model file cannot switch the decompression-bomb guard off)
     _MODEL_PARAMS = ("fusion", "calibration", "fpr", "k", "blocks", "reduce")
 
-    def get_params(self) -> dict:
+    _INIT_PARAMS = ("colour", "cnn", "extra_branches", "fusion", "calibration", "fpr", "k", "blocks", "workers",
+                    "reduce", "max_pixels", "progress")
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor arguments (scikit-learn's contract: ``sklearn.base.clone`` works)."""
+        return {k: getattr(self, k) for k in self._INIT_PARAMS}
+
+    def set_params(self, **params) -> HybridDetector:
+        """Set constructor arguments (takes effect at the next ``fit``). Returns self."""
+        unknown = set(params) - set(self._INIT_PARAMS)
+        if unknown:
+            raise ValueError(f"unknown parameters {sorted(unknown)}; valid: {list(self._INIT_PARAMS)}")
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
+
+    def _model_params(self) -> dict:
         """Settings saved with the model (branches are saved separately)."""
         return {k: getattr(self, k) for k in self._MODEL_PARAMS}
 
@@ -384,7 +404,7 @@ class HybridDetector:
         np.savez(buf, **arrays)
         blob = buf.getvalue()
         config = {"format": _FORMAT_NAME, "format_version": FORMAT_VERSION, "library_version": __version__,
-                  "params": self.get_params(), "branches": branches, "fusion": fst,
+                  "params": self._model_params(), "branches": branches, "fusion": fst,
                   "n_train": int(self.n_train_), "arrays_sha256": hashlib.sha256(blob).hexdigest()}
         for name, data in (("arrays.npz", blob), ("config.json", json.dumps(config, indent=2).encode())):
             atomic_write_bytes(out / name, data)

@@ -34,18 +34,17 @@ def png_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def thumb_uri(path, size=(192, 144)) -> str | None:
-    """A small JPEG thumbnail of an image file or frame id as a data URI (None if unreadable)."""
+def thumb_uri(src, size=(192, 144)) -> str | None:
+    """A small JPEG thumbnail as a data URI (None if unreadable).
+
+    ``src``: an :class:`~hybrid_drift.io.InputItem` (what to decode is typed: a path, a
+    video frame, an array) or a path.
+    """
     import cv2
 
     from .io import load_images
     from .io.sources import InputItem
-    p = str(path)
-    if "#frame=" in p:  # a video frame id: path#frame=N
-        vid, idx = p.rsplit("#frame=", 1)
-        item = InputItem(p, (vid, int(idx)))
-    else:
-        item = InputItem(p, p)
+    item = src if isinstance(src, InputItem) else InputItem(str(src), str(src))
     img = next(iter(load_images([item], reduce="auto")))[0]
     if not img.ok:
         return None
@@ -152,7 +151,7 @@ def _time_fig(table: pd.DataFrame, branch_names, thresholds):
 
 
 def score_report(table: pd.DataFrame, detector, out, *, labels=None, kinds=None, top_k: int = 12,
-                 title: str = "hybrid_drift: outlier report") -> Path:
+                 title: str = "hybrid_drift: outlier report", items=None) -> Path:
     """Report for a scored table (``HybridDetector.score`` output).
 
     Parameters
@@ -165,6 +164,9 @@ def score_report(table: pd.DataFrame, detector, out, *, labels=None, kinds=None,
         Ground truth (0/1) and outlier kind per row: adds per-kind recall and PR curves.
     top_k : int
         Thumbnails of the most outlying images.
+    items : list of InputItem, optional
+        The scored inputs, one per row in order (thumbnails of video frames and
+        arrays need them; without them rows are read as paths).
     """
     from sklearn.metrics import precision_recall_curve
     names = [b.name for b in detector.branches_]
@@ -182,8 +184,8 @@ def score_report(table: pd.DataFrame, detector, out, *, labels=None, kinds=None,
                             [png_uri(_time_fig(table, names, thr))]))
     top = table[table["error"].isna()].sort_values("fused", ascending=False).head(top_k)
     thumbs = []
-    for _, r in top.iterrows():
-        uri = thumb_uri(r["path"])
+    for i, r in top.iterrows():  # the table's index is the input's position
+        uri = thumb_uri(items[i] if items is not None else r["path"])
         if uri:
             flagged = [b for b in names if bool(r.get(f"{b}_flag", False))]
             cap = f"{Path(str(r['path'])).name} · fused {r['fused']:.3g} · " + \

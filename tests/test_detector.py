@@ -170,7 +170,7 @@ def test_cache_off_by_environment(frames, tmp_path, monkeypatch):
     monkeypatch.setenv("HYBRID_DRIFT_CACHE", str(tmp_path / "c"))
     on = CNNBranch(image_size=TEST_IMAGE_SIZE, n_components=5)
     on.fit(frames[:6])
-    assert on.uses_content_hash and list((tmp_path / "c").rglob("*.npy"))
+    assert on.uses_content_hash and list((tmp_path / "c").rglob("*.f32"))
     monkeypatch.setenv("HYBRID_DRIFT_CACHE", "off")
     off = CNNBranch(image_size=TEST_IMAGE_SIZE, n_components=5)
     off.fit(frames[:6])

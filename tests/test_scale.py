@@ -93,7 +93,7 @@ def test_job_parts_are_atomic_resumable_and_tied_to_their_inputs(tmp_path):
     # a part written just before a crash, not yet in the manifest, is checked and kept
     job.write_part(2, _fake_part(job, 2))
     (out / "parts" / ".part-00001.parquet.dead.tmp").write_bytes(b"half a file")  # an interrupted write
-    with open(out / "manifest.jsonl", "a") as fh:
+    with open(out / "_manifest.jsonl", "a") as fh:
         fh.write('{"part": 1, "ro')  # torn last line
     again = ScoreJob.open(out, _items(10, tmp_path), model="m1", part_size=4)
     assert again.todo() == [1]
@@ -148,7 +148,7 @@ def test_ray_scores_equal_the_local_path(ray_local, model_dir, image_folder, tmp
     again = score_ray(model_dir, [str(image_folder)], tmp_path / "job", part_size=6)
     assert (again.skipped_parts, again.scored_parts) == (7, 0)
     assert len(ScoreJob.open(tmp_path / "job", expand_inputs([str(image_folder)]), model=json.loads(
-        (tmp_path / "job" / "job.json").read_text())["model_sha1"], part_size=6).manifest()) == 7
+        (tmp_path / "job" / "_job.json").read_text())["model_sha1"], part_size=6).manifest()) == 7
 
 
 def test_killing_a_scoring_actor_mid_run_loses_and_duplicates_nothing(ray_local, model_dir, image_folder, tmp_path):
@@ -166,7 +166,7 @@ def test_killing_a_scoring_actor_mid_run_loses_and_duplicates_nothing(ray_local,
     table = read_results(tmp_path / "job")
     listed = [str(p) for p in sorted(image_folder.glob("*.jpg"))]
     assert sorted(table["path"]) == sorted(listed) and table["path"].is_unique  # every input once
-    manifest = [json.loads(x) for x in (tmp_path / "job" / "manifest.jsonl").read_text().splitlines()]
+    manifest = [json.loads(x) for x in (tmp_path / "job" / "_manifest.jsonl").read_text().splitlines()]
     assert sorted(e["part"] for e in manifest) == list(range(21))  # every part recorded once
     later = {e["pid"] for e in manifest[1:]}
     assert later - {killed[0]}, "parts after the kill were scored by a live (restarted) actor"
@@ -196,10 +196,10 @@ def test_fit_on_ray_equals_fit_on_one_machine(ray_local, tiny_dataset, tmp_path)
 def test_cli_fit_on_ray_saves_the_model_the_local_fit_saves(ray_local, tiny_dataset, tmp_path, capsys):
     from hybrid_drift import HybridDetector
     from hybrid_drift.cli import main
-    args = ["fit", str(tiny_dataset), "--val", str(tiny_dataset), "--no-cnn", "--no-progress"]
+    args = ["fit", str(tiny_dataset), "--no-cnn", "--no-progress"]  # a dataset: train + val normals
     assert main(args + ["--out", str(tmp_path / "local")]) == 0
     assert main(args + ["--out", str(tmp_path / "ray"), "--engine", "ray", "--fit-sample", "0"]) == 0
-    assert "fitted on Ray on 60 images" in capsys.readouterr().out
+    assert "fitted on Ray on 90 images" in capsys.readouterr().out
     local, on_ray = HybridDetector.load(tmp_path / "local"), HybridDetector.load(tmp_path / "ray")
     assert [b.threshold_ for b in on_ray.branches_] == [b.threshold_ for b in local.branches_]
 

@@ -20,7 +20,7 @@ def _cli(*args):
 
 
 def _manifest(job: Path) -> list[dict]:
-    f = job / "manifest.jsonl"
+    f = job / "_manifest.jsonl"
     return [json.loads(x) for x in f.read_text().splitlines() if x.strip()] if f.is_file() else []
 
 
@@ -46,7 +46,7 @@ def test_interrupted_driver_resumes_with_every_input_once(fitted_detector, tiny_
     assert proc.returncode == 130, err[-2000:]
     assert "run the same command again to resume" in err
     first = _manifest(job)
-    n_parts = json.loads((job / "job.json").read_text())["n_inputs"]
+    n_parts = json.loads((job / "_job.json").read_text())["n_inputs"]
     assert 3 <= len(first) < n_parts
     with pytest.raises(ValueError, match="not scored yet"):
         read_results(job)
@@ -56,7 +56,7 @@ def test_interrupted_driver_resumes_with_every_input_once(fitted_detector, tiny_
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert f"{len(first)} already done" in done.stderr
     table = read_results(job)
-    listed = pd.read_parquet(job / "inputs.parquet")["id"].tolist()
+    listed = pd.read_parquet(job / "_inputs.parquet")["id"].tolist()
     assert table["path"].tolist() == listed and table["path"].is_unique and summary["n"] == len(listed)
     entries = _manifest(job)
     assert sorted(e["part"] for e in entries) == list(range(n_parts))  # each part once: none redone

@@ -6,6 +6,8 @@ The histograms are the colour branch's features; the per-channel statistics
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -16,6 +18,8 @@ __all__ = ["ColourFeatures", "STAT_NAMES"]
 _CHANNELS = ("hue", "saturation", "brightness")
 _RANGES = ((0, 180), (0, 256), (0, 256))  # OpenCV 8-bit HSV: hue is 0..179
 STAT_NAMES = tuple(f"{c}_{s}" for c in _CHANNELS for s in ("mean", "std", "min", "max"))
+#: image sizes whose per-pixel layout is kept (least recently used dropped first)
+MAX_LAYOUTS = 16
 #: each 8-bit OpenCV hue (0..179, 2 degrees apart) as a unit complex number
 _HUE_UNIT = np.exp(2j * np.pi * np.arange(180) / 180.0)
 
@@ -101,7 +105,15 @@ class ColourFeatures:
         self._bin_m = _bin_matrix((self.bins,) * 3)
         self._bin_top = (self.bins - 1,) * 3 + (0,)
         self._hs_lut = _bin_lut((self.hs_bins[0], self.hs_bins[1], 1))
-        self._layouts: dict = {}  # (h, w) -> per-pixel offsets, see _layout
+        self._layouts: OrderedDict = OrderedDict()  # (h, w) -> per-pixel offsets, see _layout (LRU)
+        self._lock = threading.Lock()
+
+    def __getstate__(self):  # copies start with an empty layout cache and their own lock
+        return {k: v for k, v in self.__dict__.items() if k not in ("_layouts", "_lock")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._layouts, self._lock = OrderedDict(), threading.Lock()
 
     def get_config(self) -> dict:
         """Settings as JSON-able values."""
@@ -142,7 +154,10 @@ class ColourFeatures:
         image's for an empty cell, which gets the whole image's histogram).
         """
         key = (h, w)
-        lay = self._layouts.get(key)
+        with self._lock:  # loader threads share the cache
+            lay = self._layouts.get(key)
+            if lay is not None:
+                self._layouts.move_to_end(key)
         if lay is None:
             gr, gc = self.grid
             rows = np.searchsorted(np.linspace(0, h, gr + 1).astype(int), np.arange(h), side="right") - 1
@@ -158,7 +173,10 @@ class ColourFeatures:
             empty = pixels == 0
             pixels = np.where(empty, h * w, pixels).astype(np.float32).reshape(-1, 1, 1)
             lay = (offsets.reshape(h, 3 * w).astype(dtype), joint, empty, bool(empty.any()), pixels)
-            self._layouts[key] = lay
+            with self._lock:
+                self._layouts[key] = lay
+                while len(self._layouts) > MAX_LAYOUTS:  # a folder of many sizes must not grow memory forever
+                    self._layouts.popitem(last=False)
         return lay
 
     def transform(self, rgb: np.ndarray | None = None, hsv: np.ndarray | None = None) -> np.ndarray:

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import io
 import os
+import stat
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -140,8 +141,23 @@ def _exif_tags(load_exif) -> dict[str, Any]:
 
 
 def read_metadata(img: Image.Image, file_size: int | None) -> dict[str, Any]:
-    """Metadata of an opened (header-only) Pillow image."""
-    return _metadata(img.width, img.height, img.mode, img.format or "UNKNOWN", file_size, img.getexif)
+    """Metadata of an opened (header-only) Pillow image, without decoding any pixels.
+
+    EXIF comes from the header when the format keeps it there (JPEG, WebP, a PNG
+    ``eXIf`` chunk before the image data) or from TIFF tags. Pillow's PNG
+    ``getexif()`` decodes the whole image to look for an ``eXIf`` chunk after the
+    data: that would decode before the pixel guard, and a failed decode there left a
+    half-decoded image behind, so it is never called for PNG.
+    """
+    fmt = img.format or "UNKNOWN"
+    raw = img.info.get("exif")
+    if isinstance(raw, (bytes, bytearray)):
+        load_exif = lambda: _load_exif(bytes(raw))  # noqa: E731
+    elif fmt in ("TIFF", "MPO", "JPEG"):
+        load_exif = img.getexif  # tags in the header: no pixel decode
+    else:
+        load_exif = Image.Exif
+    return _metadata(img.width, img.height, img.mode, fmt, file_size, load_exif)
 
 
 def _metadata(width, height, mode, fmt, file_size, load_exif) -> dict[str, Any]:
@@ -339,18 +355,43 @@ def decode_image(
         buf = bytes(src)
     elif isinstance(src, (str, os.PathLike)):
         source = name or os.fspath(src)
-        try:
-            with open(src, "rb") as fh:
-                buf = fh.read()
-        except FileNotFoundError:
-            return DecodedImage(source, error="file not found")
-        except IsADirectoryError:
-            return DecodedImage(source, error="is a directory, not an image file")
-        except OSError as exc:
-            return DecodedImage(source, error=f"cannot read file: {exc.strerror or exc}")
+        buf, why = read_file(src)
+        if why:
+            return DecodedImage(source, error=why)
     else:
         return DecodedImage(name or repr(src)[:60], error=f"unsupported input type {type(src).__name__}")
     return _decode_buffer(buf, source, max_pixels, reduce, min_side, with_hash)
+
+
+#: larger files are refused before they are read (no image a camera writes comes near it)
+MAX_FILE_BYTES = 1 << 30
+
+
+def read_file(path: str | os.PathLike) -> tuple[bytes | None, str | None]:
+    """``(bytes, None)``, or ``(None, reason)`` for a path that is not a readable regular file.
+
+    Only regular files are opened: a FIFO would block forever and ``/dev/zero`` would be
+    read until memory runs out. Files over ``MAX_FILE_BYTES`` are refused unread.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None, "file not found (broken symbolic link)" if os.path.islink(path) else "file not found"
+    except OSError as exc:
+        return None, f"cannot read file: {exc.strerror or exc}"
+    if stat.S_ISDIR(st.st_mode):
+        return None, "is a directory, not an image file"
+    if not stat.S_ISREG(st.st_mode):
+        kind = "FIFO" if stat.S_ISFIFO(st.st_mode) else "device" if (stat.S_ISCHR(st.st_mode) or
+                                                                    stat.S_ISBLK(st.st_mode)) else "socket"
+        return None, f"not a regular file ({kind})"
+    if st.st_size > MAX_FILE_BYTES:
+        return None, f"file too large: {st.st_size:,} bytes > {MAX_FILE_BYTES:,}"
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(MAX_FILE_BYTES + 1), None
+    except OSError as exc:
+        return None, f"cannot read file: {exc.strerror or exc}"
 
 
 def auto_factor(w: int, h: int, min_side: int) -> int:
@@ -419,6 +460,7 @@ def _decode_pixels(buf: bytes, fmt: str, mode: str, img: Image.Image | None,
             full = _imdecode_rgb(data, 1)
             if full is not None:
                 return {f: _reduce(full, f) for f in factors}
+        img = None  # OpenCV failed: a fresh Pillow decode decides (and raises on damage)
     with _pil_open(buf) if img is None else contextlib.nullcontext(img) as pil:
         pil.load()
         full = _pil_to_rgb(pil)

@@ -11,15 +11,33 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 from tqdm.auto import tqdm
 
 from .decode import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, DecodedImage, decode_image
-from .sources import InputItem
+from .sources import InputItem, Unreadable
 
-__all__ = ["load_images", "default_workers"]
+__all__ = ["load_images", "default_workers", "LoadSettings"]
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How inputs are read, as one object that every path (local, Ray, monitor) passes on whole.
+
+    ``workers`` (decode threads), ``reduce`` (reduced-size decode, which changes the
+    pixels features see: saved with a model) and ``max_pixels`` (the decompression-bomb
+    guard: a runtime safety setting, never read from a model file).
+    """
+
+    workers: int | None = None
+    reduce: int | str = "auto"
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+
+    def kw(self) -> dict:
+        return {"workers": self.workers, "reduce": self.reduce, "max_pixels": self.max_pixels}
 
 
 def default_workers() -> int:
@@ -118,9 +136,13 @@ def load_images(
     readers: dict[str, _VideoReader] = {}
 
     def work(item_or_img):
-        img = item_or_img if isinstance(item_or_img, DecodedImage) else decode_image(
-            item_or_img.src, name=item_or_img.id, max_pixels=max_pixels, reduce=reduce, min_side=min_side,
-            with_hash=with_hash)
+        if isinstance(item_or_img, DecodedImage):
+            img = item_or_img
+        elif isinstance(item_or_img.src, Unreadable):
+            img = DecodedImage(item_or_img.id, error=item_or_img.src.reason)
+        else:
+            img = decode_image(item_or_img.src, name=item_or_img.id, max_pixels=max_pixels, reduce=reduce,
+                               min_side=min_side, with_hash=with_hash)
         extra = None
         if img.ok and map_fn is not None:
             try:

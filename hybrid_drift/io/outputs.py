@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes"]
+__all__ = ["atomic_write_bytes", "PartialOutput", "OutputBusyError"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -24,3 +24,55 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+class OutputBusyError(RuntimeError):
+    """Another run is writing the same output."""
+
+
+class PartialOutput:
+    """A file written under ``<name>.partial`` and renamed to ``<name>`` only when it is complete.
+
+    While it is written, the ``.partial`` file is locked (``fcntl.flock``): a second writer
+    of the same output is refused at once instead of interleaving rows. If the run
+    stops early (Ctrl-C, a crash), ``<name>.partial`` stays: visibly incomplete, never
+    mistaken for a whole table. A stale ``.partial`` (no process holds its lock) is
+    overwritten by the next run.
+
+    Use as a context manager; ``fh`` is the open text file. Call :meth:`commit` at the
+    end: leaving the block without it keeps the ``.partial`` file.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, newline: str = ""):
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.newline = newline
+        self.fh = None
+        self.committed = False
+
+    def __enter__(self) -> PartialOutput:
+        import fcntl
+        if self.path.is_dir():
+            raise IsADirectoryError(f"{self.path}: is a directory (give a file name for the table)")
+        fh = open(self.partial, "a+", newline=self.newline)  # a+: do not truncate before holding the lock
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise OutputBusyError(f"{self.path}: another run is writing it (lock held on {self.partial.name})")
+        fh.seek(0)
+        fh.truncate()
+        self.fh = fh
+        return self
+
+    def commit(self) -> Path:
+        """Flush, fsync and rename the ``.partial`` file to its name (still under the lock)."""
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        os.replace(self.partial, self.path)
+        self.committed = True
+        return self.path
+
+    def __exit__(self, *exc):
+        self.fh.close()  # releases the lock
+        return False

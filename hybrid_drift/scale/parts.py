@@ -3,10 +3,15 @@ and a manifest of the parts that are done — so a job can stop anywhere and be 
 
 Layout of a job folder::
 
-    job.json           what the job is: model fingerprint, listing fingerprint, part size
-    inputs.parquet     the input listing: one row per input, in order, with its part
+    _job.json          what the job is: model fingerprint, listing fingerprint, part size
+    _inputs.parquet    the input listing: one row per input, in order, with its part
     parts/part-00000.parquet ...   scores of each part (same columns as the local ``score``)
-    manifest.jsonl     one line per completed part (rows, bytes, host, pid, seconds)
+    _manifest.jsonl    one line per completed part (rows, bytes, host, pid, seconds)
+
+The bookkeeping files start with ``_``, which Parquet readers skip, so the folder reads
+as one dataset of scores: ``pd.read_parquet(folder)`` gives the score rows (in part
+order within each part; :func:`read_results` gives them in input order and checks that
+every part is there). Folders written before 0.3 (names without ``_``) are renamed on open.
 
 A part file appears only complete (written to a temporary name, flushed, then renamed),
 and its name is fixed by the part number, so a part that is scored twice (a retried
@@ -150,7 +155,8 @@ class ScoreJob:
                               .to_numpy().tobytes()).hexdigest()
         spec = {"version": JOB_VERSION, "n_inputs": len(listing), "part_size": int(part_size),
                 "listing_sha1": digest, "model_sha1": model}
-        job_file = out / "job.json"
+        _migrate_names(out)
+        job_file = out / JOB_FILE
         if job_file.is_file():
             old = json.loads(job_file.read_text())
             same = {k: old.get(k) for k in spec} == spec
@@ -166,7 +172,7 @@ class ScoreJob:
         out.mkdir(parents=True, exist_ok=True)
         (out / "parts").mkdir(exist_ok=True)
         if not job_file.is_file():
-            listing.to_parquet(out / "inputs.parquet", index=False)
+            listing.to_parquet(out / INPUTS_FILE, index=False)
             _fsync_write(job_file, json.dumps(dict(spec, created=time.strftime("%Y-%m-%dT%H:%M:%S")),
                                               indent=2).encode())
         return cls(out, listing, int(part_size))
@@ -175,16 +181,17 @@ class ScoreJob:
     def load(cls, out: str | os.PathLike) -> ScoreJob:
         """Reopen an existing job folder as it is on disk (to read it, not to run it)."""
         out = Path(out)
-        if not (out / "job.json").is_file():
-            raise FileNotFoundError(f"{out}: not a scoring job folder (no job.json)")
-        spec = json.loads((out / "job.json").read_text())
-        return cls(out, pd.read_parquet(out / "inputs.parquet"), int(spec["part_size"]))
+        _migrate_names(out)
+        if not (out / JOB_FILE).is_file():
+            raise FileNotFoundError(f"{out}: not a scoring job folder (no {JOB_FILE})")
+        spec = json.loads((out / JOB_FILE).read_text())
+        return cls(out, pd.read_parquet(out / INPUTS_FILE), int(spec["part_size"]))
 
     @staticmethod
     def _clear(out: Path) -> None:
         for p in (out / "parts").glob("*"):
             p.unlink()
-        for name in ("manifest.jsonl", "inputs.parquet", "job.json"):
+        for name in (MANIFEST_FILE, INPUTS_FILE, JOB_FILE):
             (out / name).unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ progress
@@ -192,7 +199,7 @@ class ScoreJob:
         """Completed parts (part -> its manifest entry). A torn last line (a crash while
         appending) is ignored; its part is then found on disk by :meth:`completed`."""
         done: dict[int, dict] = {}
-        path = self.out / "manifest.jsonl"
+        path = self.out / MANIFEST_FILE
         if path.is_file():
             for line in path.read_text().splitlines():
                 try:
@@ -242,7 +249,7 @@ class ScoreJob:
         """Append a completed part to the manifest (one JSON line, flushed to disk)."""
         entry = {"part": int(part), "file": self.part_file(part).name, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                  "driver": socket.gethostname(), **info}
-        path = self.out / "manifest.jsonl"
+        path = self.out / MANIFEST_FILE
         torn = False
         if path.is_file() and path.stat().st_size > 0:
             with open(path, "rb") as fh:  # only the last byte: the manifest grows with the job
@@ -253,6 +260,17 @@ class ScoreJob:
             fh.write(("\n" if torn else "") + json.dumps(entry, default=str) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+
+
+JOB_FILE, INPUTS_FILE, MANIFEST_FILE = "_job.json", "_inputs.parquet", "_manifest.jsonl"
+
+
+def _migrate_names(out: Path) -> None:
+    """Rename a job folder's bookkeeping files from the pre-0.3 names (no leading ``_``)."""
+    for new in (JOB_FILE, INPUTS_FILE, MANIFEST_FILE):
+        old = out / new[1:]
+        if old.is_file() and not (out / new).exists():
+            os.replace(old, out / new)
 
 
 def table_to_parquet(table: pd.DataFrame) -> bytes:

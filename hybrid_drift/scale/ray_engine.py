@@ -223,7 +223,7 @@ def score_ray(model_dir: str | os.PathLike, inputs, out: str | os.PathLike, *, a
     inputs : paths
         Image files, folders, videos (anything :func:`expand_inputs` takes that is on disk).
     out : path
-        Job folder: ``parts/``, ``manifest.jsonl``, ``job.json``, ``inputs.parquet``.
+        Job folder: ``parts/``, ``_manifest.jsonl``, ``_job.json``, ``_inputs.parquet``.
     address : str, optional
         Ray cluster (``None`` = a local instance, ``"auto"``, ``"ray://..."``).
     part_size : int
@@ -343,7 +343,9 @@ def fit_ray(detector, train, val=None, labels=None, *, max_images: int | None = 
         log.warning("fitting on a random sample of %d of %d training images (max_images)", max_images, len(items))
         items = [items[i] for i in keep]
     detector.branches_ = detector._build_branches()
-    detector.fit_features(extract_ray(detector.branches_, items, **ray_kw), items=items)
+    load = detector.load_settings  # the detector's reduce and max_pixels, as the local path uses them
+    kw = {**ray_kw, "reduce": load.reduce, "max_pixels": load.max_pixels}
+    detector.fit_features(extract_ray(detector.branches_, items, **kw), items=items)
     if val is not None:
-        detector.calibrate_features(extract_ray(detector.branches_, expand_inputs(val), **ray_kw), labels)
+        detector.calibrate_features(extract_ray(detector.branches_, expand_inputs(val), **kw), labels)
     return detector
