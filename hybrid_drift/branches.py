@@ -105,6 +105,10 @@ class Branch:
         """A fresh, unfitted scorer for this branch's features."""
         raise NotImplementedError
 
+    @classmethod
+    def _check_saved_config(cls, cfg: dict) -> None:
+        """Raise ValueError for a saved setting out of its range (model files are data)."""
+
     def reference_extra(self, items: list, **load_kw) -> tuple[np.ndarray, np.ndarray] | None:
         """Optional: extra training rows made from the readable reference ``items`` (in feature-row order).
 
@@ -267,6 +271,7 @@ class Branch:
         unknown = set(cfg) - set(bcls._config_keys)
         if unknown:
             raise ModelFormatError(f"branch {name!r}: unknown settings {sorted(unknown)}")
+        bcls._check_saved_config(cfg)
         obj = bcls(**cfg)
         obj.name = name
         obj.scorer_ = scorer_from_state(state["scorer"], arrays)
@@ -275,6 +280,9 @@ class Branch:
         if oof.ndim != 1 or not np.isfinite(oof).all():
             raise ModelFormatError(f"branch {name!r}: oof_scores_ must be a finite vector")
         obj.oof_scores_ = oof
+        runtime = state.get("runtime")
+        if isinstance(runtime, dict) and isinstance(runtime.get("backend"), str):
+            obj.calibrated_backend_ = runtime["backend"]
         return obj
 
 
@@ -331,6 +339,17 @@ class ColourBranch(Branch):
             raise ValueError(f"min_side must be >= 1, got {min_side}")
         self.min_side = int(min_side)
         self._feat = ColourFeatures(bins=bins, grid=self.grid, joint_hs=joint_hs, hs_bins=self.hs_bins)
+
+    @classmethod
+    def _check_saved_config(cls, cfg):
+        grid, bins = cfg.get("grid", (4, 4)), cfg.get("bins", 32)
+        if not (isinstance(grid, tuple) and len(grid) == 2 and all(isinstance(g, int) and 1 <= g <= 64 for g in grid)):
+            raise ValueError(f"grid must be two ints in 1..64, got {grid!r}")
+        if isinstance(bins, bool) or not isinstance(bins, int) or not 2 <= bins <= 256:
+            raise ValueError(f"bins must be an int in 2..256, got {bins!r}")
+        m = cfg.get("margin", 2.5)
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 1 <= m < 1e6:
+            raise ValueError(f"margin must be a number >= 1, got {m!r}")
 
     @property
     def feature_extractor(self) -> ColourFeatures:
@@ -406,19 +425,29 @@ class CNNBranch(Branch):
         0 disables it. Costs one extra CNN pass per copy at fit time, none at scoring.
     batch_size, threads, device
         Inference settings, see :class:`~hybrid_drift.features.Embedder`.
+    backend : {"auto", "torch", "onnxruntime", "openvino"}
+        Inference runtime; ``"auto"`` = ONNX Runtime when installed (it is a dependency:
+        the same features as PyTorch to float32 rounding, several times faster on a
+        CPU), else PyTorch. A runtime setting: not saved with the model, but the model
+        records which runtime its calibration was computed with and says so when
+        scoring uses another.
+    precision : {"fp32", "bf16"}
+        ``"bf16"`` runs OpenVINO in bfloat16 (faster on CPUs with AVX-512 BF16, scores
+        no longer equal fp32's): only when asked for; saved with the model.
     cache_dir : str or False, optional
         Feature cache location (content-keyed); ``None`` = ``$HYBRID_DRIFT_CACHE`` or
         ``~/.cache/hybrid_drift`` (``HYBRID_DRIFT_CACHE=off`` disables it); ``False`` disables it.
+        The exported ONNX graph is cached there too (under ``onnx/``).
     """
 
     default_name = "cnn"
     _config_keys = ("backbone", "weights", "pool", "layers", "image_size", "n_components", "augment",
-                    "batch_size", "threads", "device", "weights_sha256")
+                    "batch_size", "threads", "device", "precision", "weights_sha256")
 
     def __init__(self, backbone: str = "efficientnet_lite0", weights: str | None = None, pool: str = "max",
                  layers=None, image_size=None, n_components="auto", augment: int = 1000, batch_size: int = 32,
-                 threads: int | None = None,
-                 device: str = "auto", cache_dir=None, weights_sha256: str | None = None):
+                 threads: int | None = None, device: str = "auto", backend: str = "auto",
+                 precision: str = "fp32", cache_dir=None, weights_sha256: str | None = None):
         from .features.cnn import Embedder
         if layers is None:
             layers = ("block10", "head") if backbone == "efficientnet_lite0" else ("head",)
@@ -431,12 +460,31 @@ class CNNBranch(Branch):
             raise ValueError(f"augment must be an int >= 0, got {augment!r}")
         self.augment = augment
         self.batch_size, self.threads, self.device, self.cache_dir = batch_size, threads, device, cache_dir
+        self.backend, self.precision = backend, precision
         self.weights_sha256 = weights_sha256
         self.embedder = Embedder(backbone, weights=weights, pool=pool, layers=self.layers,
                                  image_size=self.image_size, batch_size=batch_size, threads=threads,
-                                 device=device)
+                                 device=device, backend=backend, precision=precision,
+                                 cache_root=self._cache_root())
         self._cache = None
         self._checked = False
+
+    @classmethod
+    def _check_saved_config(cls, cfg):
+        sha = cfg.get("weights_sha256")
+        if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+            raise ValueError(f"weights_sha256 must be a SHA-256 hex digest, got {sha!r}")
+        w = cfg.get("weights")
+        if w is not None and not isinstance(w, str):
+            raise ValueError(f"weights must be a path or null, got {w!r}")
+        for k in ("batch_size", "augment"):
+            v = cfg.get(k, 1)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 100_000:
+                raise ValueError(f"{k} must be a small non-negative int, got {v!r}")
+        size = cfg.get("image_size")
+        sizes = size if isinstance(size, tuple) else (size,)
+        if not all(isinstance(v, int) and 32 <= v <= 4096 for v in sizes):
+            raise ValueError(f"image_size must be 32..4096 pixels, got {size!r}")
 
     def _check_weights(self):
         """Make sure the weights loaded now are those the branch was fitted with."""
@@ -470,7 +518,8 @@ class CNNBranch(Branch):
             self._cache = FeatureCache(root, {"backbone": self.backbone, "weights": self.weights_sha256,
                                               "pool": self.pool, "layers": list(self.layers),
                                               "size": list(self.embedder.image_size),
-                                              "version": 1})
+                                              "runtime": self.embedder.resolved_backend,
+                                              "precision": self.precision, "version": 2})
         return self._cache
 
     @property
@@ -483,12 +532,13 @@ class CNNBranch(Branch):
 
     def features(self, prepared, images):
         self._check_weights()
+        self._check_runtime()
         out = np.empty((len(prepared), self.embedder.dim), np.float32)
         cache = self._feature_cache()
         todo = []
         for i, img in enumerate(images):
-            hit = cache.get(img.sha1) if cache is not None else None
-            if hit is not None and hit.shape == (self.embedder.dim,):
+            hit = cache.get(img.sha1, self.embedder.dim) if cache is not None else None
+            if hit is not None:
                 out[i] = hit
             else:
                 todo.append(i)
@@ -554,4 +604,15 @@ class CNNBranch(Branch):
 
     def get_state(self):
         self._check_weights()
-        return super().get_state()
+        state, arrays = super().get_state()
+        state["runtime"] = {"backend": self.embedder.resolved_backend}  # what the calibration was computed with
+        return state, arrays
+
+    def _check_runtime(self):
+        """Say once when scoring runs on another runtime than the calibration did (scores agree to
+        float32 rounding between torch and onnxruntime; not with bf16)."""
+        want = getattr(self, "calibrated_backend_", None)
+        if want and want != self.embedder.resolved_backend and not getattr(self, "_runtime_warned", False):
+            log.warning("%s: calibrated with the %s runtime, scoring with %s (features agree to float32 rounding)",
+                        self.name, want, self.embedder.resolved_backend)
+            self._runtime_warned = True

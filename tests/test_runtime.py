@@ -1,0 +1,84 @@
+"""CNN inference runtimes (issue 15): the same features on every runtime, the export cache, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import TEST_IMAGE_SIZE
+from hybrid_drift import BackboneUnavailableError, CNNBranch, HybridDetector
+from hybrid_drift.features import runtime
+from hybrid_drift.features.cnn import Embedder
+
+LAYERS = dict(pool="max", layers=("block10", "head"), image_size=TEST_IMAGE_SIZE)
+#: float32 rounding of the convolutions: features of magnitude up to ~40 agree to this (measured: 5e-5)
+ATOL = 5e-4
+
+
+@pytest.fixture(scope="module")
+def batch(frames):
+    emb = Embedder(**LAYERS)
+    return np.stack([emb.preprocess(f) for f in frames[::25]])  # 8 real frames
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_every_runtime_gives_pytorchs_features(batch, tmp_path, backend):
+    ref = Embedder(**LAYERS, backend="torch").embed(batch)
+    got = Embedder(**LAYERS, backend=backend, cache_root=tmp_path).embed(batch)
+    assert got.shape == ref.shape and np.abs(got - ref).max() < ATOL
+    assert np.abs(ref).max() > 1  # not trivially small features
+
+
+def test_auto_is_onnxruntime_and_scores_match_torch(frames, tmp_path):
+    assert Embedder(**LAYERS).resolved_backend == "onnxruntime"
+    kw = dict(image_size=TEST_IMAGE_SIZE, cache_dir=False, augment=0)
+    a = HybridDetector(colour=False, cnn=CNNBranch(backend="torch", **kw)).fit(frames[:40])
+    b = HybridDetector(colour=False, cnn=CNNBranch(**kw)).fit(frames[:40])
+    sa, sb = a.score(frames[40:60]), b.score(frames[40:60])
+    np.testing.assert_allclose(sb["cnn"], sa["cnn"], rtol=1e-4)
+    assert sa["is_outlier"].tolist() == sb["is_outlier"].tolist()
+
+
+def test_export_is_cached_reused_and_rebuilt_when_damaged(batch, tmp_path, monkeypatch):
+    exports = []
+    real = runtime._export
+    monkeypatch.setattr(runtime, "_export", lambda emb, path: exports.append(path) or real(emb, path))
+    first = Embedder(**LAYERS, backend="onnxruntime", cache_root=tmp_path)
+    f1 = first.embed(batch)
+    files = sorted((tmp_path / "onnx").glob("*.onnx"))
+    assert len(exports) == 1 and len(files) == 1
+    Embedder(**LAYERS, backend="onnxruntime", cache_root=tmp_path).embed(batch)
+    assert len(exports) == 1  # reused
+    files[0].write_bytes(files[0].read_bytes()[:1000])  # a truncated cache file
+    f3 = Embedder(**LAYERS, backend="onnxruntime", cache_root=tmp_path).embed(batch)
+    assert len(exports) == 2 and np.array_equal(f1, f3)  # rebuilt, never trusted
+    other = Embedder(pool="avg", layers=("head",), image_size=TEST_IMAGE_SIZE, backend="onnxruntime",
+                     cache_root=tmp_path)
+    other.embed(batch[:2])
+    assert len(exports) == 3 and len(list((tmp_path / "onnx").glob("*.onnx"))) == 2  # another graph, another key
+    meta = json.loads(sorted((tmp_path / "onnx").glob("*.json"))[0].read_text())
+    assert {"weights", "torch", "layers", "pool", "size", "sha256"} <= set(meta)
+
+
+def test_a_named_runtime_that_is_missing_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(runtime, "backend_available", lambda name: name == "torch")
+    with pytest.raises(BackboneUnavailableError, match="pip install onnxruntime"):
+        runtime.resolve_backend("onnxruntime", "cpu")
+    with pytest.raises(BackboneUnavailableError, match=r"hybrid-drift\[openvino\]"):
+        runtime.resolve_backend("openvino", "cpu")
+    assert runtime.resolve_backend("auto", "cpu") == "torch"  # auto falls back to PyTorch
+    with pytest.raises(ValueError, match="backend"):
+        Embedder(backend="tensorrt")
+    with pytest.raises(ValueError, match="openvino"):
+        runtime.resolve_backend("onnxruntime", "cpu", precision="bf16")
+
+
+def test_the_model_records_its_runtime_and_says_when_scoring_uses_another(frames, tmp_path, caplog):
+    det = HybridDetector(colour=False, cnn=CNNBranch(image_size=TEST_IMAGE_SIZE, cache_dir=False, augment=0,
+                                                     backend="torch")).fit(frames[:30])
+    det.save(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["branches"][0]["runtime"] == {"backend": "torch"} and "backend" not in cfg["branches"][0]["config"]
+    loaded = HybridDetector.load(tmp_path / "m")  # scores with the default runtime: onnxruntime
+    np.testing.assert_allclose(loaded.score(frames[30:34])["cnn"], det.score(frames[30:34])["cnn"], rtol=1e-4)
+    assert "calibrated with the torch runtime, scoring with onnxruntime" in caplog.text
