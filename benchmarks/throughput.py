@@ -10,9 +10,11 @@ markdown table with absolute rates and the ratios that matter:
   size the colour branch decodes at) on the same number of threads, and vs a plain
   PIL + NumPy HSB implementation (full decode, per-channel histograms); best of
   ``--repeats`` interleaved rounds, and the median and range of the ratio per round;
-* CNN branch end-to-end (decode → resize → backbone → pooled features) vs the bare
-  backbone forward pass on the same frames (decoded and resized beforehand), input size and
-  batch size (``--cnn-repeats`` interleaved rounds);
+* CNN branch end-to-end (decode → resize → backbone → pooled features) on each installed
+  runtime (PyTorch eager, ONNX Runtime, OpenVINO fp32) vs each runtime's bare forward pass
+  on the same frames (decoded and resized beforehand), and vs the PyTorch branch, with the
+  largest feature difference to PyTorch and the network's FLOPs per image
+  (``--cnn-repeats`` interleaved rounds);
 * PCA reconstruction scoring per image, vs NannyML's DataReconstructionDriftCalculator
   with chunk size 1 (its only way to give one error per image) on the same embeddings;
 * whylogs' ``log_image`` (default image features, PIL decode included) on the same files.
@@ -41,6 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hybrid_drift import CNNBranch, ColourBranch, extract  # noqa: E402
+from hybrid_drift.features.runtime import backend_available  # noqa: E402
 from hybrid_drift.datasets.crossroad import bundled_data_dir  # noqa: E402
 from hybrid_drift.io import decode_image, iter_video_frames, list_images  # noqa: E402
 from hybrid_drift.scorers import PCAReconstructionScorer  # noqa: E402
@@ -189,28 +192,39 @@ def main():
             return print_table(rows, n, None, torch)
         cnn_paths = paths[: a.n_cnn]
         m = len(cnn_paths)
+        backends = [b for b in ("torch", "onnxruntime", "openvino") if backend_available(b)]
+        default_backend = CNNBranch(cache_dir=False).embedder.resolved_backend
         for name, kw in (("default: max-pool block10+head, 288x384", {}),
                          ("study: avg-pool head, 224x224", {"pool": "avg", "layers": ("head",), "image_size": 224})):
-            br = CNNBranch(cache_dir=False, **kw)
-            emb = br.embedder
+            study = "study" in name
+            runs = {b: CNNBranch(cache_dir=False, backend=b, **kw) for b in (["torch", default_backend] if study
+                                                                               else backends)}
+            br0 = next(iter(runs.values()))
             # the bare forward pass runs on the same frames, decoded and resized beforehand
-            batch = np.stack([emb.preprocess(decode_image(p, reduce="auto", min_side=br.min_side).rgb)
+            batch = np.stack([br0.embedder.preprocess(decode_image(p, reduce="auto", min_side=br0.min_side).rgb)
                               for p in cnn_paths])
-            emb.embed(batch[:8])  # load + warm up
-            feats = {}
-            cr = round_rates(m, a.cnn_repeats, {
-                "bare": lambda: emb.embed(batch),
-                "e2e": lambda: feats.setdefault("x", extract([br], cnn_paths, workers=a.workers))})
-            r_bare, r_e2e = max(cr["bare"]), max(cr["e2e"])
-            rows += [(f"CNN forward only ({name}), batch {emb.batch_size}", r_bare, ""),
-                     (f"CNN branch end-to-end incl. decode ({name})", r_e2e, f"{paired(cr, 'e2e', 'bare')} forward only")]
-            if "study" not in name:
-                emb_feats = feats["x"].features["cnn"]
-                torch.set_num_threads(1)
-                r_bare1 = rate(m // 2, lambda: emb.embed(batch[: m // 2]))
-                torch.set_num_threads(os.cpu_count())
-                rows.append((f"CNN forward only ({name}), 1 torch thread", r_bare1,
-                             f"2 threads are {r_bare / r_bare1:.2f}x faster"))
+            fns, feats = {}, {}
+            for b, br in runs.items():
+                br.embedder.embed(batch[:8])  # load / export + warm up
+                fns[f"bare {b}"] = (lambda e=br.embedder: e.embed(batch))
+                fns[f"e2e {b}"] = (lambda r=br, b=b: feats.__setitem__(b, extract([r], cnn_paths, workers=a.workers)))
+            cr = round_rates(m, a.cnn_repeats, fns)
+            for b in runs:
+                tag = f"{name}, {b}" + (" = default" if b == default_backend else "")
+                rows += [(f"CNN forward only ({tag}), batch {br0.batch_size}", max(cr[f"bare {b}"]), ""),
+                         (f"CNN branch end-to-end incl. decode ({tag})", max(cr[f"e2e {b}"]),
+                          f"{paired(cr, f'e2e {b}', f'bare {b}')} its forward only" +
+                          ("" if b == "torch" else f"; {paired(cr, f'e2e {b}', 'e2e torch')} the torch branch"))]
+                if b != "torch":
+                    ref, got = feats["torch"].features["cnn"], feats[b].features["cnn"]
+                    rows.append((f"  largest feature difference, {b} vs torch", f"{np.abs(got - ref).max():.1e}",
+                                 f"absolute, features up to {np.abs(ref).max():.0f} (not a rate)"))
+            if not study:
+                emb_feats = feats["torch"].features["cnn"]
+                flops = cnn_flops(br0)
+                rows.append((f"CNN FLOPs per image ({name}), counted by torch.utils.flop_counter",
+                             f"{flops / 1e9:.2f} GFLOP", "not a rate; forward-only throughput in FLOP/s: " + ", ".join(
+                                 f"{b}: {max(cr[f'bare {b}']) * flops / 1e9:.0f} GFLOP/s" for b in runs)))
         # ResNet18 (the study's backbone): its ImageNet weights cannot be downloaded here, but the
         # forward cost does not depend on the weight values, so time the architecture itself
         import torchvision
@@ -242,13 +256,26 @@ def main():
     print_table(rows, n, m, torch)
 
 
+def cnn_flops(branch) -> float:
+    """Floating-point operations of one forward pass of the branch's network at its input size."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    emb = branch.embedder
+    emb._load()
+    h, w = emb.image_size
+    x = torch.zeros((1, h, w, 3), dtype=torch.uint8)
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        emb._features_torch(x)
+    return float(counter.get_total_flops())
+
+
 def print_table(rows, n, m, torch):
     print(f"\n{n} frames 768x576 JPEG (CNN rows: {m or 'not run'}); {platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), OpenCV {cv2.__version__}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}\n")
     print("| stage | images/s | ratio |\n|---|---:|---|")
     for name, r, ratio in rows:
-        print(f"| {name} | {r:,.1f} | {ratio} |")
+        print(f"| {name} | {r if isinstance(r, str) else f'{r:,.1f}'} | {ratio} |")
 
 
 if __name__ == "__main__":
