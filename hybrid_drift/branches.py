@@ -105,6 +105,12 @@ class Branch:
         """A fresh, unfitted scorer for this branch's features."""
         raise NotImplementedError
 
+    def explain_features(self, prepared: list, images: list[DecodedImage]) -> tuple[np.ndarray, list | None]:
+        """Features of a batch (as :meth:`features`) and, per image, a 2-D map of where its score comes
+        from (rows top to bottom, columns left to right, covering the whole image), or None when the
+        branch has no spatial view. Needs a fitted branch."""
+        return self.features(prepared, images), None
+
     @classmethod
     def _check_saved_config(cls, cfg: dict) -> None:
         """Raise ValueError for a saved setting out of its range (model files are data)."""
@@ -361,6 +367,19 @@ class ColourBranch(Branch):
     def features(self, prepared, images):
         return np.stack(prepared).astype(np.float32) if prepared else np.empty((0, self._feat.n_features), np.float32)
 
+    def explain_features(self, prepared, images):
+        """Per grid cell, what it adds to the score: with ``channel_mean`` the cell's distance in the
+        scoring channel's unit (the map's mean is the score); with ``max`` the cell's largest z-score."""
+        self._check_fitted()
+        F = self.features(prepared, images)
+        if not len(F):
+            return F, []
+        g = self.scorer_.group_contributions(F)
+        per_cell = 3 + int(self.joint_hs)
+        cells = g.reshape(len(F), self.grid[0], self.grid[1], per_cell)
+        maps = cells.sum(axis=3) if self.combine == "channel_mean" else cells.max(axis=3)
+        return F, list(maps)
+
     def make_scorer(self):
         per_cell = 3 + int(self.joint_hs)
         n_groups = len(self._feat.group_sizes())
@@ -553,6 +572,49 @@ class CNNBranch(Branch):
     def make_scorer(self):
         bounds = np.concatenate([[0], np.cumsum(self.embedder.layer_dims)]).tolist()
         return PCAReconstructionScorer(n_components=self.n_components, group_bounds=bounds)
+
+    def explain_features(self, prepared, images):
+        """Where the reconstruction error comes from: each pooled feature that fired *more* than the
+        normal subspace explains (a positive standardised residual) gives its squared residual to the
+        places of its feature map that made it (``max``: the arg-max location; ``avg``: every location
+        in proportion to its activation); layers are added on the finest grid; the map is divided by
+        the score, so it sums to at most the score. A negative residual (a usual activation missing)
+        has no place of its own and is left out: with it, the arg-max of the map fell inside a pasted
+        object's box for 77% of the crossroad test objects, without it for all 22 (18x24 grid).
+        One forward pass that also returns the feature maps (no gradients); bypasses the feature
+        cache."""
+        self._check_fitted()
+        self._check_weights()
+        if not prepared:
+            return np.empty((0, self.embedder.dim), np.float32), []
+        F, fmaps = self.embedder.embed_maps(np.stack(prepared))
+        res = self.scorer_.residuals(F)                              # (n, d)
+        r2 = np.where(res > 0, res, 0.0) ** 2
+        shapes = [m.shape[2:] for m in fmaps]
+        gh, gw = max(s[0] for s in shapes), max(s[1] for s in shapes)
+        out = np.zeros((len(F), gh, gw))
+        offset = 0
+        for m in fmaps:                                              # (n, C, h, w)
+            n, C, h, w = m.shape
+            flat = m.reshape(n, C, h * w)
+            parts = {"avg": ["avg"], "max": ["max"], "avgmax": ["avg", "max"]}[self.pool]
+            for part in parts:
+                r = r2[:, offset:offset + C]
+                offset += C
+                if part == "max":
+                    weights = np.zeros_like(flat)
+                    np.put_along_axis(weights, flat.argmax(axis=2)[..., None], 1.0, axis=2)
+                else:
+                    pos = np.maximum(flat, 0)
+                    weights = pos / np.maximum(pos.sum(axis=2, keepdims=True), 1e-12)
+                contrib = np.einsum("nc,ncl->nl", r, weights).reshape(n, h, w)
+                if (h, w) != (gh, gw):  # spread each cell over the finer grid, keeping the total
+                    import cv2
+                    contrib = np.stack([cv2.resize(c, (gw, gh), interpolation=cv2.INTER_NEAREST)
+                                        for c in contrib]) * (h * w) / (gh * gw)
+                out += contrib
+        score = np.sqrt((res ** 2).sum(axis=1))
+        return F, list(out / np.maximum(score, 1e-12)[:, None, None])
 
     def reference_extra(self, items, *, workers=None, reduce="auto", max_pixels=DEFAULT_MAX_PIXELS,
                         progress=False, **_):

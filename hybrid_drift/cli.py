@@ -99,7 +99,7 @@ def _cmd_bench(a) -> int:
     if protocol:
         return _bench_protocol(a, cfg)
     res = run_bench(a.dataset, cfg)
-    frames = res.pop("_frames")
+    frames, detector = res.pop("_frames"), res.pop("_detector", None)
     n = res["n"]
     print(f"\n## {res['dataset']}: train {n['train']}, val {n['val']} ({res['n_outliers']['val']} outliers), "
           f"test {n['test']} ({res['n_outliers']['test']} outliers); backbone {res['backbone']}\n")
@@ -116,7 +116,7 @@ def _cmd_bench(a) -> int:
         print(f"results: {a.json}")
     if a.report:
         from .bench.plots import write_bench_report
-        out = write_bench_report(res, frames, a.report)
+        out = write_bench_report(res, frames, a.report, detector=detector)
         print(f"report: {out}")
     return EXIT_OK
 
@@ -258,6 +258,7 @@ def _is_dataset(inputs) -> bool:
 
 def _cmd_report(a) -> int:
     a.report, a.json, a.max_outliers, a.chunk = a.out, False, None, 1024
+    a.explain = None
     a.out = None
     return _cmd_score(a, quiet_table=True)
 
@@ -276,7 +277,24 @@ def _cmd_score(a, quiet_table: bool = False) -> int:
         from .datasets import read_manifest
         kinds = read_manifest(a.inputs[0]).split(a.split)["kind"].tolist()
     items = _check_nonempty(inputs, "images to score", getattr(a, "video_step", 1))
+    explain_dir = getattr(a, "explain", None)
     from .io.outputs import OutputBusyError, PartialOutput
+
+    def parts():
+        """Score tables chunk by chunk; with --explain, overlays of the flagged rows are written as they come."""
+        row = 0
+        for got in det.score_iter(items, chunk=a.chunk, explain=bool(explain_dir)):
+            part = got
+            if explain_dir:
+                from .explain import write_explanations
+                part, ex = got
+                chunk_items = items[row:row + len(part)]
+                for i, png in write_explanations(ex, chunk_items, explain_dir, arrays=a.explain_arrays,
+                                                 first_row=row):
+                    log.info("explained row %d: %s", i, png)
+            row += len(part)
+            yield part
+
     if a.out and not a.report and Path(a.out).suffix != ".parquet":
         # stream: constant memory whatever the number of images; whole or visibly partial
         out = Path(a.out)
@@ -285,7 +303,7 @@ def _cmd_score(a, quiet_table: bool = False) -> int:
         try:
             with PartialOutput(out) as po:
                 try:
-                    for part in det.score_iter(items, chunk=a.chunk):
+                    for part in parts():
                         part.to_csv(po.fh, index=False, header=(n == 0), lineterminator="\n")
                         n += len(part)
                         n_out += int(part["is_outlier"].fillna(False).sum())
@@ -299,7 +317,8 @@ def _cmd_score(a, quiet_table: bool = False) -> int:
         except OutputBusyError as exc:
             raise _UsageError(str(exc)) from exc
         return _score_summary(a, n, n_out, n_err)
-    table = det.score(items)
+    import pandas as pd
+    table = pd.concat(list(parts()), ignore_index=True)
     if a.report:
         from .report import score_report
         print(f"report: {score_report(table, det, a.report, labels=labels, kinds=kinds, items=items)}",
@@ -401,17 +420,24 @@ def _cmd_monitor(a) -> int:
         atomic_write_bytes(a.out, res.to_csv(index=False).encode())
     n_alert = int((summ["alerts"] > 0).sum())
     first = summ.loc[summ["alerts"] > 0, "chunk"].min() if n_alert else None
+    why = mon.explain(res, stream)
     if a.json:
         print(json.dumps(_clean({"chunks": len(summ), "alert_chunks": n_alert,
                                  "first_alert_chunk": None if first is None else int(first),
-                                 "per_chunk": summ.to_dict(orient="records")}), default=_json_default))
+                                 "per_chunk": summ.to_dict(orient="records"), "alerts": why}),
+                         default=_json_default))
     else:
         print(summ.to_string(index=False))
+        for w in why:
+            print(f"\nchunk {w['chunk']} (images {w['start']}-{w['stop'] - 1}):")
+            for c in w["checks"]:
+                print(f"  {c['check']}: {c['statistic']:.3g} (band {c['threshold']:.3g}); moved most by "
+                      + ", ".join(Path(i["path"]).name for i in c["images"][:5]))
         print(f"\n{n_alert} of {len(summ)} chunks alerted" +
               (f" (first: chunk {first})" if n_alert else ""), file=sys.stderr)
     if a.report:
         from .report import monitor_report
-        page = monitor_report(res, base, stream, Path(a.report) / "report.html", chunk=cfg["chunk"])
+        page = monitor_report(res, base, stream, Path(a.report) / "report.html", chunk=cfg["chunk"], why=why)
         res.to_csv(page.parent / "monitor.csv", index=False)
         print(f"report: {page}", file=sys.stderr)
     if n_alert > cfg["max_alert_chunks"]:
@@ -604,6 +630,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     s.add_argument("--max-outliers", type=int, default=None, help="exit 1 when more outliers are found")
     s.add_argument("--report", help="write a self-contained HTML report (a .html path or a folder)")
+    s.add_argument("--explain", metavar="DIR", default=None,
+                   help="write a heat-map overlay (PNG) of every flagged image to DIR, named after its row")
+    s.add_argument("--explain-arrays", action="store_true", help="with --explain: also each map as .npy")
     s.add_argument("--chunk", type=_positive_int, default=1024,
                    help="images per chunk when streaming to a CSV --out (memory stays flat)")
     s.set_defaults(fn=_cmd_score)

@@ -323,14 +323,35 @@ class HybridDetector:
         df["error"] = pd.array(ext.errors, dtype="string")  # same dtype whatever the chunk holds
         return df
 
-    def score(self, X) -> pd.DataFrame:
+    def score(self, X, explain: bool = False):
         """One row per input: ``path``, each branch's score, ``<branch>_flag``, ``fused``,
-        ``is_outlier`` (nullable boolean, NA when unreadable) and ``error``."""
-        self._check_fitted(calibrated=True)
-        return self.score_features(self.extract(X, desc="score"))
+        ``is_outlier`` (nullable boolean, NA when unreadable) and ``error``.
 
-    def score_iter(self, X, chunk: int = 1024):
-        """Score in chunks of ``chunk`` inputs, yielding one DataFrame per chunk.
+        With ``explain=True`` returns ``(table, explanations)``: the same table and one
+        :class:`~hybrid_drift.explain.Explanation` (heat maps) per row, from the same pass.
+        """
+        self._check_fitted(calibrated=True)
+        if not explain:
+            return self.score_features(self.extract(X, desc="score"))
+        from .explain import explanations
+        ext = extract(self.branches_, X, **self.load_settings.kw(), progress=self.progress, desc="explain",
+                      maps=True)
+        table = self.score_features(ext)
+        return table, explanations(self, ext, table)
+
+    def explain(self, X) -> list:
+        """Where each input is strange: one :class:`~hybrid_drift.explain.Explanation` per input, in order.
+
+        Each has ``heatmap`` (fused), ``branch_heatmaps`` (per branch; 2-D, covering the
+        whole image at 1/8 of its size, higher = stranger), the scores and the decision as
+        :meth:`score` gives them, and ``error`` for an unreadable input (then no maps).
+        One pass over the inputs; the CNN's forward pass also returns its feature maps.
+        """
+        return self.score(X, explain=True)[1]
+
+    def score_iter(self, X, chunk: int = 1024, explain: bool = False):
+        """Score in chunks of ``chunk`` inputs, yielding one DataFrame per chunk
+        (``(DataFrame, explanations)`` with ``explain``).
 
         Memory stays flat in the number of inputs: only one chunk's images and
         features are held at a time. Rows come in input order, with the same
@@ -342,7 +363,10 @@ class HybridDetector:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
         items = expand_inputs(X)
         for i in range(0, len(items), chunk):
-            yield self.score_features(self.extract(items[i:i + chunk], desc=f"score {i}-{i + chunk}"))
+            if explain:
+                yield self.score(items[i:i + chunk], explain=True)
+            else:
+                yield self.score_features(self.extract(items[i:i + chunk], desc=f"score {i}-{i + chunk}"))
 
     def score_samples(self, X) -> np.ndarray:
         """Fused score per input (higher = stranger); NaN for unreadable inputs."""

@@ -37,12 +37,16 @@ class Extracted:
         Per-input metadata (format, size, mode, EXIF, ...).
     features : dict of str -> ndarray
         Branch name → ``(n_ok, d)`` features of the readable inputs, in order.
+    maps : dict of str -> list
+        With ``extract(..., maps=True)``: branch name → one 2-D map (or None) per readable
+        input, in order (see ``Branch.explain_features``).
     """
 
     ids: list[str]
     errors: list[str | None]
     meta: list[dict[str, Any]]
     features: dict[str, np.ndarray] = field(default_factory=dict)
+    maps: dict[str, list] = field(default_factory=dict)
 
     @property
     def ok(self) -> np.ndarray:
@@ -71,12 +75,13 @@ class Extracted:
         keep_rows = pos[idx[ok[idx]]]
         return Extracted([self.ids[i] for i in idx], [self.errors[i] for i in idx],
                          [self.meta[i] for i in idx],
-                         {k: v[keep_rows] for k, v in self.features.items()})
+                         {k: v[keep_rows] for k, v in self.features.items()},
+                         {k: [v[r] for r in keep_rows] for k, v in self.maps.items()})
 
 
 def extract(branches: Sequence, X, *, workers: int | None = None, reduce="auto",
             max_pixels: int | None = DEFAULT_MAX_PIXELS, chunk: int = 128, progress: bool = False,
-            desc: str = "features", video_step: int = 1) -> Extracted:
+            desc: str = "features", video_step: int = 1, maps: bool = False) -> Extracted:
     """Load ``X`` and compute each branch's features.
 
     Parameters
@@ -95,6 +100,8 @@ def extract(branches: Sequence, X, *, workers: int | None = None, reduce="auto",
         Show a progress bar.
     video_step : int
         Keep every N-th frame of videos.
+    maps : bool
+        Also compute each (fitted) branch's spatial map per image (``Branch.explain_features``).
 
     Returns
     -------
@@ -110,13 +117,20 @@ def extract(branches: Sequence, X, *, workers: int | None = None, reduce="auto",
 
     ids, errors, meta = [], [], []
     parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    map_parts: dict[str, list] = {n: [] for n in names} if maps else {}
     pend_imgs, pend_prep = [], []
 
     def flush():
         if not pend_imgs:
             return
         for j, b in enumerate(branches):
-            parts[b.name].append(np.asarray(b.features([p[j] for p in pend_prep], pend_imgs)))
+            batch = [p[j] for p in pend_prep]
+            if maps:
+                F, m = b.explain_features(batch, pend_imgs)
+                map_parts[b.name].extend(m if m is not None else [None] * len(batch))
+            else:
+                F = b.features(batch, pend_imgs)
+            parts[b.name].append(np.asarray(F))
         pend_imgs.clear()
         pend_prep.clear()
 
@@ -137,7 +151,7 @@ def extract(branches: Sequence, X, *, workers: int | None = None, reduce="auto",
         if len(pend_imgs) >= chunk:
             flush()
     flush()
-    return Extracted(ids, errors, meta, stack_features(parts))
+    return Extracted(ids, errors, meta, stack_features(parts), map_parts)
 
 
 def stack_features(parts: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:

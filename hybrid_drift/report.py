@@ -53,6 +53,34 @@ def thumb_uri(src, size=(192, 144)) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else None
 
 
+def _item(src):
+    from .io.sources import InputItem
+    return src if isinstance(src, InputItem) else InputItem(str(src), str(src))
+
+
+def overlay_uris(detector, srcs, captions) -> list[tuple[str, str]]:
+    """``(data URI, caption)`` of each image with its fused heat map on top (one explain pass);
+    the caption gets the branch the map comes from. Unreadable images are left out."""
+    import cv2
+
+    from .explain import overlay
+    from .io import load_images
+    items = [_item(x) for x in srcs]
+    if not items:
+        return []
+    _, explained = detector.score(items, explain=True)
+    out = []
+    for (img, _), e, cap in zip(load_images(items, reduce="auto", min_side=288), explained, captions):
+        if not img.ok or e.heatmap is None:
+            continue
+        pic = overlay(img.rgb, e.heatmap, width=192)
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+        if ok:
+            out.append(("data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode(),
+                        f"{cap} · heat map: {e.branch}"))
+    return out
+
+
 @dataclass
 class Section:
     """One part of a report: a title, a paragraph, figures, a table and thumbnails."""
@@ -183,16 +211,23 @@ def score_report(table: pd.DataFrame, detector, out, *, labels=None, kinds=None,
     sections.append(Section("Scores over time", "Branch scores in input order; red dots are fused outliers.",
                             [png_uri(_time_fig(table, names, thr))]))
     top = table[table["error"].isna()].sort_values("fused", ascending=False).head(top_k)
-    thumbs = []
+    thumbs, flagged_srcs, flagged_caps = [], [], []
     for i, r in top.iterrows():  # the table's index is the input's position
-        uri = thumb_uri(items[i] if items is not None else r["path"])
-        if uri:
-            flagged = [b for b in names if bool(r.get(f"{b}_flag", False))]
-            cap = f"{Path(str(r['path'])).name} · fused {r['fused']:.3g} · " + \
-                  (("flagged by " + ", ".join(flagged)) if flagged else "not flagged")
-            thumbs.append((uri, cap))
+        src = items[i] if items is not None else r["path"]
+        flagged = [b for b in names if bool(r.get(f"{b}_flag", False))]
+        cap = f"{Path(str(r['path'])).name} · fused {r['fused']:.3g} · " + \
+              (("flagged by " + ", ".join(flagged)) if flagged else "not flagged")
+        if bool(r["is_outlier"]):  # flagged: the heat map shows where
+            flagged_srcs.append(src)
+            flagged_caps.append(cap)
+        else:
+            uri = thumb_uri(src)
+            if uri:
+                thumbs.append((uri, cap))
+    thumbs = overlay_uris(detector, flagged_srcs, flagged_caps) + thumbs
     sections.append(Section(f"Top {len(thumbs)} images by fused score",
-                            "Which branch flagged each one is in the caption.", thumbs=thumbs))
+                            "Which branch flagged each one is in the caption; flagged images carry their heat map "
+                            "(brighter = stranger; the cross marks the hottest point).", thumbs=thumbs))
     if labels is not None:
         y = np.asarray(labels).astype(int)
         pred = table["is_outlier"].fillna(False).to_numpy(dtype=int)
@@ -217,10 +252,11 @@ def score_report(table: pd.DataFrame, detector, out, *, labels=None, kinds=None,
     return render_report(title, cards, sections, out)
 
 
-def bench_report(res: dict, frames: pd.DataFrame, out) -> Path:
+def bench_report(res: dict, frames: pd.DataFrame, out, detector=None) -> Path:
     """Self-contained page for a benchmark result (``run_bench`` output and its per-image frame).
 
-    The PNG figures are also written beside the page.
+    ``detector``: the fitted default detector; flagged thumbnails then carry heat maps. The
+    PNG figures are also written beside the page.
     """
     from .bench.plots import write_bench_figures
     out = _html_path(out)
@@ -231,9 +267,13 @@ def bench_report(res: dict, frames: pd.DataFrame, out) -> Path:
     miss = frames[(y == 1) & (pred == 0)]
     fa = frames[(y == 0) & (pred == 1)]
 
-    def thumbs(df):
-        return [(u, f"{k} · {s:.3g}") for u, k, s in
-                ((thumb_uri(p), k, s) for p, k, s in zip(df["path"], df["kind"], df[best])) if u]
+    det = detector
+
+    def thumbs(df, flagged=False):
+        caps = [f"{k} · {s:.3g}" for k, s in zip(df["kind"], df[best])]
+        if flagged and det is not None:  # flagged images carry their heat map
+            return overlay_uris(det, list(df["path"]), caps)
+        return [(u, c) for u, c in ((thumb_uri(p), c) for p, c in zip(df["path"], caps)) if u]
 
     n = res["n"]
     cards = [("train", str(n["train"])), ("val", str(n["val"])), ("test", str(n["test"])),
@@ -243,14 +283,21 @@ def bench_report(res: dict, frames: pd.DataFrame, out) -> Path:
                         table=m.to_html(float_format=lambda v: f"{v:.3f}")),
                 Section("Plots", "", figs),
                 Section(f"{best}: missed outliers ({len(miss)})", thumbs=thumbs(miss)),
-                Section(f"{best}: false alarms ({len(fa)})", thumbs=thumbs(fa))]
+                Section(f"{best}: false alarms ({len(fa)})", thumbs=thumbs(fa, flagged=True))]
+    hits = frames[(y == 1) & (pred == 1)].sort_values(best, ascending=False)
+    if det is not None and len(hits):
+        sample = pd.concat([hits[hits["kind"].str.startswith("object")], hits]).drop_duplicates("path").head(12)
+        sections.append(Section(f"{best}: flagged outliers with their heat maps (pasted objects first, "
+                                f"{len(sample)} of {len(hits)})", thumbs=thumbs(sample, flagged=True)))
     return render_report(f"hybrid_drift benchmark: {res['dataset']}", cards, sections, out)
 
 
-def monitor_report(results: pd.DataFrame, baseline, stream, out, *, chunk: int) -> Path:
+def monitor_report(results: pd.DataFrame, baseline, stream, out, *, chunk: int, why=None) -> Path:
     """Self-contained page for a monitoring run (``DriftMonitor.run`` output and both profiles).
 
-    The PNG figures are also written beside the page.
+    ``why``: ``DriftMonitor.explain`` output: each alerting chunk gets a section with the checks
+    that fired and thumbnails of the images that moved them most. The PNG figures are also
+    written beside the page.
     """
     from .monitor.drift import DriftMonitor
     from .monitor.plots import write_monitor_figures
@@ -264,8 +311,22 @@ def monitor_report(results: pd.DataFrame, baseline, stream, out, *, chunk: int) 
     errs = errs[errs["error"].notna()]
     sections = [Section("Alerts per chunk", "Thresholds come from the baseline's own chunk-to-chunk variation.",
                         table=summ.to_html(index=False)),
-                Section("Statistics over time and distributions", "", figs),
-                Section("All checks", table=results.to_html(index=False, float_format=lambda v: f"{v:.4g}"))]
+                Section("Statistics over time and distributions", "", figs)]
+    for w in why or []:
+        text = "; ".join(f"{c['check']}: {c['statistic']:.3g} against a band of {c['threshold']:.3g} ({c['detail']})"
+                         for c in w["checks"])
+        thumbs, seen = [], set()
+        for c in w["checks"]:
+            for im in c["images"]:
+                if im["path"] in seen:
+                    continue
+                seen.add(im["path"])
+                uri = thumb_uri(im["path"])
+                if uri:
+                    thumbs.append((uri, f"{Path(im['path']).name} · moved {c['check']} by {im['value']:.3g}"))
+        sections.append(Section(f"Chunk {w['chunk']} (images {w['start']}-{w['stop'] - 1}): why it alerted",
+                                text, thumbs=thumbs[:8]))
+    sections.append(Section("All checks", table=results.to_html(index=False, float_format=lambda v: f"{v:.4g}")))
     if len(errs):
         sections.append(Section("Files that could not be read", table=errs[["path", "error"]].to_html(index=False)))
     return render_report("hybrid_drift: drift monitoring", cards, sections, out)

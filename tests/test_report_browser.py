@@ -35,7 +35,7 @@ def _chromium():
 
 @pytest.fixture(scope="module")
 def report(frames, tmp_path_factory):
-    det = HybridDetector(cnn=CNNBranch(image_size=TEST_IMAGE_SIZE, n_components=20, cache_dir=False))
+    det = HybridDetector(cnn=CNNBranch(image_size=TEST_IMAGE_SIZE, cache_dir=False))
     det.fit(frames[:60]).calibrate(frames[60:90])
     out = tmp_path_factory.mktemp("report")
     paths = []
@@ -46,6 +46,7 @@ def report(frames, tmp_path_factory):
         paths.append(str(p))
     (out / "broken.jpg").write_bytes(b"")
     table = det.score(paths + [str(out / "broken.jpg")])
+    assert table["is_outlier"].iloc[20:22].all()  # the two changed frames are flagged
     return score_report(table, det, out / "report.html", labels=[0] * 20 + [1, 1, 0],
                         kinds=["normal"] * 20 + ["invert", "vertical_flip", "normal"])
 
@@ -55,6 +56,7 @@ def test_report_is_self_contained(report):
     assert "<img" in html and 'src="http' not in html and "<script src" not in html
     assert html.count("data:image/png;base64,") >= 3 and "data:image/jpeg;base64," in html
     assert "broken.jpg" in html and "zero bytes" in html  # unreadable files are listed with the reason
+    assert html.count("heat map:") >= 2  # every flagged thumbnail carries its heat map and its branch
 
 
 def test_report_renders_in_headless_chromium(report, tmp_path):

@@ -42,7 +42,7 @@ def test_auto_is_onnxruntime_and_scores_match_torch(frames, tmp_path):
 def test_export_is_cached_reused_and_rebuilt_when_damaged(batch, tmp_path, monkeypatch):
     exports = []
     real = runtime._export
-    monkeypatch.setattr(runtime, "_export", lambda emb, path: exports.append(path) or real(emb, path))
+    monkeypatch.setattr(runtime, "_export", lambda emb, path, maps=False: exports.append(path) or real(emb, path, maps))
     first = Embedder(**LAYERS, backend="onnxruntime", cache_root=tmp_path)
     f1 = first.embed(batch)
     files = sorted((tmp_path / "onnx").glob("*.onnx"))

@@ -97,10 +97,12 @@ def write_bench_figures(res: dict, frames: pd.DataFrame, out_dir) -> list[Path]:
     return paths
 
 
-def write_bench_report(res: dict, frames: pd.DataFrame, out_dir) -> Path:
-    """Write ``results.json``, the PNG figures and a self-contained ``index.html``; returns the HTML path."""
+def write_bench_report(res: dict, frames: pd.DataFrame, out_dir, detector=None) -> Path:
+    """Write ``results.json``, the PNG figures and a self-contained ``index.html``; returns the HTML path.
+
+    ``detector``: the fitted default detector, for heat maps on the flagged thumbnails."""
     from ..report import bench_report
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(res, indent=2, default=str))
-    return bench_report(res, frames, out / "index.html")
+    return bench_report(res, frames, out / "index.html", detector=detector)

@@ -120,8 +120,9 @@ def _det(branches: list[Branch], fusion: str, cfg: BenchConfig) -> HybridDetecto
 def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> dict[str, Any]:
     """Run the benchmark; returns the result dict (schema in ``shared/DESIGN.md`` plus extras).
 
-    The returned dict also holds, under the private key ``"_frames"``, per-image
-    test scores per method (a DataFrame) for plots; it is dropped from JSON output.
+    The returned dict also holds, under the private keys ``"_frames"`` and ``"_detector"``,
+    per-image test scores per method (a DataFrame) for plots and the fitted default
+    fusion detector (for heat maps in the report); they are dropped from JSON output.
     """
     cfg = config or BenchConfig()
     ds = read_manifest(dataset, limit=cfg.limit, seed=cfg.seed)
@@ -243,7 +244,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     main_cnn = cnn_exts["cnn"][0]
     for name, (br, _) in cnn_exts.items():
         evaluate(name, _det([br], "or", cfg))
-    evaluate("fusion_or", _det([copy.deepcopy(colour_best), main_cnn], "or", cfg))
+    fusion_or_det = evaluate("fusion_or", _det([copy.deepcopy(colour_best), main_cnn], "or", cfg))
     study_name = f"cnn_study_{cfg.backbone}"
     if study_name in cnn_exts:  # the study's own pairing: whylogs-style colour + avg-pool CNN
         evaluate("fusion_or_study", _det([copy.deepcopy(colour_best), cnn_exts[study_name][0]], "or", cfg))
@@ -274,6 +275,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
         "date": _dt.date.today().isoformat(),
         "hybrid_drift_version": __version__,
         "_frames": frames,
+        "_detector": fusion_or_det,
     }
     return out
 
@@ -342,6 +344,7 @@ def run_protocol(path: str | os.PathLike, config: BenchConfig | None = None) -> 
         log.info("protocol dataset %s", d["name"])
         res = run_bench(d["path"], cfg)
         res.pop("_frames", None)
+        res.pop("_detector", None)
         res["frames"] = d.get("frames")
         per[d["name"]] = res
     summary = {}

@@ -263,7 +263,7 @@ class Embedder:
         # a copy loads its own network and runtime session lazily: a session cannot be copied, and the
         # forward hooks of a copied network would still write into this embedder's tap dict
         return {k: v for k, v in self.__dict__.items()
-                if k not in ("_model", "_runner", "_taps", "_mean", "_std", "_device")}
+                if k not in ("_model", "_runner", "_runners", "_taps", "_mean", "_std", "_device")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -349,27 +349,42 @@ class Embedder:
         interp = cv2.INTER_AREA if rgb.shape[0] >= h and rgb.shape[1] >= w else cv2.INTER_LINEAR
         return cv2.resize(rgb, (w, h), interpolation=interp)
 
-    def _features_torch(self, x):
-        """uint8 NHWC tensor -> pooled features: the computation every runtime runs (exported as is)."""
+    def _features_torch(self, x, maps: bool = False):
+        """uint8 NHWC tensor -> pooled features (and with ``maps`` each layer's feature map, as a
+        tuple): the computation every runtime runs (exported as is)."""
         import torch
         x = x.to(self._device).permute(0, 3, 1, 2).float()
         x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
         self._taps.clear()
         head = self._model(x)
-        maps = [head if layer == "head" else self._taps[layer] for layer in self.layers]
-        return torch.cat([self._pool(m) for m in maps], dim=1)
+        fmaps = [head if layer == "head" else self._taps[layer] for layer in self.layers]
+        pooled = torch.cat([self._pool(m) for m in fmaps], dim=1)
+        return (pooled, *fmaps) if maps else pooled
 
-    def _get_runner(self):
-        if self._runner is None:
+    def _get_runner(self, maps: bool = False):
+        runners = self.__dict__.setdefault("_runners", {})
+        if maps not in runners:
             from .runtime import OnnxRunner, OpenVinoRunner, export_path
             backend = self.resolved_backend
-            path = export_path(self, self.cache_root)
+            path = export_path(self, self.cache_root, maps=maps)
             if backend == "onnxruntime":
-                self._runner = OnnxRunner(path, self.threads, "cuda" if self.device == "cuda" or (
+                runners[maps] = OnnxRunner(path, self.threads, "cuda" if self.device == "cuda" or (
                     self.device == "auto" and _cuda_available()) else "cpu")
             else:
-                self._runner = OpenVinoRunner(path, self.threads, self.precision)
-        return self._runner
+                runners[maps] = OpenVinoRunner(path, self.threads, self.precision)
+        self._runner = runners[False] if False in runners else None
+        return runners[maps]
+
+    def embed_maps(self, batch: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Pooled features and each layer's feature map ``(N, C, h, w)``, for heat maps (one pass)."""
+        if self.resolved_backend != "torch":
+            out = self._get_runner(maps=True)(batch)
+            return out[0], list(out[1:])
+        import torch
+        self._load()
+        with torch.inference_mode():
+            out = self._features_torch(torch.from_numpy(np.ascontiguousarray(batch)), maps=True)
+        return out[0].float().cpu().numpy(), [m.float().cpu().numpy() for m in out[1:]]
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """``(N, H, W, 3)`` uint8 images (already :meth:`preprocess` ed) → ``(N, dim)`` float32."""

@@ -86,15 +86,16 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def export_path(embedder, cache_root: str | os.PathLike | None) -> Path:
+def export_path(embedder, cache_root: str | os.PathLike | None, maps: bool = False) -> Path:
     """The exported ONNX file for ``embedder``'s computation: from the cache when intact, else exported.
 
+    ``maps``: a second graph that also outputs each layer's feature map (for heat maps).
     ``cache_root`` None: exported to a temporary folder for this process only.
     """
     import torch
     key_src = {"backbone": embedder.backbone, "weights": embedder.weights_sha256(), "layers": list(embedder.layers),
                "pool": embedder.pool, "size": list(embedder.image_size), "torch": torch.__version__,
-               "export": EXPORT_VERSION}
+               "export": EXPORT_VERSION, "maps": bool(maps)}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:24]
     folder = Path(cache_root) / "onnx" if cache_root is not None else Path(tempfile.gettempdir()) / "hybrid_drift-onnx"
     path, sidecar = folder / f"{key}.onnx", folder / f"{key}.json"
@@ -109,7 +110,7 @@ def export_path(embedder, cache_root: str | os.PathLike | None) -> Path:
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".onnx.tmp")
     os.close(fd)
     try:
-        _export(embedder, tmp)
+        _export(embedder, tmp, maps)
         digest = _file_sha256(Path(tmp))
         os.replace(tmp, path)
     finally:
@@ -120,13 +121,13 @@ def export_path(embedder, cache_root: str | os.PathLike | None) -> Path:
     return path
 
 
-def _export(embedder, path: str) -> None:
+def _export(embedder, path: str, maps: bool = False) -> None:
     import warnings
 
     import torch
 
     class _Graph(torch.nn.Module):
-        """uint8 NHWC pixels -> pooled features, exactly the steps of Embedder's PyTorch path."""
+        """uint8 NHWC pixels -> pooled features (and the feature maps), exactly Embedder's PyTorch path."""
 
         def __init__(self, emb):
             super().__init__()
@@ -134,15 +135,17 @@ def _export(embedder, path: str) -> None:
             self.model = emb._load()
 
         def forward(self, x):
-            return self.emb._features_torch(x)
+            return self.emb._features_torch(x, maps=maps)
 
     h, w = embedder.image_size
     dummy = torch.zeros((2, h, w, 3), dtype=torch.uint8)
     graph = _Graph(embedder).eval()
+    names = ["features"] + ([f"map_{layer}" for layer in embedder.layers] if maps else [])
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(graph, (dummy,), path, input_names=["images"], output_names=["features"],
-                          dynamic_axes={"images": {0: "n"}, "features": {0: "n"}}, opset_version=17, dynamo=False)
+        torch.onnx.export(graph, (dummy,), path, input_names=["images"], output_names=names,
+                          dynamic_axes={"images": {0: "n"}, **{n: {0: "n"} for n in names}}, opset_version=17,
+                          dynamo=False)
 
 
 class OnnxRunner:
@@ -159,8 +162,9 @@ class OnnxRunner:
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
         self.session = ort.InferenceSession(str(path), so, providers=providers)
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"images": np.ascontiguousarray(batch, dtype=np.uint8)})[0]
+    def __call__(self, batch: np.ndarray):
+        out = self.session.run(None, {"images": np.ascontiguousarray(batch, dtype=np.uint8)})
+        return out[0] if len(out) == 1 else out
 
 
 class OpenVinoRunner:
@@ -177,6 +181,7 @@ class OpenVinoRunner:
         self.model = core.compile_model(core.read_model(str(path)), "CPU", cfg)
         self.request = self.model.create_infer_request()
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def __call__(self, batch: np.ndarray):
         out = self.request.infer({0: np.ascontiguousarray(batch, dtype=np.uint8)})
-        return np.asarray(next(iter(out.values())), dtype=np.float32)
+        arrays = [np.asarray(v, dtype=np.float32) for v in out.values()]
+        return arrays[0] if len(arrays) == 1 else arrays

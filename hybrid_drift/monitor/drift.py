@@ -326,6 +326,54 @@ class DriftMonitor:
             frames.append(df)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
+    def explain(self, results: pd.DataFrame, stream: BatchProfile, top: int = 5) -> list[dict]:
+        """Why each alerting chunk alerted: the checks that fired (statistic against the band) and,
+        per check, the ``top`` images of the chunk that moved it most.
+
+        Per check, an image's value: a feature's distance from the baseline mean in the direction
+        the chunk moved (``<feature>:mean`` and the calibrated statistics); the image's own layout
+        distance (``layout:ncc``); 1 for an image with a metadata value never seen in the baseline.
+        Returns one dict per alerting chunk: ``chunk, start, stop, checks: [{check, statistic,
+        threshold, detail, images: [{path, value}]}]``.
+        """
+        out = []
+        for (chunk, a, b), g in results.groupby(["chunk", "start", "stop"], sort=True):
+            fired = g[g["alert"]]
+            if fired.empty:
+                continue
+            part = stream.slice(int(a), int(b))
+            t = part.table[part.table["error"].isna()].reset_index(drop=True)
+            checks = []
+            for _, r in fired.iterrows():
+                name = str(r["check"])
+                values = self._image_values(name, float(r["statistic"]), t, part)
+                images = []
+                if values is not None and len(values):
+                    order = np.argsort(-values, kind="stable")[:top]
+                    images = [{"path": str(t["path"].iloc[i]), "value": float(values[i])} for i in order]
+                checks.append({"check": name, "statistic": float(r["statistic"]), "threshold": float(r["threshold"]),
+                               "detail": str(r.get("detail", "")), "images": images})
+            out.append({"chunk": int(chunk), "start": int(a), "stop": int(b), "checks": checks})
+        return out
+
+    def _image_values(self, check: str, statistic: float, t: pd.DataFrame, part: BatchProfile):
+        """How much each readable image of a chunk moved ``check`` (higher = more)."""
+        feature, _, kind = check.partition(":")
+        if kind == "ncc" and feature == "layout" and part.thumbnails is not None:
+            return np.array([_ncc_distance(self.layout_ref_, th) for th in part.thumbnails])
+        if kind == "chi2" and feature in self.categories_:
+            cats = _category(t, feature)
+            return np.array([float(c not in self.categories_[feature]) for c in cats])
+        if feature == "semantic_distance" and self.semantic and part.embeddings is not None:
+            vals = semantic_distances(part.embeddings, self.centres_)
+        elif feature in t.columns:
+            vals = t[feature].to_numpy(dtype=float)
+        else:
+            return None
+        ref = float(self.ref_mean_.get(feature, np.nanmean(vals)))
+        direction = np.sign(statistic) if kind == "mean" else np.sign(np.nanmean(vals) - ref) or 1.0
+        return direction * (vals - ref)
+
     @staticmethod
     def summary(results: pd.DataFrame) -> pd.DataFrame:
         """One row per chunk: number of alerts and the checks that alerted."""

@@ -125,6 +125,21 @@ class HistogramScorer(BaseScorer):
         d = self._distances(X)
         return (d - self.loc_) / self.scale_ if self.standardise else d
 
+    def group_contributions(self, X) -> np.ndarray:
+        """``(n, n_groups)``: what each histogram (grid cell and channel) adds to the score.
+
+        ``channel_mean``: each group's distance in its channel's unit, for the channel
+        that sets the score and 0 for the others (so the mean over that channel's cells
+        is the score); ``max`` / ``mean``: the per-group (z-)scores.
+        """
+        X = self._check_X(X)
+        d = self._distances(X)
+        if self.combine != "channel_mean":
+            return (d - self.loc_) / self.scale_ if self.standardise else d
+        top = self._channel_means(d).argmax(axis=1)
+        unit = self.unit_[self.channels_]
+        return np.where(self.channels_[None, :] == top[:, None], d / unit[None, :], 0.0)
+
     def _score(self, X):
         if self.combine == "channel_mean":
             return self._channel_means(self._distances(X)).max(axis=1)

@@ -145,6 +145,16 @@ class PCAReconstructionScorer(BaseScorer):
         """A block of rows, standardised as in training, in float64."""
         return (rows.astype(np.float64) - self.mean_) / self.scale_
 
+    def residuals(self, X) -> np.ndarray:
+        """``(n, n_features)`` standardised reconstruction residuals: ``score = ||residual||``.
+
+        Each feature's squared residual is its share of the squared score (used to
+        attribute the score to the places in the image that produced each feature).
+        """
+        X = self._check_X(X)
+        C = self._standardise(X) - self.pca_mean_
+        return C - (C @ self.components_.T) @ self.components_
+
     def _score(self, X):
         # One row at a time (two matrix-vector products): a row's score then depends on
         # that row alone. A batched matrix product rounds differently with the batch's
