@@ -15,12 +15,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-# headless Chromium renders the HTML report in the tests (Debian package; installed when root)
-$(VENV)/.system-deps: $(VENV)/.installed
-	@command -v chromium >/dev/null 2>&1 || { \
+# real servers and a browser for the tests (Debian packages; installed when root): headless Chromium renders
+# the HTML reports, FFmpeg serves MJPEG over HTTP and VLC serves RTSP to `watch`, Prometheus scrapes its metrics
+SYSTEM_TOOLS := chromium ffmpeg prometheus cvlc
+SYSTEM_PKGS  := chromium ffmpeg prometheus vlc-bin vlc-plugin-base
+$(VENV)/.system-deps: $(VENV)/.installed Makefile
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "make test needs Chromium for the report test: sudo apt-get install chromium"; exit 1; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PKGS) >/dev/null; \
+	  else echo "make test needs$$missing: sudo apt-get install $(SYSTEM_PKGS)"; exit 1; fi; fi
 	touch $@
 
 install: $(VENV)/.installed

@@ -475,6 +475,97 @@ def _n_components(v: str):
         return f
 
 
+def _cmd_watch(a) -> int:
+    import signal
+    import threading
+
+    from .watch import HealthSettings, WatchStats, read_config, watch
+    from .watch.sources import CameraSpec
+    if a.config:
+        if a.args:
+            raise _UsageError("give either --config FILE or MODEL SOURCE..., not both")
+        specs = read_config(a.config)
+        model = None
+    else:
+        if len(a.args) < 2:
+            raise _UsageError("watch needs MODEL SOURCE [SOURCE ...] (or --config cameras.toml)")
+        model, sources = a.args[0], a.args[1:]
+        specs = [CameraSpec(f"cam{i}" if len(sources) > 1 else "cam0", src, model) for i, src in enumerate(sources)]
+    for sp in specs:  # fail before any stream is opened: models load, files exist
+        from .detector import HybridDetector
+        HybridDetector.load(sp.model)
+    try:
+        settings = HealthSettings(frozen_seconds=a.frozen_seconds, outlier_k=a.outlier_k, outlier_n=a.outlier_n,
+                                  drift_window=a.drift_window)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from exc
+    from .watch.outputs import EventFile, Metrics, Webhook
+    events = EventFile(a.events) if a.events else None
+    hook = Webhook(a.webhook) if a.webhook else None
+    metrics = Metrics(a.metrics_port, a.metrics_addr) if a.metrics_port else None
+    stop = threading.Event()
+    main_thread = threading.current_thread() is threading.main_thread()
+    # Ctrl-C: stop cleanly, close the open alerts, summarise (signals reach the main thread only)
+    old = signal.signal(signal.SIGINT, lambda *_: stop.set()) if main_thread else None
+    stats = WatchStats()
+    t0 = __import__("time").time()
+    try:
+        for ev in watch(specs, model, fps=a.fps, realtime=a.realtime, max_frames=a.max_frames, settings=settings,
+                        drift=not a.no_drift, frame_events=not a.alerts_only, stats=stats, stop=stop):
+            if events:
+                events.write(ev)
+            if ev["type"] == "alert":
+                if hook:
+                    hook.post(ev)
+                if not a.events:
+                    print(json.dumps(ev, default=_json_default), flush=True)
+                log.info("%s: %s alert %s", ev["camera"], ev["kind"], "opened" if ev.get("ongoing") else "closed")
+            if metrics:
+                _update_metrics(metrics, ev, stats)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, old)
+        if events:
+            events.close()
+        if hook:
+            hook.close()
+        if metrics:
+            metrics.close()
+    lat = sorted(stats.latencies)
+    pct = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan"))
+    print(f"watched {len(specs)} camera(s) for {__import__('time').time() - t0:.0f} s"
+          + (" (stopped)" if stop.is_set() else ""), file=sys.stderr)
+    for sp in specs:
+        n = sp.name
+        kinds = ", ".join(f"{k} {v}" for (c, k), v in sorted(stats.alerts.items()) if c == n) or "none"
+        print(f"  {n}: {stats.read.get(n, 0)} frames read, {stats.scored.get(n, 0)} scored, "
+              f"{stats.dropped.get(n, 0)} dropped, {stats.outliers.get(n, 0)} outliers; alerts: {kinds}",
+              file=sys.stderr)
+    print(f"  latency frame -> event: p50 {pct(0.5) * 1e3:.0f} ms, p99 {pct(0.99) * 1e3:.0f} ms", file=sys.stderr)
+    return EXIT_OK
+
+
+def _update_metrics(m, ev: dict, stats) -> None:
+    cam = ev["camera"]
+    if ev["type"] == "frame":
+        m.frames_scored.labels(cam).inc()
+        if ev.get("is_outlier"):
+            m.outliers.labels(cam).inc()
+        for b, v in (ev.get("scores") or {}).items():
+            if v is not None:
+                m.last_score.labels(cam, b).set(v)
+        if ev.get("fused") is not None:
+            m.last_score.labels(cam, "fused").set(ev["fused"])
+    elif ev.get("ongoing") or ev.get("kind") == "reconnect":
+        m.alerts.labels(cam, ev["kind"]).inc()
+    m.sync_counts(cam, stats.read.get(cam, 0), stats.dropped.get(cam, 0))
+    if ev["type"] == "alert" and ev["kind"] == "disconnect":
+        m.stream_up.labels(cam).set(0 if ev.get("ongoing") else 1)
+    elif ev["type"] == "frame":
+        m.stream_up.labels(cam).set(1)
+        m.seen(cam, __import__("time").time())
+
+
 def _cmd_cache(a) -> int:
     from .features.cache import cache_info, clear_cache
     root = a.cache_dir
@@ -663,6 +754,41 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print a JSON summary")
     s.add_argument("--report", help="write plots and monitor.csv to this folder")
     s.set_defaults(fn=_cmd_monitor)
+
+    s = sub.add_parser("watch", parents=[common], help="watch live cameras: scores, stream health, alerts, metrics",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Read RTSP / HTTP(S) MJPEG or HLS streams, video devices, video files or folders "
+                                   "that receive new images; score frames with a saved model; check stream health "
+                                   "(frozen, blank, disconnect/reconnect, resolution/format, outlier with "
+                                   "hysteresis, rolling drift); write events, post alerts, serve metrics. "
+                                   "Ctrl-C stops cleanly with a summary (exit 0).",
+                       epilog=textwrap.dedent("""\
+                           examples:
+                             hybrid-drift watch model/ rtsp://10.0.0.7/stream1 --fps 2 --events events.jsonl
+                             hybrid-drift watch model/ http://cam.local/video.mjpg --metrics-port 9108
+                             hybrid-drift watch --config cameras.toml --events events.jsonl --webhook https://hooks/x
+                           cameras.toml:
+                             [[camera]]
+                             name = "gate"
+                             source = "rtsp://10.0.0.7/stream1"
+                             model = "models/gate"
+                             fps = 2"""))
+    s.add_argument("args", nargs="*", metavar="MODEL SOURCE", help="a model folder, then one or more sources")
+    s.add_argument("--config", help="cameras file (TOML): [[camera]] tables with name, source, model, fps")
+    s.add_argument("--fps", type=float, default=None, help="score at most N frames per second per camera")
+    s.add_argument("--realtime", action="store_true", help="read video files at their own frame rate")
+    s.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N scored frames per camera")
+    s.add_argument("--events", help="append events to this JSON-lines file (default: alerts on stdout)")
+    s.add_argument("--alerts-only", action="store_true", help="no per-frame events")
+    s.add_argument("--webhook", help="POST every alert as JSON to this URL (background, retried)")
+    s.add_argument("--metrics-port", type=_positive_int, default=None, help="serve Prometheus metrics on this port")
+    s.add_argument("--metrics-addr", default="127.0.0.1", help="address of the metrics server (default 127.0.0.1)")
+    s.add_argument("--frozen-seconds", type=float, default=1.0, help="frozen alert after S seconds (default 1)")
+    s.add_argument("--outlier-k", type=_positive_int, default=3, help="outlier alert when K of the last N frames ...")
+    s.add_argument("--outlier-n", type=_positive_int, default=5, help="... are flagged (default 3 of 5)")
+    s.add_argument("--drift-window", type=_int_at_least(2), default=50, help="frames per drift check (default 50)")
+    s.add_argument("--no-drift", action="store_true", help="no rolling drift check")
+    s.set_defaults(fn=_cmd_watch)
 
     s = sub.add_parser("cache", parents=[common], help="show or empty the CNN feature cache",
                        description="The feature cache (content-keyed CNN features; $HYBRID_DRIFT_CACHE, "

@@ -255,9 +255,21 @@ class HybridDetector:
         self.fit_errors_ = pd.DataFrame({"path": [i for i, e in zip(ext.ids, ext.errors) if e],
                                          "error": [e for e in ext.errors if e]})
         self.n_train_ = ext.n_ok
+        if ok_items is not None:
+            self.reference_profile_ = self._reference_profile(ok_items)
         ready = all(b.calibration_ is not None for b in self.branches_)
         self.fusion_ = OrFusion() if ready and self.fusion == "or" else None
         return self
+
+    #: reference frames whose monitor profile is kept with the model (for watch's drift check)
+    REFERENCE_PROFILE_SIZE = 1000
+
+    def _reference_profile(self, items):
+        """The monitor's profile of up to ``REFERENCE_PROFILE_SIZE`` reference frames, evenly spread."""
+        from .monitor.profile import profile_images
+        pick = np.unique(np.linspace(0, len(items) - 1, min(len(items), self.REFERENCE_PROFILE_SIZE)).round()
+                         .astype(int))
+        return profile_images([items[i] for i in pick], **self.load_settings.kw())
 
     # ------------------------------------------------------------------ calibrate
     def branch_scores(self, ext: Extracted) -> np.ndarray:
@@ -424,6 +436,9 @@ class HybridDetector:
             arrays.update({f"branch/{b.name}/{k}": v for k, v in arr.items()})
         fst, farr = self.fusion_.get_state()
         arrays.update({f"fusion/{k}": v for k, v in farr.items()})
+        ref = getattr(self, "reference_profile_", None)
+        if ref is not None and ref.n_images:
+            arrays.update({f"reference/{k}": v for k, v in ref.to_arrays().items()})
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         blob = buf.getvalue()
@@ -500,6 +515,13 @@ class HybridDetector:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
             raise ModelFormatError(f"{p}: inconsistent model files ({type(exc).__name__}: {exc})") from exc
+        ref = {k[10:]: v for k, v in arrays.items() if k.startswith("reference/")}
+        if ref:
+            from .monitor.profile import BatchProfile
+            try:
+                det.reference_profile_ = BatchProfile.from_arrays(ref)
+            except (KeyError, ValueError) as exc:
+                raise ModelFormatError(f"{p}: inconsistent reference profile ({exc})") from exc
         det.branches_ = branches
         det.fusion_ = fusion
         det.n_train_ = n_train

@@ -376,15 +376,21 @@ class Embedder:
         return runners[maps]
 
     def embed_maps(self, batch: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Pooled features and each layer's feature map ``(N, C, h, w)``, for heat maps (one pass)."""
-        if self.resolved_backend != "torch":
-            out = self._get_runner(maps=True)(batch)
-            return out[0], list(out[1:])
-        import torch
-        self._load()
-        with torch.inference_mode():
-            out = self._features_torch(torch.from_numpy(np.ascontiguousarray(batch)), maps=True)
-        return out[0].float().cpu().numpy(), [m.float().cpu().numpy() for m in out[1:]]
+        """Pooled features and each layer's feature map ``(N, C, h, w)``, for heat maps (one pass,
+        in batches of ``batch_size`` as :meth:`embed`)."""
+        parts = []
+        for i in range(0, len(batch), self.batch_size):
+            chunk = batch[i:i + self.batch_size]
+            if self.resolved_backend != "torch":
+                parts.append(list(self._get_runner(maps=True)(chunk)))
+                continue
+            import torch
+            self._load()
+            with torch.inference_mode():
+                out = self._features_torch(torch.from_numpy(np.ascontiguousarray(chunk)), maps=True)
+            parts.append([t.float().cpu().numpy() for t in out])
+        joined = [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+        return joined[0], joined[1:]
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """``(N, H, W, 3)`` uint8 images (already :meth:`preprocess` ed) → ``(N, dim)`` float32."""

@@ -24,7 +24,7 @@ from ..features.colour import STAT_NAMES, ColourFeatures
 from ..io.decode import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE
 from ..pipeline import extract
 
-__all__ = ["BatchProfile", "profile_images", "FEATURE_TRANSFORMS", "register_feature", "Resize", "Hue",
+__all__ = ["BatchProfile", "profile_images", "frame_profile", "FEATURE_TRANSFORMS", "register_feature", "Resize", "Hue",
            "Saturation", "Brightness", "Compose", "META_COLUMNS", "PROFILE_VERSION"]
 
 log = logging.getLogger(__name__)
@@ -209,6 +209,35 @@ class BatchProfile:
         thumbs = self.thumbnails[sel] if self.thumbnails is not None else None
         return BatchProfile(t, self.per_image_hist[sel], emb, dict(self.info), thumbs)
 
+    _ROW_COLUMNS = ("width", "height", "mode", "format")
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The readable rows as plain arrays (no pickle): HSB statistics, metadata, histograms, thumbnails."""
+        t = self.table[self.table["error"].isna()]
+        out = {"stats": t[list(STAT_NAMES)].to_numpy(np.float32), "hist": self.per_image_hist.astype(np.float32),
+               "width": t["width"].to_numpy(np.int64), "height": t["height"].to_numpy(np.int64),
+               "mode": t["mode"].astype(str).to_numpy(dtype="U16"), "format": t["format"].astype(str).to_numpy(dtype="U16")}
+        if self.thumbnails is not None:
+            out["thumbnails"] = self.thumbnails.astype(np.uint8)
+        return out
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> BatchProfile:
+        """Inverse of :meth:`to_arrays` (shapes checked: model files are data)."""
+        n = len(a["stats"])
+        if a["stats"].shape != (n, len(STAT_NAMES)) or a["hist"].shape != (n, 3, _HIST_BINS) or \
+                any(len(a[k]) != n for k in ("width", "height", "mode", "format")) or \
+                ("thumbnails" in a and a["thumbnails"].shape != (n, THUMB_SIZE[1], THUMB_SIZE[0])):
+            raise ValueError("reference profile arrays have inconsistent shapes")
+        if not np.isfinite(a["stats"]).all() or not np.isfinite(a["hist"]).all():
+            raise ValueError("reference profile holds NaN or inf")
+        table = pd.DataFrame(a["stats"].astype(float), columns=list(STAT_NAMES))
+        for k in cls._ROW_COLUMNS:
+            table[k] = a[k].tolist()
+        table.insert(0, "path", [f"<reference #{i}>" for i in range(n)])
+        table["error"] = None
+        return cls(table, a["hist"], None, {}, a.get("thumbnails"))
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``table.csv``, ``arrays.npz`` and ``profile.json`` to the folder ``path``."""
         out = Path(path)
@@ -242,6 +271,17 @@ class BatchProfile:
         table["error"] = table["error"].astype(object).where(table["error"].notna(), None)
         info = {k: v for k, v in meta.items() if k not in ("format", "version")}
         return cls(table, arrays["per_image_hist"], arrays.get("embeddings"), info, arrays.get("thumbnails"))
+
+
+def frame_profile(rgb: np.ndarray, fmt: str = "VIDEO", mode: str = "RGB") -> dict:
+    """The monitor's features of one decoded frame (for a live stream): a table row, the HSB
+    histograms and the thumbnail, computed exactly as :func:`profile_images` does."""
+    from ..io.decode import decode_image
+    img = decode_image(rgb, reduce="auto", min_side=DEFAULT_MIN_SIDE, with_hash=False)
+    stats, hist, _, thumb = _StatsFeatures(()).prepare(img)
+    row = dict(zip(STAT_NAMES, map(float, stats)))
+    row.update(width=int(rgb.shape[1]), height=int(rgb.shape[0]), mode=mode, format=fmt, error=None)
+    return {"table": row, "hist": hist.reshape(3, _HIST_BINS), "thumb": thumb}
 
 
 def profile_images(X, *, features=(), embedder=None, workers: int | None = None, reduce="auto",

@@ -1,0 +1,11 @@
+"""Watch live cameras: read streams, score frames, check stream health, raise alerts.
+
+``hybrid-drift watch MODEL SOURCE [SOURCE ...]`` or :func:`watch` (an iterator of events).
+"""
+
+from .health import ALERT_KINDS, CameraHealth, HealthSettings
+from .runner import WatchStats, watch
+from .sources import CameraSpec, Reader, read_config, source_kind
+
+__all__ = ["watch", "WatchStats", "HealthSettings", "CameraHealth", "ALERT_KINDS", "CameraSpec", "Reader",
+           "read_config", "source_kind"]

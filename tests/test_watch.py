@@ -1,0 +1,260 @@
+"""Watching live cameras (issue 17) against real servers on loopback: FFmpeg serving MJPEG over HTTP,
+VLC serving RTSP, a real Prometheus scraping the metrics, a webhook receiver. Servers listen on
+127.0.0.1 only and are stopped by the tests."""
+
+import http.server
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from hybrid_drift import HybridDetector
+from hybrid_drift.cli import main
+from hybrid_drift.watch import HealthSettings, watch
+from hybrid_drift.watch.health import CameraHealth
+
+FFMPEG, PROMETHEUS, CVLC = shutil.which("ffmpeg"), shutil.which("prometheus"), shutil.which("cvlc")
+REQUIRED = "make test installs ffmpeg, prometheus and VLC (Debian packages) when run as root"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _video(path: Path, frames, fps=10):
+    h, w = frames[0].shape[:2]
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for f in frames:
+        out.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    out.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(frames, tmp_path_factory):
+    out = tmp_path_factory.mktemp("watch-model") / "m"
+    HybridDetector(cnn=False).fit(frames[:100]).save(out)  # colour only: fast enough for any stream
+    return out
+
+
+@pytest.fixture(scope="module")
+def segments(frames, tmp_path_factory):
+    """40 normal frames, 30 frozen, 30 black, 40 normal: 14 s at 10 fps (192x144)."""
+    normal = frames[100:180]
+    seq = normal[:40] + [normal[40]] * 30 + [np.zeros_like(normal[0])] * 30 + normal[40:80]
+    return _video(tmp_path_factory.mktemp("watch-video") / "segments.avi", seq)
+
+
+class _MJPEGServer:
+    """FFmpeg serving a video as MJPEG over HTTP at the video's own frame rate (one client)."""
+
+    def __init__(self, video: Path, port: int):
+        assert FFMPEG, REQUIRED
+        self.url = f"http://127.0.0.1:{port}/cam.mjpg"
+        self.proc = subprocess.Popen([FFMPEG, "-hide_banner", "-loglevel", "error", "-re", "-i", str(video), "-an",
+                                      "-c:v", "mjpeg", "-q:v", "3", "-f", "mpjpeg", "-listen", "1", self.url],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.5)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def test_a_served_stream_is_scored_and_frozen_and_black_segments_each_raise_one_alert(model, segments):
+    srv = _MJPEGServer(segments, _port())
+    try:
+        events = list(watch([srv.url], model, max_frames=130, drift=False))
+    finally:
+        srv.stop()
+    frames = [e for e in events if e["type"] == "frame"]
+    assert len(frames) >= 120 and all(e["error"] is None for e in frames)
+    alerts = [e for e in events if e["type"] == "alert"]
+    opened = [e for e in alerts if e["ongoing"]]
+    assert sorted(e["kind"] for e in opened if e["kind"] in ("frozen", "blank")) == ["blank", "frozen"], alerts
+    frozen = [e for e in alerts if e["kind"] == "frozen" and not e["ongoing"]][0]
+    blank = [e for e in alerts if e["kind"] == "blank" and not e["ongoing"]][0]
+    # the right frames (the reader's count of frames served; a few frames of slack for the HTTP start)
+    assert 38 <= frozen["start_frame"] <= 42 and 66 <= frozen["end_frame"] <= 71, frozen
+    assert 68 <= blank["start_frame"] <= 73 and 97 <= blank["end_frame"] <= 101, blank
+    # alerted within 2 seconds of stream time of the segment's start
+    first_open = {e["kind"]: e for e in opened}
+    t_frozen_start = next(e["stream_time"] for e in frames if e["frame"] == frozen["start_frame"])
+    t_blank_start = next(e["stream_time"] for e in frames if e["frame"] == blank["start_frame"])
+    alert_t = {k: next(f["stream_time"] for f in frames if f["frame"] >= e["frame"]) for k, e in first_open.items()}
+    assert alert_t["frozen"] - t_frozen_start <= 2.0 and alert_t["blank"] - t_blank_start <= 2.0
+
+
+def test_a_server_that_dies_is_a_disconnect_and_its_return_a_reconnect(model, frames, tmp_path):
+    video = _video(tmp_path / "v.avi", frames[100:140])  # 4 s
+    port = _port()
+    srv = _MJPEGServer(video, port)
+    stop = threading.Event()
+    got = []
+
+    def run():
+        for e in watch([srv.url], model, drift=False, frame_events=True, stop=stop):
+            got.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        deadline = time.time() + 30
+        while sum(e["type"] == "frame" for e in got) < 10 and time.time() < deadline:
+            time.sleep(0.1)
+        srv.stop()                                       # the camera goes away
+        while not any(e.get("kind") == "disconnect" for e in got) and time.time() < deadline:
+            time.sleep(0.1)
+        assert any(e.get("kind") == "disconnect" and e["ongoing"] for e in got), got[-3:]
+        srv = _MJPEGServer(video, port)                  # and comes back
+        while not any(e.get("kind") == "reconnect" for e in got) and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        t.join(timeout=30)
+        srv.stop()
+    kinds = [e["kind"] for e in got if e["type"] == "alert"]
+    assert "reconnect" in kinds and kinds.index("disconnect") < kinds.index("reconnect")
+    closed = [e for e in got if e.get("kind") == "disconnect" and not e["ongoing"]]
+    assert closed and "back after" in closed[0]["detail"]
+
+
+def test_a_file_source_is_paced_by_scoring_and_a_folder_source_takes_new_files(model, segments, frames, tmp_path):
+    events = list(watch([str(segments)], model, drift=False))
+    assert sum(e["type"] == "frame" for e in events) == 140  # every frame of a file, none dropped
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    stop = threading.Event()
+    got = []
+    t = threading.Thread(target=lambda: got.extend(watch([str(folder)], model, drift=False, stop=stop)))
+    t.start()
+    for i in range(5):
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), cv2.cvtColor(frames[i], cv2.COLOR_RGB2BGR))
+        time.sleep(0.2)
+    (folder / "999.jpg").write_bytes(b"not a jpeg")
+    deadline = time.time() + 20
+    while sum(e["type"] == "frame" for e in got) < 6 and time.time() < deadline:
+        time.sleep(0.1)
+    stop.set()
+    t.join(timeout=20)
+    fr = [e for e in got if e["type"] == "frame"]
+    assert [e["file"] for e in fr] == ["000.jpg", "001.jpg", "002.jpg", "003.jpg", "004.jpg", "999.jpg"]
+    assert fr[-1]["error"] and all(e["error"] is None for e in fr[:5])
+
+
+def test_outlier_alert_has_hysteresis():
+    h = CameraHealth("c", HealthSettings(outlier_k=3, outlier_n=5))
+    img = (np.random.default_rng(0).integers(0, 255, (48, 64, 3))).astype(np.uint8)
+    flags = [1, 0, 0, 1, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    events = []
+    for i, f in enumerate(flags):
+        noisy = np.clip(img.astype(int) + i, 0, 255).astype(np.uint8)  # never frozen
+        events += h.frame(i, i * 0.1, noisy, "MJPG", {"is_outlier": bool(f), "fused": 1.0})
+    out = [e for e in events if e["kind"] == "outlier"]
+    assert [e["ongoing"] for e in out] == [True, False]  # one bad frame now and then pages nobody
+    assert out[0]["start_frame"] == 7 and out[1]["end_frame"] == 14  # 3 of [4..8]; none of [10..14]
+
+
+def test_cli_watch_events_webhook_and_metrics_scraped_by_prometheus(model, segments, tmp_path):
+    assert PROMETHEUS, REQUIRED
+    posted = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    mport, pport = _port(), _port()
+    cfg = tmp_path / "prometheus.yml"
+    cfg.write_text(f"global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: hd\n"
+                   f"    static_configs: [{{targets: ['127.0.0.1:{mport}']}}]\n")
+    prom = subprocess.Popen([PROMETHEUS, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                             f"--web.listen-address=127.0.0.1:{pport}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    srv = _MJPEGServer(segments, _port())
+    events = tmp_path / "events.jsonl"
+    result = {}
+    t = threading.Thread(target=lambda: result.update(rc=main([
+        "watch", str(model), srv.url, "--events", str(events), "--webhook", f"http://127.0.0.1:{hook.server_port}/",
+        "--metrics-port", str(mport), "--max-frames", "120", "--no-drift", "--no-progress"])))
+    t.start()
+    try:
+        series = []
+        deadline = time.time() + 60
+        while time.time() < deadline and not series:
+            time.sleep(1)
+            try:
+                q = "http://127.0.0.1:%d/api/v1/query?query=hybrid_drift_frames_scored_total" % pport
+                series = json.loads(urllib.request.urlopen(q, timeout=5).read())["data"]["result"]
+            except OSError:
+                pass
+        t.join(timeout=60)
+    finally:
+        srv.stop()
+        prom.terminate()
+        prom.wait(timeout=20)
+        hook.shutdown()
+    assert result.get("rc") == 0
+    assert series and series[0]["metric"]["camera"] == "cam0" and float(series[0]["value"][1]) > 0
+    lines = [json.loads(x) for x in events.read_text().splitlines()]
+    assert {"frame", "alert"} <= {e["type"] for e in lines}
+    assert all({"type", "camera", "frame", "time"} <= set(e) for e in lines)
+    deadline = time.time() + 10
+    while len(posted) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    assert {e["kind"] for e in posted} >= {"frozen", "blank"} and all(e["type"] == "alert" for e in posted)
+
+
+def _as_user(cmd):
+    """VLC refuses to run as root: drop to 'nobody' when we are root."""
+    if os.geteuid() != 0:
+        return cmd
+    return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
+
+
+def test_an_rtsp_stream_served_by_vlc_is_scored(model, data_dir):
+    assert CVLC, REQUIRED
+    import tempfile
+
+    from hybrid_drift.io import iter_video_frames
+    port = _port()
+    url = f"rtsp://127.0.0.1:{port}/cam"
+    with tempfile.TemporaryDirectory() as shared:  # readable by the unprivileged VLC
+        os.chmod(shared, 0o755)
+        # full-size frames: a 192x144 MPEG-4 stream from VLC took FFmpeg ~10 s to probe
+        video = _video(Path(shared) / "v.avi", [f for _, f in iter_video_frames(data_dir / "vtest.avi", stop=150)])
+        os.chmod(video, 0o644)
+        vlc = subprocess.Popen(_as_user([CVLC, "-q", "--no-audio", str(video), "--sout",
+                                         f"#transcode{{vcodec=mp4v,vb=1500}}:rtp{{sdp={url}}}"]),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stop, events = threading.Event(), []
+        try:
+            time.sleep(2)
+            t = threading.Thread(target=lambda: events.extend(watch([url], model, max_frames=20, drift=False,
+                                                                    stop=stop)))
+            t.start()
+            t.join(timeout=60)
+        finally:
+            stop.set()
+            vlc.kill()
+            vlc.wait(timeout=20)
+    frames = [e for e in events if e["type"] == "frame"]
+    assert len(frames) == 20 and all(e["error"] is None for e in frames), events[-3:]
