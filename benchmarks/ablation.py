@@ -2,7 +2,7 @@
 
     python benchmarks/ablation.py DEV_PROTOCOL_FOLDER      # hybrid-drift make-dataset crossroad-protocol OUT --dev
 
-Each row turns one default off (or back to what 0.2 did) and reruns the development
+Each row turns one default off (or back to what version 0.1 did) and reruns the development
 protocol (D1-D3, seeds 2 and 3): worst split and mean of the default fusion and of
 each branch. These are the splits the defaults were chosen on; the report splits are
 in README's headline table.
@@ -22,7 +22,7 @@ from hybrid_drift.bench.run import BenchConfig, run_protocol  # noqa: E402
 VARIANTS = {
     "defaults": {},
     "no moved-foreground copies (CNNBranch(augment=0))": {"cnn": {"augment": 0}},
-    "colour: per-cell maximum, margin 1 (as 0.2 scored it)": {"colour": {"combine": "max", "margin": 1.0}},
+    "colour: per-cell maximum, margin 1 (as 0.1 scored it)": {"colour": {"combine": "max", "margin": 1.0}},
     "colour: margin 1": {"colour": {"margin": 1.0}},
     "thresholds: mean + 3 sd of the cross-fitted scores": {"calibration": "mean_std"},
 }

@@ -308,7 +308,7 @@ class ColourBranch(Branch):
         How per-cell distances become one score (see
         :class:`~hybrid_drift.scorers.HistogramScorer`). The default averages each
         channel over the grid cells, so one cell with a person in it does not
-        dominate; ``"max"`` (the behaviour before 0.3) lets it.
+        dominate; ``"max"`` (version 0.1's behaviour) lets it.
     margin : float
         How many times stranger than the strangest cross-fitted reference period
         an image must be to be flagged (multiplies the conformal threshold). The

@@ -160,7 +160,7 @@ def test_a_clean_stream_with_people_somewhere_new_does_not_alert_but_a_colour_ca
 
 
 def test_format_1_models_are_migrated(frames):
-    """A model saved by hybrid_drift 0.2 (format 1) loads and scores exactly as it did then."""
+    """A model saved by hybrid_drift 0.1 (format 1) loads and scores exactly as it did then."""
     det = HybridDetector.load(DATA / "model_v1")
     want = pd.read_csv(DATA / "model_v1" / "expected_scores.csv")
     inputs = list(frames[90:100]) + [255 - frames[100], np.ascontiguousarray(frames[101][::-1])]

@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 
-from hybrid_drift import HybridDetector
 from hybrid_drift.cli import main
 from hybrid_drift.corruptions import ObjectPaster, load_object_library
 from hybrid_drift.monitor import DriftMonitor, profile_images

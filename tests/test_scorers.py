@@ -107,7 +107,7 @@ def test_channel_mean_ignores_one_cell_but_not_a_change_of_every_cell():
     legacy = HistogramScorer(group_bounds=bounds, combine="max").fit(X)
     normal_max = robust.score_samples(X).max()
     assert robust.score_samples(one_cell)[0] < 2 * normal_max < robust.score_samples(every_cell)[0]
-    # the pre-0.3 rule lets one cell dominate: the new object scores as high as the cast
+    # version 0.1's rule lets one cell dominate: the new object scores as high as the cast
     assert legacy.score_samples(one_cell)[0] > 0.5 * legacy.score_samples(every_cell)[0]
     with pytest.raises(ValueError, match="group_channels"):
         HistogramScorer(group_bounds=bounds, group_channels=[0, 1]).fit(X)

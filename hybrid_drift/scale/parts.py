@@ -11,7 +11,7 @@ Layout of a job folder::
 The bookkeeping files start with ``_``, which Parquet readers skip, so the folder reads
 as one dataset of scores: ``pd.read_parquet(folder)`` gives the score rows (in part
 order within each part; :func:`read_results` gives them in input order and checks that
-every part is there). Folders written before 0.3 (names without ``_``) are renamed on open.
+every part is there). Folders written by version 0.1 (names without ``_``) are renamed on open.
 
 A part file appears only complete (written to a temporary name, flushed, then renamed),
 and its name is fixed by the part number, so a part that is scored twice (a retried
@@ -266,7 +266,7 @@ JOB_FILE, INPUTS_FILE, MANIFEST_FILE = "_job.json", "_inputs.parquet", "_manifes
 
 
 def _migrate_names(out: Path) -> None:
-    """Rename a job folder's bookkeeping files from the pre-0.3 names (no leading ``_``)."""
+    """Rename a job folder's bookkeeping files from version 0.1's names (no leading ``_``)."""
     for new in (JOB_FILE, INPUTS_FILE, MANIFEST_FILE):
         old = out / new[1:]
         if old.is_file() and not (out / new).exists():

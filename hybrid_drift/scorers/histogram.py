@@ -36,7 +36,7 @@ class HistogramScorer(BaseScorer):
         colour cast, a grey or inverted frame, a flip or rain moves every cell.
         ``"max"`` / ``"mean"``: the largest / mean per-histogram z-score
         ``(d - mean) / std`` against the training images (``standardise``); ``"max"``
-        is what versions before 0.3 did, and lets one cell with a person dominate.
+        is what version 0.1 did, and lets one cell with a person dominate.
     standardise : bool
         For ``"max"`` / ``"mean"``: z-score each histogram's distance against the
         training images' own distances (else raw distances).

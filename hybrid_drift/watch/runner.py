@@ -69,7 +69,7 @@ class _Camera:
                 log.warning("%s: the model's reference profile has %d images, fewer than 2 x drift_window=%d: "
                             "no drift check", spec.name, ref.n_images, settings.drift_window)
         elif drift:
-            log.warning("%s: the model carries no reference profile (fitted before 0.3, or on features only): "
+            log.warning("%s: the model carries no reference profile (fitted by version 0.1, or on features only): "
                         "no drift check; refit it to have one", spec.name)
         self.health = CameraHealth(spec.name, settings, monitor, ref_res)
         self.last_index = -1
@@ -117,10 +117,15 @@ def watch(sources, model, *, fps: float | None = None, realtime: bool = False, m
 
     def load(path):
         if isinstance(path, HybridDetector):
-            return path
-        if path not in models:
-            models[path] = HybridDetector.load(path)
-        return models[path]
+            det = path
+        else:
+            if path not in models:
+                models[path] = HybridDetector.load(path)
+            det = models[path]
+        for b in det.branches_:  # live frames are seen once: caching their features would only churn the disk
+            if hasattr(b, "cache_dir"):
+                b.cache_dir, b._cache = False, None
+        return det
 
     cams = []
     for s in specs:
