@@ -9,9 +9,10 @@ import logging as _logging
 
 from ._version import __version__
 from .branches import Branch, CNNBranch, ColourBranch, MinMaxBranch
-from .calibration import choose_threshold
+from .calibration import Calibration, CalibrationRule, choose_threshold
 from .detector import HybridDetector
 from .exceptions import BackboneUnavailableError, ImageLoadError, ModelFormatError, NotFittedError
+from .explain import Explanation
 from .fusion import LogisticFusion, OrFusion
 from .io import decode_image, expand_inputs, list_images, load_images
 from .pipeline import Extracted, extract
@@ -19,6 +20,6 @@ from .pipeline import Extracted, extract
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = ["__version__", "HybridDetector", "Branch", "ColourBranch", "CNNBranch", "MinMaxBranch",
-           "OrFusion", "LogisticFusion", "choose_threshold", "decode_image", "expand_inputs",
+           "OrFusion", "LogisticFusion", "choose_threshold", "Calibration", "CalibrationRule", "Explanation", "decode_image", "expand_inputs",
            "list_images", "load_images", "extract", "Extracted", "ImageLoadError", "ModelFormatError",
            "BackboneUnavailableError", "NotFittedError"]

@@ -389,7 +389,7 @@ def read_file(path: str | os.PathLike) -> tuple[bytes | None, str | None]:
         return None, f"file too large: {st.st_size:,} bytes > {MAX_FILE_BYTES:,}"
     try:
         with open(path, "rb") as fh:
-            return fh.read(MAX_FILE_BYTES + 1), None
+            return fh.read(), None
     except OSError as exc:
         return None, f"cannot read file: {exc.strerror or exc}"
 
