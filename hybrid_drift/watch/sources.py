@@ -94,10 +94,15 @@ class Reader:
         Longest wait between reconnection attempts (seconds).
     poll : float
         A folder source's polling interval (seconds).
+    settle : float
+        Frames of a stream or device read in the first ``settle`` seconds after each
+        (re)connection are not passed on: a decoder that joins a stream between two key
+        frames returns broken pictures until the next key frame (MPEG-4 from VLC: the
+        first 5 frames, grey smears that the detector rightly flags).
     """
 
     def __init__(self, camera: str, source: str, *, fps: float | None = None, realtime: bool = False,
-                 queue: int = 8, max_backoff: float = 30.0, poll: float = 0.5):
+                 queue: int = 8, max_backoff: float = 30.0, poll: float = 0.5, settle: float = 1.0):
         if fps is not None and not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps!r}")
         if queue < 1:
@@ -106,7 +111,7 @@ class Reader:
         self.kind = source_kind(self.source)
         if self.kind == "file" and not os.path.isfile(self.source):
             raise FileNotFoundError(f"{self.source}: no such file (a stream needs a URL such as rtsp://...)")
-        self.fps, self.realtime, self.max_backoff, self.poll = fps, realtime, max_backoff, poll
+        self.fps, self.realtime, self.max_backoff, self.poll, self.settle = fps, realtime, max_backoff, poll, settle
         self._q: deque = deque()
         self._qmax = queue
         self._cond = threading.Condition()
@@ -234,6 +239,9 @@ class Reader:
                             self._stop.wait(ahead)
                 self.counters.read += 1
                 self.counters.last_frame_at = now
+                if live and now - t_open < self.settle:  # the decoder may not have a key frame yet
+                    index += 1
+                    continue
                 if self._keep(stream_time, last_kept):
                     self._put(Frame(self.camera, index, stream_time, now, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), fmt))
                 index += 1
