@@ -462,6 +462,16 @@ def _int_at_least(lo: int):
 _positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
 
 
+def _non_negative_float(v: str) -> float:
+    try:
+        x = float(v)
+    except ValueError:
+        x = float("nan")
+    if not x >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v!r}")
+    return x
+
+
 def _n_components(v: str):
     if v == "auto":
         return v
@@ -511,7 +521,8 @@ def _cmd_watch(a) -> int:
     t0 = __import__("time").time()
     try:
         for ev in watch(specs, model, fps=a.fps, realtime=a.realtime, max_frames=a.max_frames, settings=settings,
-                        drift=not a.no_drift, frame_events=not a.alerts_only, stats=stats, stop=stop):
+                        drift=not a.no_drift, frame_events=not a.alerts_only, stats=stats, stop=stop,
+                        settle=a.settle_seconds):
             if events:
                 events.write(ev)
             if ev["type"] == "alert":
@@ -784,6 +795,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics-port", type=_positive_int, default=None, help="serve Prometheus metrics on this port")
     s.add_argument("--metrics-addr", default="127.0.0.1", help="address of the metrics server (default 127.0.0.1)")
     s.add_argument("--frozen-seconds", type=float, default=1.0, help="frozen alert after S seconds (default 1)")
+    s.add_argument("--settle-seconds", type=_non_negative_float, default=1.0,
+                   help="skip the first S seconds of a stream after each (re)connection, while its decoder "
+                        "waits for a key frame (default 1)")
     s.add_argument("--outlier-k", type=_positive_int, default=3, help="outlier alert when K of the last N frames ...")
     s.add_argument("--outlier-n", type=_positive_int, default=5, help="... are flagged (default 3 of 5)")
     s.add_argument("--drift-window", type=_int_at_least(2), default=50, help="frames per drift check (default 50)")

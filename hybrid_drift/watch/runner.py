@@ -53,9 +53,9 @@ class WatchStats:
 
 class _Camera:
     def __init__(self, spec: CameraSpec, detector, settings: HealthSettings, *, realtime: bool, queue: int,
-                 drift: bool):
+                 drift: bool, settle: float):
         self.spec, self.det = spec, detector
-        self.reader = Reader(spec.name, spec.source, fps=spec.fps, realtime=realtime, queue=queue)
+        self.reader = Reader(spec.name, spec.source, fps=spec.fps, realtime=realtime, queue=queue, settle=settle)
         monitor, ref_res = None, None
         ref = getattr(detector, "reference_profile_", None)
         if ref is not None and ref.n_images:
@@ -78,7 +78,7 @@ class _Camera:
 
 def watch(sources, model, *, fps: float | None = None, realtime: bool = False, max_frames: int | None = None,
           queue: int = 8, batch: int = 8, settings: HealthSettings = HealthSettings(), drift: bool = True,
-          frame_events: bool = True, stats: WatchStats | None = None, stop=None) -> Iterator[dict]:
+          frame_events: bool = True, stats: WatchStats | None = None, stop=None, settle: float = 1.0) -> Iterator[dict]:
     """Watch one or more live sources with a saved detector; yields events (dicts) as they happen.
 
     Parameters
@@ -108,6 +108,9 @@ def watch(sources, model, *, fps: float | None = None, realtime: bool = False, m
         Filled with counts as the watch runs.
     stop : threading.Event, optional
         Set it to end the watch (the iterator closes open alerts and returns).
+    settle : float
+        Seconds of a stream or device skipped after each (re)connection, while the decoder
+        waits for a key frame (default 1; raise it for cameras with long key-frame intervals).
     """
     from ..detector import HybridDetector
     from ..monitor.profile import frame_profile
@@ -132,7 +135,8 @@ def watch(sources, model, *, fps: float | None = None, realtime: bool = False, m
         if fps is not None and s.fps is None:
             s.fps = fps
         det = load(s.model or model)
-        cams.append(_Camera(s, det, settings, realtime=realtime, queue=queue, drift=drift))
+        cams.append(_Camera(s, det, settings, realtime=realtime, queue=queue, drift=drift,
+                            settle=settle))
     stats = stats if stats is not None else WatchStats()
     for c in cams:
         c.reader.start()

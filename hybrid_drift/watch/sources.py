@@ -107,6 +107,8 @@ class Reader:
             raise ValueError(f"fps must be > 0, got {fps!r}")
         if queue < 1:
             raise ValueError(f"queue must be >= 1, got {queue!r}")
+        if not settle >= 0:
+            raise ValueError(f"settle must be >= 0 seconds, got {settle!r}")
         self.camera, self.source = camera, str(source)
         self.kind = source_kind(self.source)
         if self.kind == "file" and not os.path.isfile(self.source):
