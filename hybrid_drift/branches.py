@@ -670,6 +670,20 @@ class CNNBranch(Branch):
         state["runtime"] = {"backend": self.embedder.resolved_backend}  # what the calibration was computed with
         return state, arrays
 
+    def set_backend(self, backend: str) -> CNNBranch:
+        """Run this branch (fitted, loaded or not) on another inference runtime; returns self.
+
+        ``backend`` as in the constructor. A runtime setting: fp32 runtimes give the same
+        features to float32 rounding, so a fitted model's thresholds stay valid (the model
+        says so once when its calibration came from another runtime). A named runtime that
+        is not installed is an error here, naming the install command.
+        """
+        self.embedder.set_backend(backend)
+        self.backend = backend
+        self._cache = None  # the feature cache is keyed by runtime
+        self._runtime_warned = False
+        return self
+
     def _check_runtime(self):
         """Say once when scoring runs on another runtime than the calibration did (scores agree to
         float32 rounding between torch and onnxruntime; not with bf16)."""

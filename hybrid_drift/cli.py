@@ -78,7 +78,7 @@ def _cmd_bench(a) -> int:
     from .datasets.protocol import is_protocol
     cfg = BenchConfig(backbone=a.backbone, weights=a.weights, limit=a.limit, progress=a.progress,
                       workers=a.workers, calibration=a.calibration, fpr=a.fpr,
-                      cache_dir=False if a.no_cache else a.cache_dir)
+                      cache_dir=False if a.no_cache else a.cache_dir, backend=a.backend)
     protocol = is_protocol(a.dataset)
     if protocol:
         if a.report:
@@ -188,7 +188,7 @@ def _cmd_fit(a) -> int:
     colour = ColourBranch(bins=a.bins, grid=tuple(a.grid), distance=a.distance) if not a.no_colour else False
     cnn = CNNBranch(backbone=a.backbone, weights=a.weights, n_components=a.n_components, pool=a.pool,
                     layers=tuple(a.layers) if a.layers else None, image_size=a.image_size,
-                    cache_dir=False if a.no_cache else a.cache_dir) if not a.no_cnn else False
+                    cache_dir=False if a.no_cache else a.cache_dir, backend=a.backend) if not a.no_cnn else False
     det = HybridDetector(colour=colour, cnn=cnn, fusion=a.fusion, calibration=a.calibration, fpr=a.fpr,
                          k=a.k, workers=a.workers, progress=a.progress)
     val = labels = None
@@ -239,7 +239,7 @@ def _score_on_ray(a) -> int:
     from .scale.parts import JobMismatchError
     try:
         res = eng.score_ray(a.model, a.inputs, a.out, part_size=a.part_size, video_step=a.video_step,
-                            overwrite=a.overwrite, **_ray_kw(a))
+                            overwrite=a.overwrite, backend=a.backend, **_ray_kw(a))
     except JobMismatchError as exc:
         raise _UsageError(str(exc)) from exc
     except KeyboardInterrupt:
@@ -267,7 +267,7 @@ def _cmd_score(a, quiet_table: bool = False) -> int:
     if getattr(a, "engine", "local") == "ray":
         return _score_on_ray(a)
     from .detector import HybridDetector
-    det = HybridDetector.load(a.model)
+    det = HybridDetector.load(a.model, backend=a.backend)
     det.progress = a.progress
     if a.workers:
         det.workers = a.workers
@@ -406,7 +406,7 @@ def _cmd_monitor(a) -> int:
     embedder = None
     if cfg["semantic"]:
         from .branches import CNNBranch
-        embedder = CNNBranch(pool="avg", layers=("head",), image_size=224)
+        embedder = CNNBranch(pool="avg", layers=("head",), image_size=224, backend=a.backend)
     for x in (a.baseline, a.stream):
         _check_nonempty([x], "images")
     base = profile_images(a.baseline, embedder=embedder, workers=a.workers, progress=a.progress)
@@ -503,7 +503,7 @@ def _cmd_watch(a) -> int:
         specs = [CameraSpec(f"cam{i}" if len(sources) > 1 else "cam0", src, model) for i, src in enumerate(sources)]
     for sp in specs:  # fail before any stream is opened: models load, files exist
         from .detector import HybridDetector
-        HybridDetector.load(sp.model)
+        HybridDetector.load(sp.model, backend=a.backend)
     try:
         settings = HealthSettings(frozen_seconds=a.frozen_seconds, outlier_k=a.outlier_k, outlier_n=a.outlier_n,
                                   drift_window=a.drift_window)
@@ -522,7 +522,7 @@ def _cmd_watch(a) -> int:
     try:
         for ev in watch(specs, model, fps=a.fps, realtime=a.realtime, max_frames=a.max_frames, settings=settings,
                         drift=not a.no_drift, frame_events=not a.alerts_only, stats=stats, stop=stop,
-                        settle=a.settle_seconds):
+                        settle=a.settle_seconds, backend=a.backend):
             if events:
                 events.write(ev)
             if ev["type"] == "alert":
@@ -611,6 +611,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--cpus-per-actor", type=float, default=1, help="CPUs per Ray actor (default 1)")
     g.add_argument("--gpus-per-actor", type=float, default=0, help="GPUs per Ray actor (default 0; e.g. 1 or 0.5)")
 
+    runtime = argparse.ArgumentParser(add_help=False)
+    runtime.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "openvino"], default="auto",
+                         help="CNN inference runtime (default auto: ONNX Runtime, else PyTorch; openvino: "
+                              "pip install 'hybrid-drift[openvino]')")
+
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("output")
     g.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr, no progress bars")
@@ -653,7 +658,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--downsample", type=int, default=None, help=argparse.SUPPRESS)
     s.set_defaults(fn=_cmd_make_dataset)
 
-    s = sub.add_parser("bench", parents=[common], help="precision/recall of every method on a dataset",
+    s = sub.add_parser("bench", parents=[common, runtime], help="precision/recall of every method on a dataset",
                        description="Fit on the reference (train + val normals; logistic fusion: train, then the "
                                    "labelled val split), report on test, for every method. On a protocol folder "
                                    "(make-dataset crossroad-protocol): every split and seed, the mean and the "
@@ -679,7 +684,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-cache", action="store_true", help="do not cache CNN features")
     s.set_defaults(fn=_cmd_bench)
 
-    s = sub.add_parser("fit", parents=[common, engine], help="fit a detector on normal images and save it",
+    s = sub.add_parser("fit", parents=[common, engine, runtime], help="fit a detector on normal images and save it",
                        description="Fit on normal reference images in time order; thresholds come from "
                                    "time-blocked cross-fitting on them (--val adds held-out images).")
     s.add_argument("train", nargs="+", help="normal reference images in time order: folders, files, videos, or a "
@@ -720,7 +725,7 @@ def _parser() -> argparse.ArgumentParser:
     scoring.add_argument("--split", choices=["train", "val", "test"], default=None)
     scoring.add_argument("--video-step", type=_positive_int, default=1, help="score every N-th frame of videos (default 1)")
 
-    s = sub.add_parser("score", parents=[common, scoring, engine], help="score images with a saved detector",
+    s = sub.add_parser("score", parents=[common, scoring, engine, runtime], help="score images with a saved detector",
                        description="One row per input: path, branch scores, fused, is_outlier, error. "
                                    "With --engine ray: a resumable job folder of Parquet parts.")
     s.add_argument("--out", help="write the table (.csv or .parquet); default: CSV on stdout. "
@@ -739,13 +744,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="images per chunk when streaming to a CSV --out (memory stays flat)")
     s.set_defaults(fn=_cmd_score)
 
-    s = sub.add_parser("report", parents=[common, scoring],
+    s = sub.add_parser("report", parents=[common, scoring, runtime],
                        help="score images and write a self-contained HTML report",
                        description="Score INPUT with a saved model and write one HTML file (images embedded).")
     s.add_argument("--out", required=True, help="report path (.html) or folder")
     s.set_defaults(fn=_cmd_report)
 
-    s = sub.add_parser("monitor", parents=[common], help="batch drift of a stream against a baseline",
+    s = sub.add_parser("monitor", parents=[common, runtime], help="batch drift of a stream against a baseline",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Per-chunk drift of STREAM against BASELINE (folders in time order, or "
                                    "videos), with alert thresholds set from the baseline's own "
@@ -766,7 +771,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--report", help="write plots and monitor.csv to this folder")
     s.set_defaults(fn=_cmd_monitor)
 
-    s = sub.add_parser("watch", parents=[common], help="watch live cameras: scores, stream health, alerts, metrics",
+    s = sub.add_parser("watch", parents=[common, runtime], help="watch live cameras: scores, stream health, alerts, metrics",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Read RTSP / HTTP(S) MJPEG or HLS streams, video devices, video files or folders "
                                    "that receive new images; score frames with a saved model; check stream health "

@@ -449,13 +449,29 @@ class HybridDetector:
             atomic_write_bytes(out / name, data)
         return out
 
+    def set_backend(self, backend: str) -> HybridDetector:
+        """Run the CNN branches on this inference runtime (``"auto"``, ``"torch"``,
+        ``"onnxruntime"``, ``"openvino"``; see :class:`~hybrid_drift.branches.CNNBranch`). Returns self.
+
+        Applies to the fitted branches and to the branch settings used by the next ``fit``.
+        """
+        if self.cnn is None:  # the default CNN branch, made now so that it carries the runtime
+            self.cnn = CNNBranch()
+        targets = list(getattr(self, "branches_", None) or [])
+        targets += [b for b in (self.cnn, *self.extra_branches) if all(b is not t for t in targets)]
+        for b in targets:
+            if hasattr(b, "set_backend"):
+                b.set_backend(backend)
+        return self
+
     @classmethod
-    def load(cls, path: str | os.PathLike) -> HybridDetector:
+    def load(cls, path: str | os.PathLike, *, backend: str | None = None) -> HybridDetector:
         """Load a detector saved by :meth:`save` (format 2, or format 1 migrated); never executes code.
 
         Every field is checked as data: types and ranges of the settings, array
         shapes against the config, finite values, the arrays file's hash and its
-        members' sizes before they are inflated.
+        members' sizes before they are inflated. ``backend`` chooses the CNN
+        runtime (a runtime setting, not read from the model; default ``"auto"``).
         """
         p = Path(path)
         cfg_path, arr_path = p / "config.json", p / "arrays.npz"
@@ -526,6 +542,8 @@ class HybridDetector:
         det.fusion_ = fusion
         det.n_train_ = n_train
         det.fit_errors_ = pd.DataFrame({"path": [], "error": []})
+        if backend is not None:
+            det.set_backend(backend)
         return det
 
     def __repr__(self):

@@ -82,3 +82,44 @@ def test_the_model_records_its_runtime_and_says_when_scoring_uses_another(frames
     loaded = HybridDetector.load(tmp_path / "m")  # scores with the default runtime: onnxruntime
     np.testing.assert_allclose(loaded.score(frames[30:34])["cnn"], det.score(frames[30:34])["cnn"], rtol=1e-4)
     assert "calibrated with the torch runtime, scoring with onnxruntime" in caplog.text
+
+
+def test_the_runtime_is_chosen_at_load_and_on_every_command(frames, tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
+    from hybrid_drift.cli import main
+    from hybrid_drift.scale.ray_engine import _branch_specs
+    det = HybridDetector(colour=False, cnn=CNNBranch(image_size=TEST_IMAGE_SIZE, cache_dir=False,
+                                                     augment=0)).fit(frames[:30])
+    det.save(tmp_path / "m")
+    torch_det = HybridDetector.load(tmp_path / "m", backend="torch")
+    assert torch_det.branches_[0].embedder.resolved_backend == "torch"
+    np.testing.assert_allclose(torch_det.score(frames[30:34])["cnn"], det.score(frames[30:34])["cnn"], rtol=1e-4)
+    with pytest.raises(ValueError, match="backend"):
+        HybridDetector.load(tmp_path / "m", backend="tensorrt")
+    # an unfitted detector carries the runtime into fit, and to the Ray actors that extract its features
+    fresh = HybridDetector(colour=False).set_backend("torch")
+    assert fresh.cnn.embedder.resolved_backend == "torch"
+    assert _branch_specs([fresh.cnn])[0]["runtime"]["backend"] == "torch"
+    # the command line: every command that runs the CNN takes --backend
+    img = tmp_path / "in"
+    img.mkdir()
+    import cv2
+    for i, f in enumerate(frames[30:34]):
+        cv2.imwrite(str(img / f"{i}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    outs = {}
+    for be in ("torch", "onnxruntime"):
+        assert main(["score", str(tmp_path / "m"), str(img), "--backend", be, "--out", str(tmp_path / f"{be}.csv"),
+                     "--no-progress"]) == 0
+        outs[be] = pd.read_csv(tmp_path / f"{be}.csv")
+    np.testing.assert_allclose(outs["torch"]["cnn"], outs["onnxruntime"]["cnn"], rtol=1e-4)
+    assert main(["score", str(tmp_path / "m"), str(img), "--backend", "tensorrt"]) == 2
+    # a named runtime that is not installed: exit 2 with the install command, before anything is scored
+    monkeypatch.setattr(runtime, "backend_available", lambda name: name != "openvino")
+    capsys.readouterr()
+    assert main(["score", str(tmp_path / "m"), str(img), "--backend", "openvino", "--out",
+                 str(tmp_path / "ov.csv")]) == 2
+    assert "hybrid-drift[openvino]" in capsys.readouterr().err and not (tmp_path / "ov.csv").exists()
+    for cmd in (["bench", "d"], ["fit", "d", "--out", "o"], ["report", "m", "d", "--out", "r"],
+                ["monitor", "a", "b"], ["watch", "m", "s"]):
+        assert main([*cmd, "--help"]) == 0 and "--backend" in capsys.readouterr().out

@@ -69,6 +69,8 @@ class BenchConfig:
         Distance of the colour branch used in fusion; None = the branch's default.
     limit : int or None
         At most this many images per split (quick runs, CI).
+    backend : str
+        CNN inference runtime (see :class:`~hybrid_drift.branches.CNNBranch`).
     """
 
     backbone: str = "efficientnet_lite0"
@@ -87,6 +89,7 @@ class BenchConfig:
     workers: int | None = None
     cache_dir: Any = None
     progress: bool = True
+    backend: str = "auto"
 
 
 def _metrics(y, pred, score) -> dict[str, float]:
@@ -159,7 +162,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
             continue
         try:
             br = CNNBranch(backbone=bb, weights=cfg.weights if bb == cfg.backbone else None,
-                           cache_dir=cfg.cache_dir, **kw)
+                           cache_dir=cfg.cache_dir, backend=cfg.backend, **kw)
             br._check_weights()  # fail fast, before decoding anything
             t0 = time.perf_counter()
             ext = extract([br], paths, workers=cfg.workers, progress=cfg.progress, desc=f"{name} features")

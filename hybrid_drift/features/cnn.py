@@ -269,6 +269,24 @@ class Embedder:
         self.__dict__.update(state)
         self._model = self._runner = None
 
+    def set_backend(self, backend: str) -> str:
+        """Run on another runtime from now on (the network and exported graph load again lazily).
+
+        Returns the resolved runtime; a named runtime that is not installed is an error at
+        once (:class:`~hybrid_drift.exceptions.BackboneUnavailableError`, with the install command).
+        """
+        from .runtime import BACKENDS
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        previous = self.backend
+        self.backend, self._resolved, self._runner = backend, None, None
+        self.__dict__.pop("_runners", None)
+        try:
+            return self.resolved_backend
+        except Exception:
+            self.backend, self._resolved = previous, None
+            raise
+
     @property
     def resolved_backend(self) -> str:
         """The runtime ``embed`` uses (``backend`` with ``"auto"`` resolved)."""

@@ -121,10 +121,10 @@ def _each_part_once(ds, total: int, desc: str, progress: bool):
 class _PartScorer:
     """Ray Data actor: holds a fitted detector; scores one part per call."""
 
-    def __init__(self, model_dir: str, threads: int):
+    def __init__(self, model_dir: str, threads: int, backend: str = "auto"):
         from ..detector import HybridDetector
         _set_threads(threads)
-        self.det = HybridDetector.load(model_dir)
+        self.det = HybridDetector.load(model_dir, backend=backend)
         self.det.progress = False
         self.det.workers = threads
         for b in self.det.branches_:  # each image is scored once: a feature cache would only fill disks
@@ -213,7 +213,8 @@ class RayJobResult:
 def score_ray(model_dir: str | os.PathLike, inputs, out: str | os.PathLike, *, address: str | None = None,
               part_size: int = 1000, actors: int | None = None, cpus_per_actor: float = 1,
               gpus_per_actor: float = 0, video_step: int = 1, overwrite: bool = False, progress: bool = False,
-              on_part: Callable[[dict], None] | None = None, num_cpus: int | None = None) -> RayJobResult:
+              on_part: Callable[[dict], None] | None = None, num_cpus: int | None = None,
+              backend: str = "auto") -> RayJobResult:
     """Score ``inputs`` with the saved model on Ray; resumable (see module docstring).
 
     Parameters
@@ -241,6 +242,8 @@ def score_ray(model_dir: str | os.PathLike, inputs, out: str | os.PathLike, *, a
         Called on the driver with each completed part's manifest entry.
     num_cpus : int, optional
         CPUs of a local instance (``address=None``).
+    backend : str
+        CNN inference runtime on the actors (see :class:`~hybrid_drift.branches.CNNBranch`).
 
     Returns
     -------
@@ -259,7 +262,8 @@ def score_ray(model_dir: str | os.PathLike, inputs, out: str | os.PathLike, *, a
     if todo:
         ray = connect(address, num_cpus=num_cpus)
         ds, n_actors = _map_parts(ray, _part_rows((k, job.part_listing(k)) for k in todo), _PartScorer,
-                                  {"model_dir": str(model_dir.resolve()), "threads": max(1, int(cpus_per_actor))},
+                                  {"model_dir": str(model_dir.resolve()), "threads": max(1, int(cpus_per_actor)),
+                                   "backend": backend},
                                   actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor)
         for k, row in _each_part_once(ds, len(todo), "parts", progress):
             size = job.write_part(k, row["table"])
@@ -285,6 +289,8 @@ def _branch_specs(branches) -> list[dict]:
         runtime = {}
         if hasattr(b, "cache_dir"):
             runtime["cache_dir"] = b.cache_dir
+        if hasattr(b, "set_backend"):  # the actors run the branch's runtime
+            runtime["backend"] = b.backend
         specs.append({"class": type(b).__name__, "name": b.name, "config": b.get_config(), "runtime": runtime})
     return specs
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -34,6 +35,9 @@ __all__ = ["watch", "WatchStats"]
 
 log = logging.getLogger(__name__)
 
+#: frames whose latency the summary's percentiles cover (the most recent ones)
+LATENCY_WINDOW = 100_000
+
 
 def _iso(t: float) -> str:
     return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="milliseconds")
@@ -41,14 +45,18 @@ def _iso(t: float) -> str:
 
 @dataclass
 class WatchStats:
-    """Counts of a watch (per camera), for the summary and the metrics."""
+    """Counts of a watch (per camera), for the summary and the metrics.
+
+    ``latencies`` holds the seconds from reading a frame to its event for the last
+    :data:`LATENCY_WINDOW` scored frames (a watch runs for months: nothing here grows without bound).
+    """
 
     read: dict = field(default_factory=dict)
     scored: dict = field(default_factory=dict)
     dropped: dict = field(default_factory=dict)
     outliers: dict = field(default_factory=dict)
     alerts: dict = field(default_factory=dict)
-    latencies: list = field(default_factory=list)
+    latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
 
 
 class _Camera:
@@ -78,7 +86,8 @@ class _Camera:
 
 def watch(sources, model, *, fps: float | None = None, realtime: bool = False, max_frames: int | None = None,
           queue: int = 8, batch: int = 8, settings: HealthSettings = HealthSettings(), drift: bool = True,
-          frame_events: bool = True, stats: WatchStats | None = None, stop=None, settle: float = 1.0) -> Iterator[dict]:
+          frame_events: bool = True, stats: WatchStats | None = None, stop=None, settle: float = 1.0,
+          backend: str | None = None) -> Iterator[dict]:
     """Watch one or more live sources with a saved detector; yields events (dicts) as they happen.
 
     Parameters
@@ -111,6 +120,8 @@ def watch(sources, model, *, fps: float | None = None, realtime: bool = False, m
     settle : float
         Seconds of a stream or device skipped after each (re)connection, while the decoder
         waits for a key frame (default 1; raise it for cameras with long key-frame intervals).
+    backend : str, optional
+        CNN inference runtime of models loaded from a folder (default ``"auto"``).
     """
     from ..detector import HybridDetector
     from ..monitor.profile import frame_profile
@@ -123,7 +134,7 @@ def watch(sources, model, *, fps: float | None = None, realtime: bool = False, m
             det = path
         else:
             if path not in models:
-                models[path] = HybridDetector.load(path)
+                models[path] = HybridDetector.load(path, backend=backend)
             det = models[path]
         for b in det.branches_:  # live frames are seen once: caching their features would only churn the disk
             if hasattr(b, "cache_dir"):
