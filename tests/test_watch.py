@@ -199,6 +199,14 @@ def test_a_file_source_is_paced_by_scoring_and_a_folder_source_takes_new_files(m
     assert fr[-1]["error"] and all(e["error"] is None for e in fr[:5])
 
 
+def test_a_watch_keeps_no_per_frame_history_without_bound():
+    from hybrid_drift.watch.runner import LATENCY_WINDOW, WatchStats
+    stats = WatchStats()
+    for i in range(LATENCY_WINDOW + 10):
+        stats.latencies.append(float(i))
+    assert len(stats.latencies) == LATENCY_WINDOW and stats.latencies[0] == 10.0  # the most recent frames
+
+
 def test_outlier_alert_has_hysteresis():
     h = CameraHealth("c", HealthSettings(outlier_k=3, outlier_n=5))
     img = (np.random.default_rng(0).integers(0, 255, (48, 64, 3))).astype(np.uint8)
@@ -305,3 +313,118 @@ def test_an_rtsp_stream_served_by_vlc_is_scored(model, data_dir):
             vlc.wait(timeout=20)
     frames = [e for e in events if e["type"] == "frame"]
     assert len(frames) == 20 and all(e["error"] is None for e in frames), events[-3:]
+
+
+def test_a_slow_scorer_drops_the_oldest_frames_and_counts_them_but_never_a_status_event():
+    from hybrid_drift.watch.sources import Frame, Reader, Status
+    r = Reader("c", "rtsp://127.0.0.1:9/never-opened", queue=4)  # a live source: it never waits for scoring
+    r._put(Status("c", "disconnect", 0.0, 0.0), droppable=False)
+    for i in range(20):
+        r._put(Frame("c", i, i / 10, 0.0, None))
+    items = r.get(timeout=0)
+    assert isinstance(items[0], Status) and [f.index for f in items[1:]] == [16, 17, 18, 19]
+    assert r.counters.dropped == 16
+
+
+def test_fps_keeps_at_most_n_frames_per_second_of_stream_time_and_realtime_follows_the_files_clock(model, segments):
+    # the 14 s file at 10 fps, scored at most 2 frames per second of its own clock
+    events = list(watch([str(segments)], model, fps=2, drift=False))
+    times = [e["stream_time"] for e in events if e["type"] == "frame"]
+    assert len(times) == 28 and min(b - a for a, b in zip(times, times[1:])) >= 0.5 - 1e-6, times
+    # realtime: 20 frames of a 10 fps file are read at the file's own rate, so they take at least ~2 s
+    t0 = time.time()
+    events = list(watch([str(segments)], model, realtime=True, max_frames=20, drift=False))
+    assert time.time() - t0 >= 1.8 and sum(e["type"] == "frame" for e in events) == 20
+
+
+def test_a_cameras_file_names_each_camera_and_its_model_and_bad_files_exit_2(model, segments, tmp_path, capsys):
+    other = tmp_path / "other-model"
+    shutil.copytree(model, other)
+    cfg = tmp_path / "cameras.toml"
+    cfg.write_text(f"""
+[[camera]]
+name = "gate"
+source = "{segments}"
+model = "{model}"
+
+[[camera]]
+name = "yard"
+source = "{segments}"
+model = "{other}"
+fps = 1
+""")
+    events = tmp_path / "ev.jsonl"
+    assert main(["watch", "--config", str(cfg), "--events", str(events), "--no-drift", "--no-progress"]) == 0
+    frames = [json.loads(x) for x in events.read_text().splitlines() if '"frame"' in x]
+    per_cam = {c: sum(e["type"] == "frame" and e["camera"] == c for e in frames) for c in ("gate", "yard")}
+    assert per_cam == {"gate": 140, "yard": 14}, per_cam  # every frame; one per second of the file's clock
+    for bad, why in ((cfg.read_text().replace('"yard"', '"gate"'), "used twice"),
+                     ("[[camera]]\nname = \"x\"\n", "needs name, source and model"),
+                     ("camera = [", "cannot read"),
+                     (cfg.read_text().replace("fps = 1", "fps = -1"), "fps must be")):
+        cfg.write_text(bad)
+        capsys.readouterr()
+        assert main(["watch", "--config", str(cfg), "--no-progress"]) == 2
+        assert why in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_the_watch_cleanly_closes_its_open_alerts_and_summarises(model, segments, tmp_path):
+    import signal
+    import sys
+    events = tmp_path / "ev.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "hybrid_drift.cli", "watch", str(model), str(segments),
+                             "--realtime", "--no-drift", "--events", str(events)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60  # the frozen segment starts 4 s into the file; its alert opens 1 s later
+        def frozen_open():
+            text = events.read_text() if events.exists() else ""
+            return any('"kind": "frozen"' in x and '"ongoing": true' in x for x in text.splitlines())
+
+        while time.time() < deadline and not frozen_open():
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    lines = [json.loads(x) for x in events.read_text().splitlines()]
+    frozen = [e for e in lines if e["type"] == "alert" and e["kind"] == "frozen"]
+    assert [e["ongoing"] for e in frozen] == [True, False] and frozen[-1]["closed_by"] == "stop", frozen
+    assert "(stopped)" in err and "frames read" in err and "latency" in err
+    assert max(e["frame"] for e in lines if e["type"] == "frame") < 100  # it stopped before the file ended
+
+
+def test_a_live_hls_stream_is_scored(model, segments, tmp_path):
+    """FFmpeg publishes the video live (at its own frame rate) as an HLS playlist of 1-second segments,
+    served over HTTP on loopback, as a camera or a media server does."""
+    assert FFMPEG, REQUIRED
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    enc = subprocess.Popen([FFMPEG, "-hide_banner", "-loglevel", "error", "-re", "-i", str(segments), "-an",
+                            "-c:v", "libx264", "-g", "10", "-pix_fmt", "yuv420p", "-f", "hls", "-hls_time", "1",
+                            "-hls_list_size", "0", str(hls / "cam.m3u8")])
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(hls), **kw)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        deadline = time.time() + 30
+        while not (hls / "cam.m3u8").exists() and time.time() < deadline:
+            time.sleep(0.1)
+        events = _watch_until([f"http://127.0.0.1:{srv.server_port}/cam.m3u8"], model, seconds=60, until=_ended,
+                              drift=False, settle=0.0)
+    finally:
+        srv.shutdown()
+        enc.kill()
+        enc.wait(timeout=10)
+    frames = [e for e in events if e["type"] == "frame"]
+    assert len(frames) >= 100 and all(e["error"] is None for e in frames), len(frames)
+    kinds = {e["kind"] for e in events if e["type"] == "alert" and e["ongoing"]}
+    assert {"frozen", "blank"} <= kinds, kinds
