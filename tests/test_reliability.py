@@ -352,3 +352,29 @@ def test_unfitted_branches_raise_not_fitted_and_sklearn_clone_works():
     assert twin is not det and twin.get_params()["fpr"] == 0.01 and twin.set_params(k=2.0).k == 2.0
     with pytest.raises(ValueError, match="unknown parameters"):
         det.set_params(bogus=1)
+
+
+def test_the_colour_layout_cache_keeps_a_bounded_number_of_image_sizes():
+    from hybrid_drift.features.colour import MAX_LAYOUTS, ColourFeatures
+    cf = ColourFeatures()
+    rng = np.random.default_rng(0)
+    for k in range(MAX_LAYOUTS + 10):  # a folder of many image sizes
+        cf.transform(rng.integers(0, 255, (40 + k, 60, 3), np.uint8))
+    assert len(cf._layouts) == MAX_LAYOUTS
+    assert (40 + MAX_LAYOUTS + 9, 60) in cf._layouts and (40, 60) not in cf._layouts  # least recently used out
+
+
+def test_resnet18_without_its_weights_is_a_note_and_never_a_download(monkeypatch, tmp_path):
+    import torch
+    import torchvision
+
+    from hybrid_drift import BackboneUnavailableError
+    from hybrid_drift.features.cnn import Embedder
+    monkeypatch.delenv("HYBRID_DRIFT_ALLOW_DOWNLOAD", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # an empty torchvision cache
+    tried = []
+    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict",
+                        lambda self, *a, **kw: tried.append(self) or {})
+    with pytest.raises(BackboneUnavailableError, match="no download was attempted"):
+        Embedder("resnet18").embed(np.zeros((1, 224, 224, 3), np.uint8))
+    assert not tried  # torchvision was never asked to fetch anything

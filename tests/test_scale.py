@@ -140,6 +140,12 @@ def test_ray_scores_equal_the_local_path(ray_local, model_dir, image_folder, tmp
     local = _local_table(model_dir, image_folder)
     assert_same_scores(ray_table, local)
     assert ray_table.loc[ray_table["path"].str.endswith("img017b.jpg"), "error"].notna().all()
+    # the job folder reads as one dataset of scores: its bookkeeping files (_job.json, _inputs.parquet...)
+    # are not mixed in
+    import pandas as pd
+    whole = pd.read_parquet(tmp_path / "job")
+    assert len(whole) == 41 and sorted(whole["path"]) == sorted(ray_table["path"])
+    assert set(whole.columns) == set(ray_table.columns)
     # two 1-CPU actors scoring parts side by side: still the same table
     res1 = score_ray(model_dir, [str(image_folder)], tmp_path / "job1", part_size=6, actors=2, cpus_per_actor=1)
     assert res1.scored_parts == 7
