@@ -428,3 +428,36 @@ def test_a_live_hls_stream_is_scored(model, segments, tmp_path):
     assert len(frames) >= 100 and all(e["error"] is None for e in frames), len(frames)
     kinds = {e["kind"] for e in events if e["type"] == "alert" and e["ongoing"]}
     assert {"frozen", "blank"} <= kinds, kinds
+
+
+def test_resolution_and_format_changes_open_and_close_their_alerts():
+    h = CameraHealth("c", HealthSettings())
+    rng = np.random.default_rng(1)
+    small, large = (rng.integers(0, 255, (144, 192, 3)).astype(np.uint8),
+                    rng.integers(0, 255, (120, 160, 3)).astype(np.uint8))
+    seq = [(small, "MJPG")] * 3 + [(large, "MJPG")] * 3 + [(small, "MJPG")] * 2 + [(small, "H264")] * 2 + \
+          [(small, "MJPG")]
+    events = []
+    for i, (img, fmt) in enumerate(seq):
+        noisy = np.clip(img.astype(int) + i, 0, 255).astype(np.uint8)  # never frozen
+        events += h.frame(i, i * 0.1, noisy, fmt, None)
+    got = [(e["kind"], e["ongoing"], e["start_frame"], e.get("end_frame")) for e in events]
+    assert got == [("resolution", True, 3, None), ("resolution", False, 3, 6),
+                   ("format", True, 8, None), ("format", False, 8, 10)], got
+    assert events[0]["resolution"] == "160x120" and events[0]["expected"] == "192x144"
+
+
+def test_the_rolling_drift_check_alerts_on_dusk_and_not_on_the_clean_stream(frames, tmp_path):
+    model = tmp_path / "m"
+    HybridDetector(cnn=False).fit(frames[:100]).save(model)  # keeps the reference period's profile
+    clean = frames[100:160]
+    dusk = clean[:20] + [(f * 0.55).astype(np.uint8) for f in clean[20:]]
+    settings = HealthSettings(drift_window=20)
+    kinds = {}
+    for name, seq in (("clean", clean), ("dusk", dusk)):
+        video = _video(tmp_path / f"{name}.avi", seq)
+        events = list(watch([str(video)], model, settings=settings))
+        kinds[name] = [e for e in events if e["type"] == "alert" and e["kind"] == "drift" and e["ongoing"]]
+    assert kinds["clean"] == []
+    assert len(kinds["dusk"]) == 1 and kinds["dusk"][0]["start_frame"] == 20, kinds["dusk"]
+    assert any("brightness" in c["check"] for c in kinds["dusk"][0]["checks"])
