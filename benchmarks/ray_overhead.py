@@ -88,6 +88,7 @@ def main():
     import torch
 
     from hybrid_drift.scale import read_results
+    from hybrid_drift.scale.parts import MANIFEST_FILE
 
     cpus = os.cpu_count()
     configs = {"local": None, f"Ray, {cpus} actors x 1 CPU": (cpus, 1), f"Ray, 1 actor x {cpus} CPUs": (1, cpus)}
@@ -110,7 +111,7 @@ def main():
                                         str(job), "--part-size", str(a.part_size), "--actors", str(spec[0]),
                                         "--cpus-per-actor", str(spec[1])])
                         # inside the actors: images per second of actor time, from the manifest
-                        entries = [json.loads(x) for x in (job / "manifest.jsonl").read_text().splitlines()]
+                        entries = [json.loads(x) for x in (job / MANIFEST_FILE).read_text().splitlines()]
                         actor_s = sum(e["seconds"] for e in entries) / spec[0]
                         steady[name, cfg] = max(steady.get((name, cfg), 0.0), a.n / actor_s)
                         table = read_results(job)
