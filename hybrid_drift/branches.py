@@ -156,11 +156,14 @@ class Branch:
                                  "held-out normal images (or fit with cross-fitting).")
 
     def fit_features(self, F: np.ndarray, *, extra: np.ndarray | None = None, extra_src=None,
-                     rule: CalibrationRule | None = None):
+                     rule: CalibrationRule | None = None, folds=None):
         """Fit the scorer on reference features ``F`` (time order) plus ``extra`` rows, and calibrate.
 
         With a cross-fitting rule (the default), the threshold comes from
-        out-of-sample scores of ``F`` by time-blocked cross-fitting. Returns self.
+        out-of-sample scores of ``F`` by time-blocked cross-fitting, or, with ``folds``
+        (a list of fold-label arrays, one label per row of ``F``; see
+        :class:`~hybrid_drift.reference_order.CrossfitPlan`), by cross-fitting over each
+        set of folds, each row keeping its largest out-of-sample score. Returns self.
         """
         rule = self._rule(rule)
         F = np.asarray(F)
@@ -175,10 +178,10 @@ class Branch:
                 raise ValueError(f"{self.name}: {len(F)} readable reference images are too few to set a threshold "
                                  f"by cross-fitting over {rule.blocks} time blocks; give at least {rule.blocks}")
             has_extra = extra is not None and len(extra) > 0
-            self.oof_scores_, _ = crossfit_scores(self.make_scorer, F, blocks=rule.blocks,
-                                                  extra=extra if has_extra else None,
-                                                  extra_src=extra_src if has_extra else None,
-                                                  max_rows=rule.max_rows)
+            runs = [crossfit_scores(self.make_scorer, F, blocks=rule.blocks, extra=extra if has_extra else None,
+                                    extra_src=extra_src if has_extra else None, max_rows=rule.max_rows,
+                                    folds=f)[0] for f in (folds or [None])]
+            self.oof_scores_ = np.max(runs, axis=0)
             self.calibration_ = Calibration.from_scores(self.oof_scores_, rule=rule, margin=self.margin,
                                                         source="crossfit")
         log.info("%s: fitted on %d reference rows (+%d extra); threshold %s", self.name, len(F),
@@ -217,21 +220,32 @@ class Branch:
         from .pipeline import extract
         return extract([self], X, **load_kw)
 
-    def fit(self, X, *, rule: CalibrationRule | None = None, **load_kw):
-        """Fit on normal reference images in time order (paths, a folder, arrays, bytes or a video)
-        and set the threshold by cross-fitting. Returns self.
+    def fit(self, X, *, rule: CalibrationRule | None = None, order: str = "auto", **load_kw):
+        """Fit on normal reference images (paths, a folder, arrays, bytes or a video) and set the
+        threshold by cross-fitting. Returns self.
 
+        ``order`` puts the inputs in time order as :meth:`HybridDetector.fit` does; when
+        the result does not look like time on this branch's features, cross-fitting
+        holds out groups of similar images instead (``order_check_`` says which).
         Inputs that cannot be read are logged and skipped for fitting; at least one
         must be readable.
         """
+        from .io.order import order_inputs
         from .io.sources import expand_inputs
-        items = expand_inputs(X)
+        from .reference_order import input_rows, plan_crossfit
+        items, _ = order_inputs(expand_inputs(X), order)
         ext = self._extract(items, **load_kw)
         if ext.n_ok == 0:
             raise ValueError(f"no readable image among {len(ext.ids)} inputs; first error: {ext.first_error()}")
+        plan = plan_crossfit(ext.features[self.name], blocks=self._rule(rule).blocks)
+        self.order_check_ = plan.check
+        if plan.check.action == "reordered":
+            log.warning("%s: %s", self.name, plan.check.sentence())
+            new_idx = input_rows(ext.ok, plan.perm)
+            ext, items = ext.subset(new_idx), [items[i] for i in new_idx]
         extra = self.reference_extra([it for it, ok in zip(items, ext.ok) if ok], **load_kw)
         return self.fit_features(ext.features[self.name], extra=None if extra is None else extra[0],
-                                 extra_src=None if extra is None else extra[1], rule=rule)
+                                 extra_src=None if extra is None else extra[1], rule=rule, folds=plan.folds)
 
     def score_samples(self, X, **load_kw) -> np.ndarray:
         """One score per input (higher = stranger); NaN where the input could not be read."""

@@ -236,7 +236,8 @@ def time_blocks(n: int, blocks: int) -> list[np.ndarray]:
 
 
 def crossfit_scores(make_scorer: Callable, F: np.ndarray, *, blocks: int = 5, extra: np.ndarray | None = None,
-                    extra_src: np.ndarray | None = None, max_rows: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
+                    extra_src: np.ndarray | None = None, max_rows: int = 10_000,
+                    folds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-sample scores of reference rows by time-blocked cross-fitting.
 
     Parameters
@@ -254,6 +255,11 @@ def crossfit_scores(make_scorer: Callable, F: np.ndarray, *, blocks: int = 5, ex
         Row of ``F`` each extra row was made from.
     max_rows : int
         Use at most this many rows of ``F`` (evenly spread, order kept) to bound the cost.
+    folds : ndarray of shape (n,), optional
+        A fold label per row of ``F`` instead of contiguous blocks (groups of similar
+        images when the order is not time, :mod:`hybrid_drift.reference_order`); each
+        fold is scored by a scorer fitted on the others (extra rows made from a row of
+        the held-out fold are left out of that fit).
 
     Returns
     -------
@@ -266,6 +272,17 @@ def crossfit_scores(make_scorer: Callable, F: np.ndarray, *, blocks: int = 5, ex
     rows = np.arange(n) if n <= max_rows else np.unique(np.linspace(0, n - 1, max_rows).round().astype(int))
     src = None if extra is None else np.asarray(extra_src, dtype=int)
     oof = np.empty(len(rows))
+    if folds is not None:
+        folds = np.asarray(folds)
+        if folds.shape != (n,):
+            raise ValueError(f"folds must hold one label per reference row ({n}), got shape {folds.shape}")
+        for f in np.unique(folds[rows]):
+            held = np.flatnonzero(folds[rows] == f)
+            X = F[rows[folds[rows] != f]]
+            if extra is not None:  # drop extra rows made from a reference row of the held-out fold
+                X = np.concatenate([X, extra[folds[src] != f]])
+            oof[held] = make_scorer().fit(X).score_samples(F[rows[held]])
+        return oof, rows
     for held in time_blocks(len(rows), blocks):
         train = np.ones(len(rows), bool)
         train[held] = False

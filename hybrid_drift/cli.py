@@ -17,6 +17,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+from .io.order import ORDERS
+from .reference_order import FOLDS, reference_lines
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_CONSTRAINT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -53,7 +56,8 @@ def _cmd_make_dataset(a) -> int:
     if a.name == "crossroad-protocol":
         from .datasets.protocol import make_protocol
         desc = make_protocol(a.out, dev=a.dev, source=a.source, progress=a.progress)
-        print(f"wrote {len(desc['datasets'])} time-ordered {desc['kind']} datasets to {a.out} (protocol.json): "
+        print(f"wrote {len(desc['datasets'])} {desc['kind']} datasets (each split in time order and with renamed "
+              f"files) to {a.out} (protocol.json): "
               + ", ".join(d["name"] for d in desc["datasets"]))
         return EXIT_OK
     if a.dev:
@@ -125,11 +129,12 @@ def _bench_protocol(a, cfg) -> int:
     from .bench.run import protocol_tables, run_protocol
     res = run_protocol(a.dataset, cfg)
     h = res["headline"]
-    print(f"\n## {a.dataset}: {len(res['datasets'])} time-ordered datasets ({res['protocol']} splits)\n")
+    print(f"\n## {a.dataset}: {len(res['datasets'])} datasets ({res['protocol']} splits; time order and "
+          "renamed-file orders)\n")
     print("P / R / FA = precision / recall / false alarms per 1,000 clean test frames\n")
     print(protocol_tables(res))
     if h:
-        print(f"\nheadline (worst split of the default fusion): {h['split']}: precision {h['precision']:.1%}, "
+        print(f"\nheadline (worst split and order of the default fusion): {h['split']}: precision {h['precision']:.1%}, "
               f"recall {h['recall']:.1%}, {h['false_alarms_per_1000']:.1f} false alarms per 1,000 clean frames")
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
@@ -151,8 +156,10 @@ def _load_inputs(inputs, split, manifest_root=None):
             raise _UsageError(f"{inputs[0]} is a dataset: choose a split with --split train|val|test")
         if split == "reference":
             m = ds.manifest
-            ref = m[(m["split"] == "train") | ((m["split"] == "val") & (m["label"] == 0))]
-            return ref["abspath"].tolist(), ref["label"].to_numpy(dtype=int)
+            is_ref = (m["split"] == "train") | ((m["split"] == "val") & (m["label"] == 0))
+            return ds.items(is_ref), m.loc[is_ref, "label"].to_numpy(dtype=int)
+        if split == "train":
+            return ds.items(ds.manifest["split"] == "train"), ds.labels(split)
         return ds.paths(split), ds.labels(split)
     if split is not None:
         raise _UsageError("--split only applies to a dataset folder (one with manifest.csv)")
@@ -190,7 +197,7 @@ def _cmd_fit(a) -> int:
                     layers=tuple(a.layers) if a.layers else None, image_size=a.image_size,
                     cache_dir=False if a.no_cache else a.cache_dir, backend=a.backend) if not a.no_cnn else False
     det = HybridDetector(colour=colour, cnn=cnn, fusion=a.fusion, calibration=a.calibration, fpr=a.fpr,
-                         k=a.k, workers=a.workers, progress=a.progress)
+                         k=a.k, workers=a.workers, progress=a.progress, folds=a.folds)
     val = labels = None
     if a.val:
         val, labels = _load_inputs(a.val, "val" if _is_dataset(a.val) else None)
@@ -198,9 +205,10 @@ def _cmd_fit(a) -> int:
     elif a.fusion == "logistic":
         raise _UsageError("--fusion logistic needs labelled validation images: --val DATASET")
     if a.engine == "ray":
-        _ray_engine().fit_ray(det, items, val, labels, max_images=a.fit_sample or None, **_ray_kw(a))
+        _ray_engine().fit_ray(det, items, val, labels, max_images=a.fit_sample or None, order=a.order,
+                              **_ray_kw(a))
     else:
-        det.fit(items)
+        det.fit(items, order=a.order)
         if val is not None:
             det.calibrate(val, labels)
     det.save(a.out)
@@ -211,6 +219,12 @@ def _cmd_fit(a) -> int:
         nc = getattr(b.scorer_, "n_components_", None)
         print(f"  {b.name}: threshold {c.threshold:.4g} ({c.method}, from {c.n} {c.source} scores"
               + (f"; {nc} PCA components" if nc is not None else "") + ")")
+    for line in reference_lines(det.reference_summary()):
+        print(f"  {line}")
+    if det.order_check_ is not None and not det.order_check_.time_like:
+        print("warning: the reference does not look like it is in time order; thresholds were set from groups "
+              "of similar images. If the files have times (EXIF, a manifest column), fit with --order exif|time; "
+              "if they are in time order, --folds time.", file=sys.stderr)
     return EXIT_OK
 
 
@@ -679,10 +693,21 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_bench)
 
     s = sub.add_parser("fit", parents=[common, engine, runtime], help="fit a detector on normal images and save it",
-                       description="Fit on normal reference images in time order; thresholds come from "
-                                   "time-blocked cross-fitting on them (--val adds held-out images).")
-    s.add_argument("train", nargs="+", help="normal reference images in time order: folders, files, videos, or a "
+                       description="Fit on normal reference images; thresholds come from cross-fitting on "
+                                   "them (--val adds held-out images). The images are put in time order "
+                                   "(--order), and the fit checks on their features whether that order looks "
+                                   "like time: when it does not (random names, a shuffled list), cross-fitting "
+                                   "holds out groups of similar images instead of periods, and the summary "
+                                   "says so.")
+    s.add_argument("train", nargs="+", help="normal reference images: folders, files, videos, or a "
                                            "dataset folder (its train images and val normals)")
+    s.add_argument("--order", choices=list(ORDERS), default="auto",
+                   help="how to put the reference in time order: auto (default: a manifest's time column, else "
+                        "EXIF DateTimeOriginal when every image has one, else the natural order of names, "
+                        "frame_9 before frame_10), given, name, exif, mtime, time")
+    s.add_argument("--folds", choices=list(FOLDS), default="auto",
+                   help="cross-fitting folds: auto (default: periods when the order looks like time, else groups "
+                        "of similar images), time, similarity")
     s.add_argument("--val", nargs="+", help="optional held-out images, pooled with the cross-fitted reference "
                                             "scores (or a dataset folder: its val split, labelled; for "
                                             "--fusion logistic)")

@@ -18,6 +18,7 @@ from .branches import Branch, CNNBranch, ColourBranch
 from .calibration import Calibration, CalibrationRule
 from .exceptions import ModelFormatError, NotFittedError
 from .fusion import FUSIONS, OrFusion, fusion_from_state, make_fusion
+from .reference_order import FOLDS, CrossfitPlan, OrderCheck, input_rows, plan_crossfit
 from .io.decode import DEFAULT_MAX_PIXELS
 from .io.loader import LoadSettings
 from .io.outputs import atomic_write_bytes
@@ -81,6 +82,26 @@ def _migrate_v1(config: dict, arrays: dict) -> tuple[dict, dict]:
 
 
 
+def _read_reference(ref, path):
+    """``(input_order, order_check)`` from a saved model's ``reference`` object (absent before 0.3)."""
+    from .io.order import ORDERS, InputOrder
+    if ref is None:
+        return None, None
+    try:
+        if not isinstance(ref, dict):
+            raise ValueError("'reference' must be an object")
+        io_ = ref.get("input_order")
+        if io_ is not None:
+            if not isinstance(io_, dict) or io_.get("requested") not in ORDERS or \
+                    not all(isinstance(io_.get(k), str) for k in ("used", "detail")):
+                raise ValueError(f"bad input_order {str(io_)[:80]}")
+            io_ = InputOrder(io_["requested"], io_["used"], io_["detail"][:500], bool(io_.get("changed", False)))
+        chk = ref.get("order_check")
+        return io_, None if chk is None else OrderCheck.from_dict(chk)
+    except ValueError as exc:
+        raise ModelFormatError(f"{path}: inconsistent reference description ({exc})") from exc
+
+
 class HybridDetector:
     """Outlier detector for fixed-camera images: colour branch + CNN branch + fusion.
 
@@ -110,6 +131,13 @@ class HybridDetector:
         contiguous blocks and scores each with a model fitted on the others; those
         out-of-sample scores set the thresholds, so a fitted detector is ready to
         score. 0 = no cross-fitting: thresholds then come from :meth:`calibrate` only.
+    folds : {"auto", "time", "similarity"}
+        How the cross-fitting blocks are formed. ``"auto"`` (default): periods of the
+        reference in its order when that order looks like time (consecutive images
+        much closer than random pairs, :mod:`hybrid_drift.reference_order`), else
+        groups of similar images, so that near-identical frames are never on both
+        sides of a split whatever the file names; ``"time"``: always periods of the
+        given order; ``"similarity"``: always groups of similar images.
     workers : int, optional
         Decode threads (default: one per core).
     reduce : {1, 2, 4, 8, "auto"}
@@ -149,7 +177,7 @@ class HybridDetector:
     def __init__(self, colour=None, cnn=None, extra_branches=(), fusion: str = "or",
                  calibration: str = "conformal", fpr: float = 0.001, k: float = 3.0, blocks: int = 5,
                  workers: int | None = None, reduce="auto", max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 progress: bool = False):
+                 progress: bool = False, folds: str = "auto"):
         self.colour = colour
         self.cnn = cnn
         self.extra_branches = extra_branches
@@ -158,6 +186,7 @@ class HybridDetector:
         self.fpr = fpr
         self.k = k
         self.blocks = blocks
+        self.folds = folds
         self.workers = workers
         self.reduce = reduce
         self.max_pixels = max_pixels
@@ -171,6 +200,8 @@ class HybridDetector:
     def _build_branches(self) -> list[Branch]:
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {sorted(FUSIONS)}, got {self.fusion!r}")
+        if self.folds not in FOLDS:
+            raise ValueError(f"folds must be one of {FOLDS}, got {self.folds!r}")
         self._rule()
         branches = []
         if self.colour is not False:
@@ -219,39 +250,78 @@ class HybridDetector:
         return extract(branches, X, **self.load_settings.kw(), progress=self.progress, desc=desc)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None):
-        """Fit every branch on normal reference images in time order and set their thresholds.
+    def fit(self, X, y=None, *, order: str = "auto"):
+        """Fit every branch on normal reference images and set their thresholds.
 
-        ``X``: paths, folders (sorted by name: time order for most cameras), arrays,
-        bytes or videos. With ``blocks`` > 1 (default) thresholds come from
-        time-blocked cross-fitting on ``X``, so the detector can score right away;
-        :meth:`calibrate` can add held-out images. Returns self.
+        ``X``: paths, folders, arrays, bytes or videos of normal footage, ideally
+        the longest stretch you have. ``order`` says how to put them in time order
+        (:func:`hybrid_drift.io.order.order_inputs`): ``"auto"`` (default) uses a
+        manifest's time column, else EXIF ``DateTimeOriginal`` when every image has
+        one, else the natural order of the names (``frame_9`` before ``frame_10``;
+        video frames by position); ``"given"``, ``"name"``, ``"exif"``, ``"mtime"``
+        or ``"time"`` force one. Whether the result looks like time is then checked
+        on the features (``order_check_``); see ``folds``. With ``blocks`` > 1
+        (default) thresholds come from cross-fitting on ``X``, so the detector can
+        score right away; :meth:`calibrate` can add held-out images. Returns self.
         """
+        from .io.order import order_inputs
         from .io.sources import expand_inputs
         self.branches_ = self._build_branches()
-        items = expand_inputs(X)
-        return self.fit_features(self.extract(items, desc="fit"), items=items)
+        items, input_order = order_inputs(expand_inputs(X), order)
+        if input_order.changed:
+            log.info("reference: %s", input_order.detail)
+        self.fit_features(self.extract(items, desc="fit"), items=items)
+        self.input_order_ = input_order
+        return self
 
-    def fit_features(self, ext: Extracted, items=None, extra: dict | None = None):
-        """:meth:`fit` on already extracted features.
+    def plan_crossfit(self, ext: Extracted) -> CrossfitPlan:
+        """Check whether the reference rows of ``ext`` look like time and plan cross-fitting: periods
+        of the given order, or (when it does not look like time, or ``folds`` says so) groups of
+        similar images, so that near-identical frames are never on both sides of a split."""
+        if not hasattr(self, "branches_"):
+            self.branches_ = self._build_branches()
+        mode = {"auto": "auto", "time": "given", "similarity": "similarity"}[self.folds]
+        return plan_crossfit({b.name: ext.features[b.name] for b in self.branches_}, mode=mode,
+                             blocks=self._rule().blocks)
+
+    def _apply_plan(self, plan: CrossfitPlan, ext: Extracted, items, extra: dict):
+        """``(ext, items, extra)`` in the order of ``plan`` (extra rows' sources renumbered)."""
+        self.order_check_ = plan.check
+        (log.warning if not plan.check.time_like and self.folds == "auto" else log.info)("%s", plan.check.sentence())
+        perm = plan.perm
+        if np.array_equal(perm, np.arange(len(perm))):
+            return ext, items, extra
+        new_idx = input_rows(ext.ok, perm)
+        inv = np.empty(len(perm), dtype=np.int64)
+        inv[perm] = np.arange(len(perm))  # old readable row -> new row
+        extra = {k: None if v is None else (v[0], inv[np.asarray(v[1], dtype=np.int64)]) for k, v in extra.items()}
+        return ext.subset(new_idx), None if items is None else [items[i] for i in new_idx], extra
+
+    def fit_features(self, ext: Extracted, items=None, extra: dict | None = None, plan: CrossfitPlan | None = None):
+        """:meth:`fit` on already extracted features (rows in the order of the inputs).
 
         ``items`` (the inputs of ``ext``) lets branches build extra reference rows
         (the CNN branch's moved-foreground copies); ``extra`` gives them instead,
-        precomputed: ``{branch name: (features, source_rows)}``.
+        precomputed: ``{branch name: (features, source_rows)}``. The order of the rows
+        is checked here (``order_check_``) and, when it does not look like time,
+        cross-fitting holds out groups of similar images (see ``folds``); ``plan``
+        (from :meth:`plan_crossfit`) gives that decision instead.
         """
         if not hasattr(self, "branches_"):
             self.branches_ = self._build_branches()
         if ext.n_ok == 0:
             raise ValueError(f"no readable training image among {len(ext.ids)} inputs; first error: {ext.first_error()}")
         rule = self._rule()
-        extra = dict(extra or {})
+        self.input_order_ = None
+        plan = plan or self.plan_crossfit(ext)
+        ext, items, extra = self._apply_plan(plan, ext, items, dict(extra or {}))
         ok_items = None if items is None else [it for it, ok in zip(items, ext.ok) if ok]
         for b in self.branches_:
             if b.name not in extra and ok_items is not None:
                 extra[b.name] = b.reference_extra(ok_items, **self.load_settings.kw(), progress=self.progress)
             ex = extra.get(b.name)
             b.fit_features(ext.features[b.name], extra=None if ex is None else ex[0],
-                           extra_src=None if ex is None else ex[1], rule=rule)
+                           extra_src=None if ex is None else ex[1], rule=rule, folds=plan.folds)
         self.fit_errors_ = pd.DataFrame({"path": [i for i, e in zip(ext.ids, ext.errors) if e],
                                          "error": [e for e in ext.errors if e]})
         self.n_train_ = ext.n_ok
@@ -396,10 +466,10 @@ class HybridDetector:
     # ------------------------------------------------------------------ persistence
     #: settings saved with the model (runtime settings -- workers, progress and the max_pixels safety
     #: guard -- are not: a model file cannot switch the decompression-bomb guard off)
-    _MODEL_PARAMS = ("fusion", "calibration", "fpr", "k", "blocks", "reduce")
+    _MODEL_PARAMS = ("fusion", "calibration", "fpr", "k", "blocks", "folds", "reduce")
 
-    _INIT_PARAMS = ("colour", "cnn", "extra_branches", "fusion", "calibration", "fpr", "k", "blocks", "workers",
-                    "reduce", "max_pixels", "progress")
+    _INIT_PARAMS = ("colour", "cnn", "extra_branches", "fusion", "calibration", "fpr", "k", "blocks", "folds",
+                    "workers", "reduce", "max_pixels", "progress")
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor arguments (scikit-learn's contract: ``sklearn.base.clone`` works)."""
@@ -444,10 +514,21 @@ class HybridDetector:
         blob = buf.getvalue()
         config = {"format": _FORMAT_NAME, "format_version": FORMAT_VERSION, "library_version": __version__,
                   "params": self._model_params(), "branches": branches, "fusion": fst,
-                  "n_train": int(self.n_train_), "arrays_sha256": hashlib.sha256(blob).hexdigest()}
+                  "n_train": int(self.n_train_), "reference": self.reference_summary(),
+                  "arrays_sha256": hashlib.sha256(blob).hexdigest()}
         for name, data in (("arrays.npz", blob), ("config.json", json.dumps(config, indent=2).encode())):
             atomic_write_bytes(out / name, data)
         return out
+
+    def reference_summary(self) -> dict:
+        """What the model was fitted on, for the fit summary, the model file, reports and the benchmark:
+        ``n`` readable reference images, ``input_order`` (how they were ordered, or None when
+        features were given) and ``order_check`` (whether that looked like time, what cross-fitting did)."""
+        self._check_fitted()
+        io_ = getattr(self, "input_order_", None)
+        chk = getattr(self, "order_check_", None)
+        return {"n": int(self.n_train_), "input_order": None if io_ is None else io_.as_dict(),
+                "order_check": None if chk is None else chk.as_dict()}
 
     def set_backend(self, backend: str) -> HybridDetector:
         """Run the CNN branches on this inference runtime (``"auto"``, ``"torch"``,
@@ -540,6 +621,7 @@ class HybridDetector:
         det.branches_ = branches
         det.fusion_ = fusion
         det.n_train_ = n_train
+        det.input_order_, det.order_check_ = _read_reference(config.get("reference"), p)
         det.fit_errors_ = pd.DataFrame({"path": [], "error": []})
         if backend is not None:
             det.set_backend(backend)

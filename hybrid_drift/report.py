@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import io
+from html import escape
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,7 +206,9 @@ def score_report(table: pd.DataFrame, detector, out, *, labels=None, kinds=None,
     cards = [("images", str(n)), ("outliers", str(len(outl))), ("unreadable", str(len(errors))),
              ("fusion", detector.fusion)]
     sections = [Section("Summary", f"{n} inputs scored by branches {', '.join(names)} with {detector.fusion} "
-                                   f"fusion; {len(outl)} flagged as outliers, {len(errors)} could not be read.")]
+                                   f"fusion; {len(outl)} flagged as outliers, {len(errors)} could not be read."),
+                _reference_section(detector.reference_summary(),
+                                   {b.name: b.calibration_.threshold for b in detector.branches_})]
     sections.append(Section("Score distributions", "Each branch's scores with its calibrated threshold.",
                             [png_uri(_hist_fig(table[b], thr[b], b, labels)) for b in names]))
     sections.append(Section("Scores over time", "Branch scores in input order; red dots are fused outliers.",
@@ -252,6 +255,14 @@ def score_report(table: pd.DataFrame, detector, out, *, labels=None, kinds=None,
     return render_report(title, cards, sections, out)
 
 
+def _reference_section(summary: dict, thresholds: dict) -> Section:
+    """What the model was fitted on: reference size, the order used, the order check, the thresholds."""
+    from .reference_order import reference_lines
+    lines = reference_lines(summary) + [f"threshold of {k}: {v:.4g}" for k, v in thresholds.items()]
+    table = "<ul>" + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>"
+    return Section("What the model was fitted on", "", table=table)
+
+
 def bench_report(res: dict, frames: pd.DataFrame, out, detector=None) -> Path:
     """Self-contained page for a benchmark result (``run_bench`` output and its per-image frame).
 
@@ -281,6 +292,8 @@ def bench_report(res: dict, frames: pd.DataFrame, out, detector=None) -> Path:
              (f"{best} recall", f"{res['methods'][best]['recall']:.1%}")]
     sections = [Section("Methods (test split)", f"{res['date']} · {res['machine']} · backbone {res['backbone']}",
                         table=m.to_html(float_format=lambda v: f"{v:.3f}")),
+                _reference_section(res.get("reference") or {}, {k: v for k, v in res.get("thresholds", {}).items()
+                                                                  if k in ("colour", "cnn")}),
                 Section("Plots", "", figs),
                 Section(f"{best}: missed outliers ({len(miss)})", thumbs=thumbs(miss)),
                 Section(f"{best}: false alarms ({len(fa)})", thumbs=thumbs(fa, flagged=True))]

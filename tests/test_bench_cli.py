@@ -111,8 +111,15 @@ def test_protocol_every_split_mean_and_worst(tmp_path):
     from hybrid_drift.datasets import CrossroadConfig
     from hybrid_drift.datasets.protocol import make_protocol, read_protocol
     base = CrossroadConfig(n_val_outliers=13, n_test_outliers=16, max_frames=140, downsample=4)
-    desc = make_protocol(tmp_path / "p", seeds=(0,), splits={"A": (0, 50, 30, 30), "B": (20, 60, 25, 35)}, base=base)
-    assert [d["name"] for d in desc["datasets"]] == ["A-s0", "B-s0"]
+    desc = make_protocol(tmp_path / "p", seeds=(0,), splits={"A": (0, 50, 30, 30), "B": (20, 60, 25, 35)}, base=base,
+                         orders=("uuid",))
+    assert [d["name"] for d in desc["datasets"]] == ["A-s0", "A-s0-uuid", "B-s0", "B-s0-uuid"]
+    assert [d["order"] for d in desc["datasets"]] == ["time", "uuid"] * 2
+    # the renamed copy: same rows, random names, each split's rows sorted by name (a folder listing)
+    u, t = pd.read_csv(tmp_path / "p" / "B-s0-uuid" / "manifest.csv"), pd.read_csv(tmp_path / "p" / "B-s0" / "manifest.csv")
+    assert len(u) == len(t) and sorted(u["frame"]) == sorted(t["frame"])
+    tr = u[u.split == "train"]
+    assert tr["path"].is_monotonic_increasing and not tr["frame"].is_monotonic_increasing
     assert len(list((tmp_path / "p" / "frames").glob("*.jpg"))) == 140  # frames 0-139, written once, shared
     m = pd.read_csv(tmp_path / "p" / "B-s0" / "manifest.csv")
     assert m.loc[m.label == 0, "path"].str.startswith("../frames/").all()
@@ -123,7 +130,13 @@ def test_protocol_every_split_mean_and_worst(tmp_path):
     rc = main(["bench", str(tmp_path / "p"), "--json", str(out), "--no-progress", *SIZE])
     assert rc == 0
     res = json.loads(out.read_text())
-    assert set(res["datasets"]) == {"A-s0", "B-s0"} and res["protocol"] == "report"
+    assert set(res["datasets"]) == {"A-s0", "B-s0", "A-s0-uuid", "B-s0-uuid"} and res["protocol"] == "report"
+    # what each fit saw: time order kept; random names regrouped; the worst over splits *and* orders
+    assert res["datasets"]["B-s0"]["reference"]["order_check"]["action"] == "kept"
+    assert res["datasets"]["B-s0-uuid"]["reference"]["order_check"]["action"] == "reordered"
+    assert set(res["by_order"]) == {"time", "uuid"}
+    ratios = res["threshold_ratios"]["per_dataset"]
+    assert set(ratios) == {"A-s0-uuid", "B-s0-uuid"} and set(ratios["A-s0-uuid"]) == {"colour", "cnn"}
     for name, r in res["datasets"].items():
         fo = r["methods"]["fusion_or"]
         assert fo["false_alarms_per_1000"] == pytest.approx(1000 * fo["fp"] / (fo["fp"] + fo["tn"]))

@@ -76,6 +76,21 @@ def test_crossfit_never_scores_a_row_with_a_model_that_saw_its_period():
     assert len(rows) == len(oof) == 20 and rows[0] == 0 and rows[-1] == 49
 
 
+def test_crossfit_over_groups_never_scores_a_row_with_a_model_that_saw_its_group():
+    _Recorder.fits = []
+    F = np.arange(12, dtype=float)[:, None]
+    extra = 100 + np.arange(12, dtype=float)[:, None]
+    folds = np.array([0, 1, 2] * 4)                      # interleaved groups, not periods
+    oof, rows = crossfit_scores(_Recorder, F, blocks=3, extra=extra, extra_src=np.arange(12), folds=folds)
+    assert len(_Recorder.fits) == 3
+    for f, seen in zip(range(3), _Recorder.fits):
+        held = set(np.flatnonzero(folds == f).tolist())
+        assert not held & seen and not {100 + i for i in held} & seen
+        assert set(np.flatnonzero(folds != f).tolist()) <= seen
+    with pytest.raises(ValueError, match="one label per"):
+        crossfit_scores(_Recorder, F, blocks=3, folds=folds[:5])
+
+
 def test_calibration_state_is_checked_on_load():
     good = Calibration("conformal", 1.5, 0.2, 10, "crossfit", {"fpr": 0.001})
     assert Calibration.from_state(good.get_state()) == good

@@ -37,7 +37,9 @@ from ..branches import Branch, CNNBranch, ColourBranch, MinMaxBranch
 from ..datasets.manifest import Dataset, read_manifest
 from ..detector import HybridDetector
 from ..exceptions import BackboneUnavailableError
+from ..io.order import order_inputs
 from ..io.sources import InputItem
+from ..reference_order import input_rows, plan_crossfit
 from ..pipeline import Extracted, extract
 from ..scorers.distances import DISTANCES
 
@@ -183,13 +185,31 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
             raise RuntimeError("feature passes disagree on which images are readable")
         merged.features[name] = ext.features["cnn"]
     split, label = m["split"].to_numpy(), m["label"].to_numpy()
-    is_ref = (split == "train") | ((split == "val") & (label == 0))  # manifest order: train, then val, by time
-    ref, tr, va, te = merged.subset(is_ref), *(_split(merged, ds, s) for s in ("train", "val", "test"))
+    is_ref = (split == "train") | ((split == "val") & (label == 0))
+    # the reference as `fit` sees it: put in time order from the data (order="auto": a time column, EXIF,
+    # natural order of names), then checked on the default fusion's features and, when that order does
+    # not look like time, put in similarity order for cross-fitting (see hybrid_drift.reference_order)
+    ref_rows = np.flatnonzero(is_ref)
+    given = ds.items(is_ref)
+    ordered, input_order = order_inputs(given, "auto")
+    pos = {it.id: i for i, it in enumerate(given)}
+    ref_rows = ref_rows[[pos[it.id] for it in ordered]]
+    ref = merged.subset(ref_rows)
+    plan = plan_crossfit({n: ref.features[n] for n in (colour.name, "cnn")}, blocks=cfg.blocks)
+    order_check = plan.check
+    ref_rows = ref_rows[input_rows(ref.ok, plan.perm)]
+    ref = merged.subset(ref_rows)
+    plan = plan.reordered()
+    in_train = split[ref_rows] == "train"
+    tr = merged.subset(ref_rows[in_train])  # logistic fusion fits on train alone, in the same order
+    va, te = _split(merged, ds, "val"), _split(merged, ds, "test")
     y_val, y_test = ds.labels("val"), ds.labels("test")
     kinds_test = ds.split("test")["kind"].to_numpy()
     # rows made from the reference images (the CNN branches' moved-foreground copies), once per branch
-    ref_items = [InputItem(p, p) for p, ok in zip(m.loc[is_ref, "abspath"], ref.ok) if ok]
-    n_train_ok = int(tr.n_ok)
+    ref_ok = ref.ok
+    ref_items = [InputItem(p, p) for p, ok in zip(m["abspath"].to_numpy()[ref_rows], ref_ok) if ok]
+    train_ok = in_train[ref_ok]                       # which readable reference rows are train rows
+    train_rank = np.cumsum(train_ok) - 1              # their row among the readable train rows
     extras: dict[str, tuple] = {}
     for name, (br, _) in cnn_exts.items():
         t0 = time.perf_counter()
@@ -205,9 +225,11 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
 
     def fit(det: HybridDetector, train_only: bool):
         """Fit on the reference (or on train alone: its rows come first), with each CNN branch's extra rows."""
-        keep = {n: (ex[1] < n_train_ok) if train_only else np.ones(len(ex[1]), bool) for n, ex in extras.items()}
+        keep = {n: train_ok[ex[1]] if train_only else np.ones(len(ex[1]), bool) for n, ex in extras.items()}
         det.fit_features(tr if train_only else ref,
-                         extra={n: (ex[0][keep[n]], ex[1][keep[n]]) for n, ex in extras.items()})
+                         extra={n: (ex[0][keep[n]], train_rank[ex[1][keep[n]]] if train_only else ex[1])
+                                for n, ex in extras.items()},
+                         plan=plan.subset(train_ok) if train_only else plan)
 
     def evaluate(name: str, det: HybridDetector):
         if det.fusion == "logistic":  # learns from labels: fit on train, calibrate on the labelled val split
@@ -221,6 +243,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
         results[name] = _metrics(y_test, pred, score)
         per_kind[name] = _per_kind(kinds_test, y_test, pred)
         thresholds[name] = float(det.fusion_.threshold_)
+        results[name]["branch_thresholds"] = {b.name: float(b.threshold_) for b in det.branches_}
         if len(det.branches_) == 1:  # single branch: report its raw score and threshold
             b = det.branches_[0]
             frames[name] = table[b.name].to_numpy(dtype=float)
@@ -273,6 +296,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
                                "time-blocked cross-fitting; logistic fusion: fit on train, calibrated on the "
                                "labelled val split; all numbers on test"},
         "unreadable": {i: e for i, e in zip(merged.ids, merged.errors) if e},
+        "reference": {"n": int(ref.n_ok), "input_order": input_order.as_dict(), "order_check": order_check.as_dict()},
         "notes": notes,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
         "date": _dt.date.today().isoformat(),
@@ -349,7 +373,24 @@ def run_protocol(path: str | os.PathLike, config: BenchConfig | None = None) -> 
         res.pop("_frames", None)
         res.pop("_detector", None)
         res["frames"] = d.get("frames")
+        res["order"] = d.get("order", "time")
+        res["base"] = d.get("base", d["name"])
         per[d["name"]] = res
+    summary = _summarise(per)
+    orders = list(dict.fromkeys(r["order"] for r in per.values()))
+    by_order = {o: _summarise({k: r for k, r in per.items() if r["order"] == o}) for o in orders} \
+        if len(orders) > 1 else {}
+    head = summary.get("fusion_or")
+    return {"protocol": desc.get("kind", "report"), "datasets": per, "summary": summary, "by_order": by_order,
+            "threshold_ratios": _threshold_ratios(per),
+            "headline": None if head is None else {"method": "fusion_or", "split": head["worst_split"],
+                                                   **head["worst_split_metrics"]},
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+            "date": _dt.date.today().isoformat(), "hybrid_drift_version": __version__}
+
+
+def _summarise(per: dict[str, dict]) -> dict[str, dict]:
+    """Per method: the mean and worst of each metric over the datasets, and the worst dataset by F1."""
     summary = {}
     for m in PROTOCOL_METHODS:
         rows = {k: r["methods"][m] for k, r in per.items() if m in r["methods"]}
@@ -362,12 +403,23 @@ def run_protocol(path: str | os.PathLike, config: BenchConfig | None = None) -> 
                                else min(r[k] for r in rows.values())) for k in _METRICS},
             "worst_split": worst_name, "worst_split_metrics": {k: rows[worst_name][k] for k in _METRICS},
             "n_datasets": len(rows)}
-    head = summary.get("fusion_or")
-    return {"protocol": desc.get("kind", "report"), "datasets": per, "summary": summary,
-            "headline": None if head is None else {"method": "fusion_or", "split": head["worst_split"],
-                                                   **head["worst_split_metrics"]},
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
-            "date": _dt.date.today().isoformat(), "hybrid_drift_version": __version__}
+    return summary
+
+
+def _threshold_ratios(per: dict[str, dict], method: str = "fusion_or") -> dict[str, Any]:
+    """Each order variant's branch thresholds over those of the same split in time order (1.0 = the same),
+    and the one farthest from 1."""
+    ratios: dict[str, dict[str, float]] = {}
+    for name, r in per.items():
+        base = per.get(r.get("base", name))
+        if base is None or base is r or method not in r["methods"] or method not in base["methods"]:
+            continue
+        mine, ref = r["methods"][method]["branch_thresholds"], base["methods"][method]["branch_thresholds"]
+        ratios[name] = {b: float(mine[b] / ref[b]) for b in mine if b in ref and ref[b] > 0}
+    flat = [(abs(np.log(v)), k, b, v) for k, d in ratios.items() for b, v in d.items() if v > 0]
+    far = max(flat) if flat else None
+    return {"per_dataset": ratios,
+            "farthest": None if far is None else {"dataset": far[1], "branch": far[2], "ratio": far[3]}}
 
 
 def _prf(r: dict) -> str:
@@ -377,16 +429,28 @@ def _prf(r: dict) -> str:
 def protocol_tables(res: dict[str, Any]) -> str:
     """Markdown: one row per split and seed (P / R / false alarms per 1,000 clean frames), then the summary."""
     methods = [m for m in ("colour", "cnn", "fusion_or", "fusion_logistic") if m in res["summary"]]
-    lines = ["| split | frames train / val / test | " + " | ".join(f"{m}: P / R / FA" for m in methods) + " |",
-             "|---|---|" + "---:|" * len(methods)]
+    lines = ["| split | order | frames train / val / test | " + " | ".join(f"{m}: P / R / FA" for m in methods)
+             + " |", "|---|---|---|" + "---:|" * len(methods)]
     for name, r in res["datasets"].items():
         fr = r.get("frames") or {}
         span = " / ".join(f"{a}-{b - 1}" for a, b in (fr.get(s, (0, 1)) for s in ("train", "val", "test")))
-        lines.append(f"| {name} | {span} | " + " | ".join(_prf(r["methods"][m]) for m in methods) + " |")
-    lines += ["", "| method | worst split (by F1) | worst split P / R / FA | F1 | mean P / R / FA | mean F1 | "
-                  "lowest P | lowest R | most FA |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for m, s in res["summary"].items():
-        w, mean, worst = s["worst_split_metrics"], s["mean"], s["worst"]
-        lines.append(f"| {m} | {s['worst_split']} | {_prf(w)} | {w['f1']:.3f} | {_prf(mean)} | {mean['f1']:.3f} | "
-                     f"{worst['precision']:.1%} | {worst['recall']:.1%} | {worst['false_alarms_per_1000']:.1f} |")
+        chk = (r.get("reference") or {}).get("order_check") or {}
+        order = r.get("order", "time") + (" (regrouped)" if chk.get("action") == "reordered" else "")
+        lines.append(f"| {r.get('base', name)} | {order} | {span} | "
+                     + " | ".join(_prf(r["methods"][m]) for m in methods) + " |")
+    head = "| method | worst (by F1) | worst P / R / FA | F1 | mean P / R / FA | mean F1 | lowest P | lowest R | most FA |"
+    rule = "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    blocks = [("every split and order", res["summary"])] + \
+        [(f"order: {o}", s) for o, s in (res.get("by_order") or {}).items()]
+    for title, summ in blocks:
+        lines += ["", f"**{title}**", "", head, rule]
+        for m, s in summ.items():
+            w, mean, worst = s["worst_split_metrics"], s["mean"], s["worst"]
+            lines.append(f"| {m} | {s['worst_split']} | {_prf(w)} | {w['f1']:.3f} | {_prf(mean)} | "
+                         f"{mean['f1']:.3f} | {worst['precision']:.1%} | {worst['recall']:.1%} | "
+                         f"{worst['false_alarms_per_1000']:.1f} |")
+    far = (res.get("threshold_ratios") or {}).get("farthest")
+    if far:
+        lines += ["", f"Thresholds of the renamed references against time order (default fusion's branches): "
+                      f"farthest {far['ratio']:.3f}x ({far['branch']}, {far['dataset']})."]
     return "\n".join(lines)

@@ -42,6 +42,15 @@ class Dataset:
         """Absolute image paths of one split."""
         return self.split(name)["abspath"].tolist()
 
+    def items(self, mask) -> list:
+        """:class:`~hybrid_drift.io.InputItem` s of the rows selected by ``mask``, with their ``time``
+        when the manifest has a time column (see :func:`read_manifest`)."""
+        from ..io.sources import InputItem, display_id
+        rows = self.manifest[mask]
+        times = rows["time_s"] if "time_s" in rows else [None] * len(rows)
+        return [InputItem(display_id(p), p, None if t is None or pd.isna(t) else float(t))
+                for p, t in zip(rows["abspath"], times)]
+
     def labels(self, name: str) -> np.ndarray:
         """Labels (0 normal, 1 outlier) of one split."""
         return self.split(name)["label"].to_numpy(dtype=int)
@@ -102,4 +111,26 @@ def read_manifest(root: str | os.PathLike, *, limit: int | None = None, seed: in
         df = df.loc[sorted(keep)]
     df = df.reset_index(drop=True)
     df["abspath"] = [str(root / p) for p in df["path"]]
+    time_col = next((c for c in TIME_COLUMNS if c in df.columns), None)
+    if time_col is not None:
+        df["time_s"] = _seconds(df[time_col], path, time_col)
     return Dataset(root, df)
+
+
+#: a manifest column with when each image was taken (seconds, or date-times) orders ``fit``'s reference
+TIME_COLUMNS = ("time", "timestamp")
+
+
+def _seconds(col: pd.Series, path, name) -> pd.Series:
+    """A time column as float seconds (numbers as they are; date-time text parsed); empty cells are NaN."""
+    text = col.astype(str).str.strip()
+    empty = text.eq("") | col.isna()
+    num = pd.to_numeric(text.where(~empty), errors="coerce")
+    if not (num.isna() & ~empty).any():
+        return num.astype(float)
+    parsed = pd.to_datetime(text.where(~empty), errors="coerce", utc=True, format="mixed")
+    bad = parsed.isna() & ~empty
+    if bad.any():
+        raise ValueError(f"{path}: column '{name}' must hold numbers or date-times; row {int(bad.idxmax()) + 2} "
+                         f"holds {str(col[bad.idxmax()])[:40]!r}")
+    return (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()

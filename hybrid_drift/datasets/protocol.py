@@ -14,24 +14,40 @@ from the same 80-second clip, so their frames overlap: what differs is where the
 reference period ends, what the test period holds (the people crossing the lawn
 around frames 520-600, the light change near frame 500) and the random outliers.
 
+**Order variants** (issue 20): a reference folder is in time order only when its
+names say so. Each split and seed is also written with its images renamed the way
+other tools name them, manifest rows sorted by the new name within each split (as a
+folder listing would give them), nothing else changed:
+
+* ``uuid``: random UUID names (a labelling tool, an object store): name order is
+  random order;
+* ``nopad``: ``frame_<n>.jpg`` without zero padding (``frame_10`` sorts before
+  ``frame_9`` as text; the library's natural order puts it back).
+
 Layout written by :func:`make_protocol`::
 
-    OUT/protocol.json        the splits, seeds and dataset folders
+    OUT/protocol.json        the splits, seeds, orders and dataset folders
     OUT/frames/fNNNN.jpg     the normal frames, written once, shared
-    OUT/<split>-s<seed>/     one dataset per split and seed (manifest.csv + its outliers)
+    OUT/<split>-s<seed>/     one dataset per split and seed (manifest.csv + its outliers), time order
+    OUT/<split>-s<seed>-<order>/  the same dataset with renamed files (hard links)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
+import shutil
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
+
 from .crossroad import CrossroadConfig, make_crossroad
 
-__all__ = ["REPORT_SPLITS", "DEV_SPLITS", "REPORT_SEEDS", "DEV_SEEDS", "make_protocol", "read_protocol",
-           "is_protocol"]
+__all__ = ["REPORT_SPLITS", "DEV_SPLITS", "REPORT_SEEDS", "DEV_SEEDS", "ORDER_VARIANTS", "make_protocol",
+           "read_protocol", "is_protocol", "write_order_variant"]
 
 #: name -> (first frame, train frames, val normal frames, test normal frames) of vtest.avi (795 frames)
 REPORT_SPLITS = {
@@ -48,14 +64,52 @@ DEV_SPLITS = {
     "D2": (50, 300, 100, 200),
     "D3": (0, 450, 120, 225),
 }
+#: how the files of each split are named besides time order (see the module docstring)
+ORDER_VARIANTS = ("uuid", "nopad")
 REPORT_SEEDS = (0, 1)
 DEV_SEEDS = (2, 3)
 _FILE = "protocol.json"
 
 
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or links not allowed: a copy
+        shutil.copy2(src, dst)
+
+
+def write_order_variant(dataset: str | os.PathLike, out: str | os.PathLike, order: str, *, seed: int = 0) -> Path:
+    """Write ``dataset`` again under ``out`` with every image renamed as ``order`` names files.
+
+    ``"uuid"``: a random UUID per image (seeded); ``"nopad"``: ``<split>/frame_<n>.jpg`` with ``n``
+    the row's position in time without zero padding. Rows of each split are sorted by the new
+    name (text order, as a folder listing gives them); files are hard links (copies where links
+    cannot be made). Returns ``out``.
+    """
+    if order not in ORDER_VARIANTS:
+        raise ValueError(f"order must be one of {ORDER_VARIANTS}, got {order!r}")
+    src, out = Path(dataset), Path(out)
+    m = pd.read_csv(src / "manifest.csv", dtype=str, keep_default_na=False)
+    rng = random.Random(f"{order}-{seed}")
+    new = []
+    for i, row in m.iterrows():
+        ext = os.path.splitext(row["path"])[1].lower() or ".jpg"
+        stem = str(uuid.UUID(int=rng.getrandbits(128))) if order == "uuid" else f"frame_{i}"
+        new.append(f"images/{row['split']}/{stem}{ext}")
+    m = m.assign(path=new, _src=[str(src / p) for p in m["path"]])
+    for p, s in zip(m["path"], m["_src"]):
+        _link(Path(s), out / p)
+    parts = [m[m["split"] == sp].sort_values("path", kind="stable") for sp in dict.fromkeys(m["split"])]
+    pd.concat(parts).drop(columns="_src").to_csv(out / "manifest.csv", index=False)
+    return out
+
+
 def make_protocol(out: str | os.PathLike, *, dev: bool = False, seeds=None, splits=None,
                   source: str | os.PathLike | None = None, progress: bool = False,
-                  base: CrossroadConfig | None = None) -> dict:
+                  base: CrossroadConfig | None = None, orders=ORDER_VARIANTS) -> dict:
     """Write every split x seed as a crossroad dataset under ``out`` (normal frames shared).
 
     Parameters
@@ -69,6 +123,9 @@ def make_protocol(out: str | os.PathLike, *, dev: bool = False, seeds=None, spli
         val, test)).
     base : CrossroadConfig, optional
         Everything but the split positions (outlier counts, frame size...).
+    orders : iterable of str
+        Order variants written beside each time-ordered dataset (:data:`ORDER_VARIANTS`;
+        empty = time order only).
 
     Returns
     -------
@@ -86,9 +143,14 @@ def make_protocol(out: str | os.PathLike, *, dev: bool = False, seeds=None, spli
                           n_test_normal=n_test)
             make_crossroad(out / folder, seed=seed, source=source, config=cfg, progress=progress,
                            normals_dir=out / "frames")
-            datasets.append({"name": folder, "split": name, "seed": seed, "frames": {
-                "train": [start, start + n_train], "val": [start + n_train, start + n_train + n_val],
-                "test": [start + n_train + n_val, start + n_train + n_val + n_test]}})
+            frames = {"train": [start, start + n_train], "val": [start + n_train, start + n_train + n_val],
+                      "test": [start + n_train + n_val, start + n_train + n_val + n_test]}
+            datasets.append({"name": folder, "split": name, "seed": seed, "order": "time", "base": folder,
+                             "frames": frames})
+            for order in orders:
+                write_order_variant(out / folder, out / f"{folder}-{order}", order, seed=seed)
+                datasets.append({"name": f"{folder}-{order}", "split": name, "seed": seed, "order": order,
+                                 "base": folder, "frames": frames})
     desc = {"name": "crossroad-protocol", "kind": "dev" if dev else "report", "datasets": datasets}
     (out / _FILE).write_text(json.dumps(desc, indent=2))
     return desc

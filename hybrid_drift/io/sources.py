@@ -44,6 +44,8 @@ class InputItem:
 
     id: str
     src: Any  # path str, bytes, ndarray, a (video_path, frame_index) tuple, or Unreadable
+    #: when it was taken (seconds), where the input says (a manifest's time column); see ``io.order``
+    time: float | None = None
 
 
 def display_id(path: str) -> str:

@@ -333,17 +333,20 @@ def extract_ray(branches, inputs, *, address: str | None = None, part_size: int 
     return Extracted(ids, errors, metas, features)
 
 
-def fit_ray(detector, train, val=None, labels=None, *, max_images: int | None = 50_000, seed: int = 0, **ray_kw):
+def fit_ray(detector, train, val=None, labels=None, *, max_images: int | None = 50_000, seed: int = 0,
+            order: str = "auto", **ray_kw):
     """Fit and calibrate ``detector`` with features computed on Ray. Returns the detector.
 
     At most ``max_images`` training inputs are used (a uniform random sample, kept in
     input order): the driver holds their features, about ``max_images`` x (colour
     dim + CNN dim) x 4 bytes (50,000 x ~3,100 x 4 B = 620 MB with the defaults).
-    ``None`` uses every input. Thresholds come from cross-fitting on the driver; the
+    ``None`` uses every input. ``order`` as in :meth:`HybridDetector.fit`. Thresholds come from
+    cross-fitting on the driver (with the same order check); the
     CNN branch's moved-foreground copies of up to ``augment`` reference frames are made
     and embedded on the driver too (it reads those files). ``val`` adds held-out images.
     """
-    items = expand_inputs(train)
+    from ..io.order import order_inputs
+    items, input_order = order_inputs(expand_inputs(train), order)
     if max_images is not None and len(items) > max_images:
         keep = np.sort(np.random.default_rng(seed).choice(len(items), max_images, replace=False))
         log.warning("fitting on a random sample of %d of %d training images (max_images)", max_images, len(items))
@@ -352,6 +355,7 @@ def fit_ray(detector, train, val=None, labels=None, *, max_images: int | None = 
     load = detector.load_settings  # the detector's reduce and max_pixels, as the local path uses them
     kw = {**ray_kw, "reduce": load.reduce, "max_pixels": load.max_pixels}
     detector.fit_features(extract_ray(detector.branches_, items, **kw), items=items)
+    detector.input_order_ = input_order
     if val is not None:
         detector.calibrate_features(extract_ray(detector.branches_, expand_inputs(val), **kw), labels)
     return detector
