@@ -9,6 +9,7 @@ import logging as _logging
 
 from ._version import __version__
 from .branches import Branch, CNNBranch, ColourBranch, MinMaxBranch
+from .branches_local import LightBranch, LocalBranch
 from .calibration import Calibration, CalibrationRule, choose_threshold
 from .detector import HybridDetector
 from .exceptions import BackboneUnavailableError, ImageLoadError, ModelFormatError, NotFittedError
@@ -19,7 +20,8 @@ from .pipeline import Extracted, extract
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
-__all__ = ["__version__", "HybridDetector", "Branch", "ColourBranch", "CNNBranch", "MinMaxBranch",
+__all__ = ["__version__", "HybridDetector", "Branch", "ColourBranch", "CNNBranch", "MinMaxBranch", "LocalBranch",
+           "LightBranch",
            "OrFusion", "LogisticFusion", "choose_threshold", "Calibration", "CalibrationRule", "Explanation", "decode_image", "expand_inputs",
            "list_images", "load_images", "extract", "Extracted", "ImageLoadError", "ModelFormatError",
            "BackboneUnavailableError", "NotFittedError"]

@@ -9,7 +9,8 @@ Use :func:`register_corruption` to add your own and :func:`corrupt_folder` to
 apply any of them to your own images.
 
 Families: ``shape`` (structure changes, colours mostly kept), ``colour`` (colour
-changes, structure kept) and ``object`` (a foreign object pasted in).
+changes, structure kept), ``local`` (a fault over a small part of the frame: a
+smudge, dead sensor rows, a frozen banner) and ``object`` (a foreign object pasted in).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-__all__ = ["Corruption", "CORRUPTIONS", "register_corruption", "get_corruption", "apply_corruption",
+__all__ = ["Corruption", "CORRUPTIONS", "CAMERA_FAULTS", "register_corruption", "get_corruption", "apply_corruption",
            "SobelFilter", "ObjectPaster", "load_object_library", "corrupt_folder"]
 
 Transform = Callable[[np.ndarray], np.ndarray]
@@ -191,6 +192,124 @@ for _name, _fam, _fac, _desc in [
     ("grayscale", "colour", _grayscale, "colour lost (A.ToGray)"),
     ("sun_flare", "colour", _sun_flare, "lens flare in the upper half (A.RandomSunFlare)"),
     ("channel_shuffle", "colour", _channel_shuffle, "RGB channels swapped (a fixed non-identity order)"),
+]:
+    register_corruption(_name, _fam, _fac, _desc)
+
+
+# --- camera faults (issue 21): optics, sensor, encoder, light, mount, overlays -----------------
+def _motion_blur(rng):
+    k = int(rng.integers(4, 11)) * 2 + 1  # 9..21 px
+    return _albu(A.MotionBlur(blur_limit=(k, k), p=1.0), _seed(rng)), {"kernel": k}
+
+
+def _jpeg_heavy(rng):
+    q = int(rng.integers(3, 11))
+    return _albu(A.ImageCompression(quality_range=(q, q), p=1.0), 0), {"quality": q}
+
+
+def _lut(table: np.ndarray) -> Transform:
+    lut = np.clip(table, 0, 255).astype(np.uint8)
+    return lambda rgb: cv2.LUT(rgb, lut)
+
+
+def _fog(rng):
+    a, level = _u(rng, 0.35, 0.6), int(rng.integers(170, 221))
+    x = np.arange(256, dtype=np.float64)
+    return _lut(x * (1 - a) + level * a), {"amount": a, "level": level}
+
+
+def _night(rng):
+    gain, gamma = _u(rng, 0.2, 0.4), _u(rng, 1.3, 1.8)
+    x = np.arange(256, dtype=np.float64) / 255.0
+    return _lut(255.0 * gain * x ** gamma), {"gain": gain, "gamma": gamma}
+
+
+def _colour_temperature(rng):
+    s = _u(rng, 0.12, 0.25) * (1 if rng.random() < 0.5 else -1)  # > 0 warm (tungsten), < 0 cool (shade)
+    gains = np.array([1 + s, 1.0, 1 - s])
+
+    def run(rgb):
+        return np.clip(rgb.astype(np.float32) * gains, 0, 255).astype(np.uint8)
+    return run, {"shift": s}
+
+
+def _camera_shift(rng):
+    tx, ty = _u(rng, 0.03, 0.08) * rng.choice([-1, 1]), _u(rng, 0.02, 0.06) * rng.choice([-1, 1])
+    rot = _u(rng, 1.0, 3.0) * rng.choice([-1, 1])
+
+    def run(rgb):
+        h, w = rgb.shape[:2]
+        M = cv2.getRotationMatrix2D((w / 2, h / 2), rot, 1.0)
+        M[:, 2] += (tx * w, ty * h)
+        return cv2.warpAffine(rgb, M, (w, h), borderMode=cv2.BORDER_REFLECT)
+    return run, {"dx": float(tx), "dy": float(ty), "rotation": float(rot)}
+
+
+def _lens_occlusion(rng):
+    """A smudge or a drop on the lens: a dark, soft blob over 3-8% of the frame."""
+    area, cx, cy = _u(rng, 0.03, 0.08, 4), _u(rng, 0.15, 0.85), _u(rng, 0.15, 0.85)
+    aspect, strength = _u(rng, 0.6, 1.6), _u(rng, 0.6, 0.9)
+    tint = np.array([int(rng.integers(20, 70))] * 3, np.float32)
+
+    def run(rgb):
+        h, w = rgb.shape[:2]
+        ry = np.sqrt(area * h * w / np.pi / aspect)
+        mask = np.zeros((h, w), np.float32)
+        cv2.ellipse(mask, (int(cx * w), int(cy * h)), (max(1, int(ry * aspect)), max(1, int(ry))), 0, 0, 360, 1.0, -1)
+        k = max(3, int(ry / 2) * 2 + 1)
+        mask = cv2.GaussianBlur(mask, (k, k), 0)[..., None] * strength
+        blurred = cv2.GaussianBlur(rgb, (k, k), 0).astype(np.float32)
+        return (blurred * (1 - mask) * 0.5 + rgb * (1 - mask) * 0.5 + tint * mask).astype(np.uint8)
+    return run, {"area": area, "centre": [cx, cy], "strength": strength}
+
+
+def _dead_rows(rng):
+    """A band of dead sensor rows (1-3% of the height), black or stuck at one value."""
+    frac, pos, value = _u(rng, 0.01, 0.03, 4), _u(rng, 0.05, 0.9), int(rng.choice([0, 0, 255, int(rng.integers(60, 200))]))
+
+    def run(rgb):
+        h = rgb.shape[0]
+        a = int(pos * h)
+        out = rgb.copy()
+        out[a:a + max(1, int(round(frac * h)))] = value
+        return out
+    return run, {"height": frac, "position": pos, "value": value}
+
+
+def _text_banner(rng):
+    """A frozen on-screen banner (an encoder's error message, a stuck overlay): 3-6% of the frame."""
+    height, top = _u(rng, 0.05, 0.09, 3), bool(rng.random() < 0.5)
+    width = _u(rng, 0.45, 0.75)
+    text = ["NO SIGNAL", "CAM 03  ERROR 0x1F", "RECORDING PAUSED", "MOTION DETECTION OFF"][int(rng.integers(4))]
+
+    def run(rgb):
+        h, w = rgb.shape[:2]
+        bh, bw = max(6, int(height * h)), int(width * w)
+        y0 = int(0.03 * h) if top else h - bh - int(0.03 * h)
+        x0 = int(0.03 * w)
+        out = rgb.copy()
+        cv2.rectangle(out, (x0, y0), (x0 + bw, y0 + bh), (16, 16, 16), -1)
+        scale = bh / 40.0
+        cv2.putText(out, text, (x0 + bh // 4, y0 + int(bh * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (240, 240, 240), max(1, int(scale * 2)), cv2.LINE_AA)
+        return out
+    return run, {"height": height, "width": width, "top": top, "text": text}
+
+
+#: the faults of the multi-scene benchmark (besides pasted objects), by family
+CAMERA_FAULTS = ("motion_blur", "jpeg_heavy", "fog", "night", "colour_temperature", "camera_shift",
+                 "lens_occlusion", "dead_rows", "text_banner")
+
+for _name, _fam, _fac, _desc in [
+    ("motion_blur", "shape", _motion_blur, "camera shake or a slow shutter (A.MotionBlur, 9-21 px)"),
+    ("jpeg_heavy", "shape", _jpeg_heavy, "an encoder at its lowest bit rate (A.ImageCompression, quality 3-10)"),
+    ("fog", "colour", _fog, "haze: contrast pulled towards a light grey (35-60%)"),
+    ("night", "colour", _night, "the light gone: 20-40% gain and a gamma of 1.3-1.8"),
+    ("colour_temperature", "colour", _colour_temperature, "white balance lost: a warm or cool cast (12-25%)"),
+    ("camera_shift", "shape", _camera_shift, "the mount knocked: 3-8% shift and 1-3 degrees of rotation"),
+    ("lens_occlusion", "local", _lens_occlusion, "a smudge or drop on the lens: a dark soft blob, 3-8% of the frame"),
+    ("dead_rows", "local", _dead_rows, "a band of dead sensor rows, 1-3% of the height"),
+    ("text_banner", "local", _text_banner, "a frozen on-screen text banner, 3-6% of the frame"),
 ]:
     register_corruption(_name, _fam, _fac, _desc)
 

@@ -281,13 +281,14 @@ class HybridDetector:
         if not hasattr(self, "branches_"):
             self.branches_ = self._build_branches()
         mode = {"auto": "auto", "time": "given", "similarity": "similarity"}[self.folds]
-        return plan_crossfit({b.name: ext.features[b.name] for b in self.branches_}, mode=mode,
+        plan = plan_crossfit({b.name: ext.features[b.name] for b in self.branches_}, mode=mode,
                              blocks=self._rule().blocks)
+        (log.warning if not plan.check.time_like and mode == "auto" else log.info)("%s", plan.check.sentence())
+        return plan
 
     def _apply_plan(self, plan: CrossfitPlan, ext: Extracted, items, extra: dict):
         """``(ext, items, extra)`` in the order of ``plan`` (extra rows' sources renumbered)."""
         self.order_check_ = plan.check
-        (log.warning if not plan.check.time_like and self.folds == "auto" else log.info)("%s", plan.check.sentence())
         perm = plan.perm
         if np.array_equal(perm, np.arange(len(perm))):
             return ext, items, extra

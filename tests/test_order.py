@@ -242,3 +242,13 @@ def test_colour_branch_alone_checks_its_order(reference):
     shuffled = [reference[i] for i in np.random.default_rng(5).permutation(len(reference))]
     b = ColourBranch().fit(shuffled, order="given")
     assert b.order_check_.action == "reordered"
+
+
+def test_the_report_says_what_the_model_was_fitted_on(tmp_path, reference):
+    from hybrid_drift.report import score_report
+    shuffled = [reference[i] for i in np.random.default_rng(6).permutation(60)]
+    det = HybridDetector(cnn=False).fit(shuffled, order="given")
+    out = score_report(det.score(reference[60:70]), det, tmp_path / "r.html")
+    html = out.read_text()
+    assert "What the model was fitted on" in html and "reference: 60 readable images" in html
+    assert "order used: given" in html and "does NOT look like time order" in html

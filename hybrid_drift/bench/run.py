@@ -34,6 +34,7 @@ from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_sco
 
 from .._version import __version__
 from ..branches import Branch, CNNBranch, ColourBranch, MinMaxBranch
+from ..branches_local import LightBranch, LocalBranch
 from ..datasets.manifest import Dataset, read_manifest
 from ..detector import HybridDetector
 from ..exceptions import BackboneUnavailableError
@@ -43,7 +44,8 @@ from ..reference_order import input_rows, plan_crossfit
 from ..pipeline import Extracted, extract
 from ..scorers.distances import DISTANCES
 
-__all__ = ["BenchConfig", "run_bench", "run_protocol", "markdown_table", "protocol_tables", "PROTOCOL_METHODS"]
+__all__ = ["BenchConfig", "run_bench", "run_protocol", "markdown_table", "protocol_tables", "scene_kind_table",
+           "PROTOCOL_METHODS"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,8 @@ class BenchConfig:
     cache_dir: Any = None
     progress: bool = True
     backend: str = "auto"
+    #: also evaluate the opt-in local and light branches (issue 21) alone and added to OR fusion
+    local: bool = True
 
 
 def _metrics(y, pred, score) -> dict[str, float]:
@@ -143,8 +147,10 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
 
     colour = ColourBranch(**cfg.colour)
     minmax = MinMaxBranch()
+    local, light = (LocalBranch(), LightBranch()) if cfg.local else (None, None)
     t0 = time.perf_counter()
-    ext_c = extract([colour, minmax], paths, workers=cfg.workers, progress=cfg.progress, desc="colour features")
+    ext_c = extract([b for b in (colour, minmax, local, light) if b is not None], paths, workers=cfg.workers,
+                    progress=cfg.progress, desc="colour features")
     seconds["colour"] = time.perf_counter() - t0
 
     # (method name, backbone, CNNBranch settings); the main one first
@@ -274,6 +280,10 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     study_name = f"cnn_study_{cfg.backbone}"
     if study_name in cnn_exts:  # the study's own pairing: whylogs-style colour + avg-pool CNN
         evaluate("fusion_or_study", _det([copy.deepcopy(colour_best), cnn_exts[study_name][0]], "or", cfg))
+    if local is not None:  # the opt-in local and light branches (issue 21), alone and added to the default fusion
+        evaluate("local", _det([local], "or", cfg))
+        evaluate("light", _det([light], "or", cfg))
+        evaluate("fusion_or_local", _det([copy.deepcopy(colour_best), main_cnn, local, light], "or", cfg))
     if (y_val == 1).any():
         evaluate("fusion_logistic", _det([copy.deepcopy(colour_best), main_cnn], "logistic", cfg))
     else:
@@ -308,6 +318,8 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
 
 
 _LABELS = {"minmax": "Min/max range (trivial baseline)", "cnn": "CNN + PCA", "fusion_or": "Fusion (OR)",
+           "local": "Local cells (opt-in)", "light": "Light range (opt-in)",
+           "fusion_or_local": "Fusion (OR) + local + light (opt-in)",
            "fusion_logistic": "Fusion (logistic)", "fusion_or_study": "Fusion (OR) of colour + study CNN"}
 
 
@@ -318,7 +330,7 @@ def markdown_table(res: dict[str, Any]) -> str:
     order = ["minmax"] + [f"colour_{d}" for d in DISTANCES] + \
         sorted(k for k in res["methods"] if k.startswith("cnn_study")) + ["cnn"] + \
         sorted(k for k in res["methods"] if k.startswith("cnn_") and not k.startswith("cnn_study")) + \
-        ["fusion_or_study", "fusion_or", "fusion_logistic"]
+        ["local", "light", "fusion_or_study", "fusion_or", "fusion_or_local", "fusion_logistic"]
     for k in order:
         if k not in res["methods"]:
             continue
@@ -350,7 +362,7 @@ def per_kind_table(res: dict[str, Any], methods=("minmax", "colour", "cnn_study_
 
 
 #: methods summarised across the splits of a protocol (the default fusion first)
-PROTOCOL_METHODS = ("fusion_or", "fusion_logistic", "cnn", "colour", "minmax")
+PROTOCOL_METHODS = ("fusion_or", "fusion_logistic", "cnn", "colour", "minmax", "local", "light", "fusion_or_local")
 _METRICS = ("precision", "recall", "f1", "auroc", "false_alarms_per_1000")
 
 
@@ -375,13 +387,17 @@ def run_protocol(path: str | os.PathLike, config: BenchConfig | None = None) -> 
         res["frames"] = d.get("frames")
         res["order"] = d.get("order", "time")
         res["base"] = d.get("base", d["name"])
+        res["scene"] = d.get("scene")
         per[d["name"]] = res
     summary = _summarise(per)
     orders = list(dict.fromkeys(r["order"] for r in per.values()))
     by_order = {o: _summarise({k: r for k, r in per.items() if r["order"] == o}) for o in orders} \
         if len(orders) > 1 else {}
+    scenes = list(dict.fromkeys(r["scene"] for r in per.values() if r["scene"]))
+    by_scene = {sc: _summarise({k: r for k, r in per.items() if r["scene"] == sc}) for sc in scenes}
     head = summary.get("fusion_or")
     return {"protocol": desc.get("kind", "report"), "datasets": per, "summary": summary, "by_order": by_order,
+            "by_scene": by_scene,
             "threshold_ratios": _threshold_ratios(per),
             "headline": None if head is None else {"method": "fusion_or", "split": head["worst_split"],
                                                    **head["worst_split_metrics"]},
@@ -422,13 +438,31 @@ def _threshold_ratios(per: dict[str, dict], method: str = "fusion_or") -> dict[s
             "farthest": None if far is None else {"dataset": far[1], "branch": far[2], "ratio": far[3]}}
 
 
+def scene_kind_table(res: dict[str, Any], method: str = "fusion_or") -> str:
+    """Markdown: recall per kind of outlier and scene (mean over the scene's seeds, time order only)."""
+    scenes = list(res.get("by_scene") or {})
+    if not scenes:
+        return ""
+    per = {sc: [r["per_kind_recall"].get(method, {}) for r in res["datasets"].values()
+                if r.get("scene") == sc and r.get("order", "time") == "time"] for sc in scenes}
+    kinds = sorted({k for rows in per.values() for r in rows for k in r})
+    lines = [f"| kind ({method}) | " + " | ".join(scenes) + " |", "|---|" + "---:|" * len(scenes)]
+    for kd in kinds:
+        cells = []
+        for sc in scenes:
+            vals = [r[kd] for r in per[sc] if kd in r]
+            cells.append(f"{np.mean(vals):.0%}" if vals else "")
+        lines.append(f"| {kd} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _prf(r: dict) -> str:
     return f"{r['precision']:.1%} / {r['recall']:.1%} / {r['false_alarms_per_1000']:.1f}"
 
 
 def protocol_tables(res: dict[str, Any]) -> str:
     """Markdown: one row per split and seed (P / R / false alarms per 1,000 clean frames), then the summary."""
-    methods = [m for m in ("colour", "cnn", "fusion_or", "fusion_logistic") if m in res["summary"]]
+    methods = [m for m in ("colour", "cnn", "fusion_or", "fusion_logistic", "fusion_or_local") if m in res["summary"]]
     lines = ["| split | order | frames train / val / test | " + " | ".join(f"{m}: P / R / FA" for m in methods)
              + " |", "|---|---|---|" + "---:|" * len(methods)]
     for name, r in res["datasets"].items():
@@ -441,7 +475,8 @@ def protocol_tables(res: dict[str, Any]) -> str:
     head = "| method | worst (by F1) | worst P / R / FA | F1 | mean P / R / FA | mean F1 | lowest P | lowest R | most FA |"
     rule = "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     blocks = [("every split and order", res["summary"])] + \
-        [(f"order: {o}", s) for o, s in (res.get("by_order") or {}).items()]
+        [(f"order: {o}", s) for o, s in (res.get("by_order") or {}).items()] + \
+        [(f"scene: {sc}", s) for sc, s in (res.get("by_scene") or {}).items()]
     for title, summ in blocks:
         lines += ["", f"**{title}**", "", head, rule]
         for m, s in summ.items():

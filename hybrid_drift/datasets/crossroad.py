@@ -86,7 +86,8 @@ def _plan(n_out: int, transforms, share: float) -> list[tuple[str, int]]:
 
 def make_crossroad(out: str | os.PathLike, *, seed: int = 0, source: str | os.PathLike | None = None,
                    config: CrossroadConfig | None = None, progress: bool = False,
-                   normals_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+                   normals_dir: str | os.PathLike | None = None, frames: list | None = None,
+                   about: dict | None = None) -> pd.DataFrame:
     """Write the crossroad outlier set to ``out`` (``manifest.csv`` + ``images/``).
 
     Parameters
@@ -103,6 +104,11 @@ def make_crossroad(out: str | os.PathLike, *, seed: int = 0, source: str | os.Pa
         Write the normal frames here (``fNNNN.jpg``, shared by several datasets built
         from the same video, e.g. the splits of a protocol) instead of under ``out``;
         the manifest then points to them by a relative path.
+    frames : list of ndarray, optional
+        RGB frames of another fixed camera, in time order, instead of ``vtest.avi``
+        (the multi-scene benchmark; object photos still come from ``source``).
+    about : dict, optional
+        ``name``, ``source`` and ``licence`` of those frames for ``dataset.json``.
 
     Returns
     -------
@@ -112,7 +118,7 @@ def make_crossroad(out: str | os.PathLike, *, seed: int = 0, source: str | os.Pa
     cfg = config or CrossroadConfig()
     src = Path(source) if source else bundled_data_dir()
     video = src / "vtest.avi"
-    if not video.is_file():
+    if frames is None and not video.is_file():
         raise FileNotFoundError(
             f"{video}: not found. The crossroad set is built from OpenCV's sample video; it ships in this "
             "repository under data/opencv_samples/ (or set HYBRID_DRIFT_DATA / pass source=).")
@@ -123,8 +129,10 @@ def make_crossroad(out: str | os.PathLike, *, seed: int = 0, source: str | os.Pa
         register_corruption(kind, "object", object_factory(library, area), f"pasted object, area {area}",
                             overwrite=True)
 
+    given = frames
     frames = []
-    for _, rgb in iter_video_frames(video, stop=cfg.max_frames):
+    for rgb in (given[:cfg.max_frames] if given is not None else
+                (f for _, f in iter_video_frames(video, stop=cfg.max_frames))):
         if cfg.downsample > 1:
             h, w = rgb.shape[:2]
             rgb = cv2.resize(rgb, (w // cfg.downsample, h // cfg.downsample), interpolation=cv2.INTER_AREA)
@@ -186,8 +194,9 @@ def make_crossroad(out: str | os.PathLike, *, seed: int = 0, source: str | os.Pa
     df = pd.DataFrame(rows)
     df = df.sort_values(["split", "frame", "label", "path"], key=lambda s: s.map(order) if s.name == "split" else s)
     df.to_csv(out / "manifest.csv", index=False)
+    about = about or {"name": "crossroad", "source": "OpenCV samples/data/vtest.avi (Debian opencv-doc 4.6.0)",
+                      "licence": "Apache-2.0 AND BSD-3-Clause (OpenCV sample data)"}
     (out / "dataset.json").write_text(json.dumps(
-        {"name": "crossroad", "seed": seed, "source": "OpenCV samples/data/vtest.avi (Debian opencv-doc 4.6.0)",
-         "licence": "Apache-2.0 AND BSD-3-Clause (OpenCV sample data)", "n_frames": n,
+        {**about, "seed": seed, "n_frames": n,
          "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}}, indent=2))
     return df.reset_index(drop=True)

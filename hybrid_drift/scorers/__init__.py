@@ -1,10 +1,11 @@
 """Scorers: fit on normal features, one score per image (higher = stranger). No torch here."""
 
 from .base import SCORERS, BaseScorer, scorer_from_state
+from .cells import CellScorer, RangeScorer
 from .distances import DISTANCES
 from .histogram import HistogramScorer
 from .minmax import MinMaxScorer
 from .pca import PCAReconstructionScorer
 
 __all__ = ["BaseScorer", "SCORERS", "scorer_from_state", "DISTANCES", "HistogramScorer",
-           "MinMaxScorer", "PCAReconstructionScorer"]
+           "MinMaxScorer", "PCAReconstructionScorer", "CellScorer", "RangeScorer"]

@@ -1,0 +1,140 @@
+"""Two cheap branches for cameras the project has never seen (issue 21): *where* and *light*.
+
+* :class:`LocalBranch` — the strangest **cell** of the frame, on photometrically
+  normalised luminance and edges (:class:`~hybrid_drift.features.local.CellFeatures`),
+  each cell in its own unit from the reference (:class:`~hybrid_drift.scorers.CellScorer`):
+  a fault over 2% of the frame (dead sensor rows, a frozen banner, a smudge) moves one
+  cell a lot, while a globally pooled embedding barely moves; cells where people walk
+  get wide units, a wall a narrow one; a cloud dims every cell alike and is divided out.
+* :class:`LightBranch` — the light the cells divide out (median, spread, tails of the
+  luminance; colour cast and chroma), scored by how far it lies **outside the range the
+  reference covered** (:class:`~hybrid_drift.scorers.RangeScorer`): light the reference
+  saw (clouds, dusk) is normal and widens nothing else; night, fog and a colour cast
+  beyond it are not.
+
+Both run on the colour branch's working size (no network pass) and follow the branch
+contract of :mod:`hybrid_drift.branches`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .branches import Branch
+from .features.local import LIGHT_STATS, CellFeatures, LightFeatures
+from .scorers import CellScorer, RangeScorer
+
+__all__ = ["LocalBranch", "LightBranch", "LIGHT_FLOORS"]
+
+#: smallest unit of each light statistic (luminance 0-255 levels; CIELAB a*, b*, chroma)
+LIGHT_FLOORS = (2.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0)
+
+
+def _number(name, v, lo, hi):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+        raise ValueError(f"{name} must be a number in [{lo}, {hi}], got {v!r}")
+
+
+class LocalBranch(Branch):
+    """The strangest cell of the frame (see the module docstring).
+
+    Parameters
+    ----------
+    grid : (rows, cols)
+        Cells; the default 6x8 makes a cell ~2% of the frame.
+    level_bins, edge_bins : int
+        Histogram bins per cell (normalised luminance, gradient magnitude).
+    distance : str
+        Histogram distance per cell.
+    unit_quantile, floor : float
+        Each cell's unit: this quantile of its out-of-sample distances on the reference,
+        floored at ``floor`` x the median cell's unit.
+    margin : float
+        Multiplier of the cross-fitted conformal threshold (as for the other branches).
+    min_side : int
+        Working size (the colour branch's: a 768x576 frame is read at 192x144).
+    """
+
+    default_name = "local"
+    _config_keys = ("grid", "level_bins", "edge_bins", "distance", "unit_quantile", "floor", "margin", "min_side")
+
+    def __init__(self, grid=(6, 8), level_bins: int = 12, edge_bins: int = 6, distance: str = "hellinger",
+                 unit_quantile: float = 1.0, floor: float = 0.5, margin: float = 1.5, min_side: int = 128):
+        self.grid, self.level_bins, self.edge_bins = tuple(grid), level_bins, edge_bins
+        self.distance, self.unit_quantile, self.floor = distance, unit_quantile, floor
+        self.margin, self.min_side = margin, int(min_side)
+
+    @classmethod
+    def _check_saved_config(cls, cfg):
+        grid = cfg.get("grid", (6, 8))
+        if not (isinstance(grid, tuple) and len(grid) == 2 and all(isinstance(g, int) and 1 <= g <= 32 for g in grid)):
+            raise ValueError(f"grid must be two ints in 1..32, got {grid!r}")
+        for k in ("level_bins", "edge_bins"):
+            v = cfg.get(k, 8)
+            if isinstance(v, bool) or not isinstance(v, int) or not 2 <= v <= 64:
+                raise ValueError(f"{k} must be an int in 2..64, got {v!r}")
+        _number("margin", cfg.get("margin", 1.5), 1, 1e6)
+        _number("unit_quantile", cfg.get("unit_quantile", 1.0), 0.5, 1)
+        _number("floor", cfg.get("floor", 0.5), 1e-6, 1)
+
+    @property
+    def feature_extractor(self) -> CellFeatures:
+        """Built from the current settings (so a setting changed after construction is used)."""
+        key = (self.grid, self.level_bins, self.edge_bins)
+        if getattr(self, "_feat_key", None) != key:
+            self._feat, self._feat_key = CellFeatures(self.grid, self.level_bins, self.edge_bins), key
+        return self._feat
+
+    def prepare(self, img):
+        return self.feature_extractor.transform(img.at_side(self.min_side))
+
+    def features(self, prepared, images):
+        fx = self.feature_extractor
+        return np.stack(prepared).astype(np.float32) if prepared else np.empty((0, fx.n_features), np.float32)
+
+    def make_scorer(self):
+        fx = self.feature_extractor
+        return CellScorer(distance=self.distance, group_bounds=fx.group_bounds().tolist(),
+                          hist_bounds=[0, self.level_bins, self.level_bins + self.edge_bins],
+                          unit_quantile=self.unit_quantile, floor=self.floor)
+
+    def explain_features(self, prepared, images):
+        """Each cell's distance in its own unit (the map's maximum is the score)."""
+        self._check_fitted()
+        F = self.features(prepared, images)
+        if not len(F):
+            return F, []
+        cells = self.scorer_.cell_scores(F).reshape(len(F), *self.grid)
+        return F, list(cells)
+
+
+class LightBranch(Branch):
+    """Global light outside the range the reference covered (see the module docstring).
+
+    Parameters
+    ----------
+    margin : float
+        Multiplier of the cross-fitted conformal threshold.
+    min_side : int
+        Working size (the colour branch's).
+    """
+
+    default_name = "light"
+    _config_keys = ("margin", "min_side")
+
+    def __init__(self, margin: float = 1.5, min_side: int = 128):
+        self.margin, self.min_side = margin, int(min_side)
+        self._feat = LightFeatures()
+
+    @classmethod
+    def _check_saved_config(cls, cfg):
+        _number("margin", cfg.get("margin", 1.5), 1, 1e6)
+
+    def prepare(self, img):
+        return self._feat.transform(img.at_side(self.min_side))
+
+    def features(self, prepared, images):
+        return np.stack(prepared).astype(np.float32) if prepared else np.empty((0, len(LIGHT_STATS)), np.float32)
+
+    def make_scorer(self):
+        return RangeScorer(floors=list(LIGHT_FLOORS))

@@ -1,0 +1,104 @@
+"""Features that keep *where* and *how the light is* apart (issue 21).
+
+Two small, cheap descriptors computed on the colour branch's working size (no network):
+
+* :class:`CellFeatures` — per grid cell, histograms of **photometrically normalised**
+  luminance (each frame's median removed and divided by its interquartile range) and of
+  its gradient magnitude. Light that changes over the whole frame (clouds, exposure,
+  dusk) is divided out; what is left is the content of each cell: a band of dead rows,
+  a frozen banner, a smudge on the lens or a pasted object changes a few cells a lot.
+* :class:`LightFeatures` — the global photometry the cell features divide out: median,
+  spread and tails of the luminance, and the colour cast (mean a*, b* of CIELAB) and
+  chroma. Night, fog and a lost white balance move these; traffic barely does.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["CellFeatures", "LightFeatures", "LIGHT_STATS"]
+
+#: names of :class:`LightFeatures` columns (luminance on 0-255; a*, b*, chroma in CIELAB units)
+LIGHT_STATS = ("L_median", "L_iqr", "L_p05", "L_p95", "a_mean", "b_mean", "chroma_mean")
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+class CellFeatures:
+    """Per-cell histograms of normalised luminance and gradient magnitude.
+
+    Parameters
+    ----------
+    grid : (rows, cols)
+        Cells (default 6x8: a cell is about 2% of the frame, the size of a small fault).
+    level_bins, edge_bins : int
+        Histogram bins of the normalised luminance (over -3..3 interquartile ranges
+        around the median) and of the gradient magnitude (0..2 IQR per pixel).
+    """
+
+    def __init__(self, grid=(6, 8), level_bins: int = 12, edge_bins: int = 6):
+        self.grid = tuple(int(g) for g in grid)
+        self.level_bins, self.edge_bins = int(level_bins), int(edge_bins)
+        if len(self.grid) != 2 or min(self.grid) < 1 or max(self.grid) > 32:
+            raise ValueError(f"grid must be two ints in 1..32, got {grid!r}")
+        if not (2 <= self.level_bins <= 64 and 2 <= self.edge_bins <= 64):
+            raise ValueError("level_bins and edge_bins must be in 2..64")
+        self._layout: dict = {}
+
+    @property
+    def per_cell(self) -> int:
+        return self.level_bins + self.edge_bins
+
+    @property
+    def n_features(self) -> int:
+        return self.grid[0] * self.grid[1] * self.per_cell
+
+    def group_bounds(self) -> np.ndarray:
+        """Offsets of each cell's block of features (one histogram pair per cell)."""
+        return np.arange(0, self.n_features + 1, self.per_cell)
+
+    def _cells(self, shape) -> np.ndarray:
+        key = shape
+        if key not in self._layout:
+            if len(self._layout) > 16:
+                self._layout.clear()
+            h, w = shape
+            gy, gx = self.grid
+            rows = np.minimum(np.arange(h) * gy // h, gy - 1)
+            cols = np.minimum(np.arange(w) * gx // w, gx - 1)
+            self._layout[key] = (rows[:, None] * gx + cols[None, :]).ravel()
+        return self._layout[key]
+
+    def transform(self, rgb: np.ndarray) -> np.ndarray:
+        """``(n_features,)`` float32: each cell's two histograms (each sums to 1)."""
+        g = _luminance(rgb)
+        q25, med, q75 = np.percentile(g, (25, 50, 75))
+        z = ((g - np.float32(med)) / np.float32(max(float(q75 - q25), 4.0))).astype(np.float32)
+        gx = cv2.Sobel(z, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(z, cv2.CV_32F, 0, 1, ksize=3)
+        mag = np.sqrt(gx * gx + gy * gy) / 8.0
+        cell = self._cells(g.shape)
+        n_cells = self.grid[0] * self.grid[1]
+        lv = np.clip(((z.ravel() + 3.0) / 6.0 * self.level_bins).astype(np.int64), 0, self.level_bins - 1)
+        ed = np.clip((mag.ravel() / 2.0 * self.edge_bins).astype(np.int64), 0, self.edge_bins - 1)
+        hl = np.bincount(cell * self.level_bins + lv, minlength=n_cells * self.level_bins).reshape(n_cells, -1)
+        he = np.bincount(cell * self.edge_bins + ed, minlength=n_cells * self.edge_bins).reshape(n_cells, -1)
+        counts = np.maximum(np.bincount(cell, minlength=n_cells), 1)[:, None]
+        return np.concatenate([hl / counts, he / counts], axis=1).astype(np.float32).ravel()
+
+
+class LightFeatures:
+    """Global photometry of a frame (see :data:`LIGHT_STATS`)."""
+
+    n_features = len(LIGHT_STATS)
+
+    def transform(self, rgb: np.ndarray) -> np.ndarray:
+        lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+        L = lab[..., 0].ravel() * (100.0 / 255.0) * 2.55  # OpenCV's 8-bit L is already 0-255
+        a, b = lab[..., 1] - 128.0, lab[..., 2] - 128.0
+        p05, q25, med, q75, p95 = np.percentile(L, (5, 25, 50, 75, 95))
+        return np.array([med, q75 - q25, p05, p95, a.mean(), b.mean(), np.sqrt(a * a + b * b).mean()],
+                        dtype=np.float32)

@@ -1,0 +1,106 @@
+"""Faults over a small part of the frame, and light that changes (issue 21): the local and light branches
+on a tiny generated scene, and the new camera-fault corruptions."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from hybrid_drift import HybridDetector, ModelFormatError
+from hybrid_drift.branches_local import LightBranch, LocalBranch
+from hybrid_drift.corruptions import CAMERA_FAULTS, apply_corruption, get_corruption
+from hybrid_drift.features.local import CellFeatures, LightFeatures
+from hybrid_drift.scorers import CellScorer, RangeScorer
+
+H, W = 144, 192
+
+
+def _scene(rng, n=120):
+    """A fixed camera: a textured static background; in the left third (the path) a person-sized blob walks
+    up and down; the light drifts by +-25% over the reference (clouds)."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    base = 90 + 40 * np.sin(xx / 11.0) * np.cos(yy / 17.0) + rng.normal(0, 6, (H, W))
+    frames = []
+    for i in range(n):
+        gain = 1.0 + 0.25 * np.sin(i / n * 2 * np.pi)
+        img = base.copy()
+        t = (i * 7) % (2 * (H - 40))                                     # walks down the path and back
+        cy, cx = int(20 + (t if t < H - 40 else 2 * (H - 40) - t)), int(25 + 10 * np.sin(i / 9.0))
+        cv2.ellipse(img, (cx, cy), (6, 14), 0, 0, 360, 30, -1)          # a person, ~1% of the frame
+        img = np.clip(img * gain + rng.normal(0, 2, (H, W)), 0, 255).astype(np.uint8)
+        frames.append(np.repeat(img[..., None], 3, axis=2))
+    return frames
+
+
+@pytest.fixture(scope="module")
+def scene():
+    rng = np.random.default_rng(0)
+    frames = _scene(rng, 150)
+    return frames[:120], frames[120:]
+
+
+def test_a_two_percent_band_of_dead_rows_alerts_and_a_person_in_the_busy_cells_does_not(scene):
+    ref, later = scene
+    # frames in time order (this generated scene's per-frame noise hides that from the order check)
+    b = HybridDetector(colour=False, cnn=False, extra_branches=(LocalBranch(),), folds="time").fit(ref).branches_[0]
+    dead = later[0].copy()
+    dead[100:103, 60:] = 0                           # 3 rows of 144 (2%) over the quiet part of the frame
+    person = later[1].copy()
+    cv2.ellipse(person, (30, 70), (6, 14), 0, 0, 360, (30, 30, 30), -1)  # on the path, somewhere new
+    pred = b.predict([dead, person, later[2]]).tolist()
+    assert pred == [1, 0, 0]
+    # where: the hottest cell of the map is on the band
+    _, maps = b.explain_features([b.prepare(_decoded(dead))], [None])
+    r, c = np.unravel_index(np.argmax(maps[0]), maps[0].shape)
+    assert r == 100 * b.grid[0] // H and c * W // b.grid[1] >= 60 - W // b.grid[1]
+
+
+def _decoded(rgb):
+    from hybrid_drift.io.decode import DecodedImage
+    return DecodedImage("<array>", rgb=rgb)
+
+
+def test_light_the_reference_saw_is_normal_and_night_is_not(scene):
+    ref, later = scene
+    b = LightBranch().fit(ref, order="given")
+    bright = np.clip(later[0].astype(np.float32) * 1.2, 0, 255).astype(np.uint8)  # within the clouds' range
+    night = (later[0].astype(np.float32) * 0.3).astype(np.uint8)
+    cast = np.clip(later[0].astype(np.float32) * [1.2, 1.0, 0.8], 0, 255).astype(np.uint8)
+    assert b.predict([bright, night, cast]).tolist() == [0, 1, 1]
+    # the cell features divide the light out: a cloud does not move a cell
+    cells = CellFeatures()
+    a, c = cells.transform(later[0]), cells.transform(bright)
+    assert np.abs(a - c).max() < 0.05
+
+
+def test_scorers_check_their_state_and_round_trip(tmp_path, scene):
+    ref, later = scene
+    det = HybridDetector(colour=False, cnn=False, extra_branches=(LocalBranch(), LightBranch())).fit(ref)
+    det.save(tmp_path / "m")
+    back = HybridDetector.load(tmp_path / "m")
+    a, b = det.score(later[:5]), back.score(later[:5])
+    assert np.allclose(a["local"], b["local"]) and np.allclose(a["light"], b["light"])
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg["branches"][0]["config"]["grid"] = [0, 4]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFormatError):
+        HybridDetector.load(tmp_path / "m")
+    with pytest.raises(ValueError, match="equal blocks"):
+        CellScorer(group_bounds=[0, 3, 5]).fit(np.ones((4, 5)))
+    with pytest.raises(ValueError, match="floors"):
+        RangeScorer(floors=[1.0]).fit(np.ones((4, 2)))
+    assert LightFeatures().transform(later[0]).shape == (LightFeatures.n_features,)
+
+
+def test_every_camera_fault_changes_the_frame_and_is_reproducible(scene):
+    frame = np.ascontiguousarray(scene[1][0])
+    for name in CAMERA_FAULTS:
+        a, pa = apply_corruption(frame, name, np.random.default_rng(3))
+        b, pb = apply_corruption(frame, name, np.random.default_rng(3))
+        assert a.shape == frame.shape and not np.array_equal(a, frame), name
+        assert np.array_equal(a, b) and pa == pb, name
+        assert get_corruption(name).description
+    rows, _ = apply_corruption(frame, "dead_rows", np.random.default_rng(0))
+    changed = np.flatnonzero((rows != frame).any(axis=(1, 2)))
+    assert 1 <= len(changed) <= 0.03 * H + 1 and np.all(np.diff(changed) == 1)  # one band, at most 3% of the rows
