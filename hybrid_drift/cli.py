@@ -530,14 +530,16 @@ def _cmd_watch(a) -> int:
                                   drift_window=a.drift_window)
     except ValueError as exc:
         raise _UsageError(str(exc)) from exc
-    from .watch.outputs import EventFile, Metrics, Webhook
+    from .watch.outputs import EventFile, Metrics, Webhook, strict_json
     events = EventFile(a.events) if a.events else None
     hook = Webhook(a.webhook) if a.webhook else None
     metrics = Metrics(a.metrics_port, a.metrics_addr) if a.metrics_port else None
     stop = threading.Event()
     main_thread = threading.current_thread() is threading.main_thread()
-    # Ctrl-C: stop cleanly, close the open alerts, summarise (signals reach the main thread only)
-    old = signal.signal(signal.SIGINT, lambda *_: stop.set()) if main_thread else None
+    # Ctrl-C, and SIGTERM (what systemd, Docker and Kubernetes send): stop cleanly, close the open alerts,
+    # deliver the queued webhooks, summarise, exit 0 (signals reach the main thread only)
+    handled = (signal.SIGINT, signal.SIGTERM)
+    old = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in handled} if main_thread else {}
     stats = WatchStats()
     t0 = __import__("time").time()
     try:
@@ -550,13 +552,13 @@ def _cmd_watch(a) -> int:
                 if hook:
                     hook.post(ev)
                 if not a.events:
-                    print(json.dumps(ev, default=_json_default), flush=True)
+                    print(strict_json(ev), flush=True)
                 log.info("%s: %s alert %s", ev["camera"], ev["kind"], "opened" if ev.get("ongoing") else "closed")
             if metrics:
                 _update_metrics(metrics, ev, stats)
     finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
         if events:
             events.close()
         if hook:
@@ -574,6 +576,9 @@ def _cmd_watch(a) -> int:
               f"{stats.dropped.get(n, 0)} dropped, {stats.outliers.get(n, 0)} outliers; alerts: {kinds}",
               file=sys.stderr)
     print(f"  latency frame -> event: p50 {pct(0.5) * 1e3:.0f} ms, p99 {pct(0.99) * 1e3:.0f} ms", file=sys.stderr)
+    if hook:
+        print(f"  webhook: {hook.sent} alerts delivered, {hook.failed} failed, {hook.dropped} dropped "
+              f"(queue full), {hook.q.qsize()} not sent at exit", file=sys.stderr)
     return EXIT_OK
 
 

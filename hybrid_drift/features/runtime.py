@@ -86,18 +86,47 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+_PRIVATE_DIR: list[str] = []
+
+
+def private_dir() -> Path:
+    """A folder only this process's user can use (mode 0700, made by ``mkdtemp``), removed at exit.
+
+    Exported graphs go here when the feature cache is off or cannot be written: a fixed path in a
+    shared ``/tmp`` would let another local user plant a graph, or a link the export writes through.
+    """
+    if not _PRIVATE_DIR:
+        import atexit
+        import shutil
+        d = tempfile.mkdtemp(prefix="hybrid_drift-onnx-")
+        atexit.register(shutil.rmtree, d, ignore_errors=True)
+        _PRIVATE_DIR.append(d)
+    return Path(_PRIVATE_DIR[0])
+
+
 def export_path(embedder, cache_root: str | os.PathLike | None, maps: bool = False) -> Path:
     """The exported ONNX file for ``embedder``'s computation: from the cache when intact, else exported.
 
     ``maps``: a second graph that also outputs each layer's feature map (for heat maps).
-    ``cache_root`` None: exported to a temporary folder for this process only.
+    ``cache_root`` None: exported to a private temporary folder of this process
+    (:func:`private_dir`). A cache root that cannot be written (read-only, full) gives one
+    warning naming it and the graph goes to that private folder instead.
     """
+    if cache_root is not None:
+        try:
+            return _export_path(embedder, Path(cache_root) / "onnx", maps)
+        except OSError as exc:
+            log.warning("cannot keep the exported model under %s (%s): using a private temporary folder",
+                        Path(cache_root) / "onnx", exc.strerror or exc)
+    return _export_path(embedder, private_dir(), maps)
+
+
+def _export_path(embedder, folder: Path, maps: bool) -> Path:
     import torch
     key_src = {"backbone": embedder.backbone, "weights": embedder.weights_sha256(), "layers": list(embedder.layers),
                "pool": embedder.pool, "size": list(embedder.image_size), "torch": torch.__version__,
                "export": EXPORT_VERSION, "maps": bool(maps)}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:24]
-    folder = Path(cache_root) / "onnx" if cache_root is not None else Path(tempfile.gettempdir()) / "hybrid_drift-onnx"
     path, sidecar = folder / f"{key}.onnx", folder / f"{key}.json"
     try:
         meta = json.loads(sidecar.read_text())

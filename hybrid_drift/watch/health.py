@@ -96,6 +96,8 @@ class CameraHealth:
         o = self.open.pop(kind, None)
         if o is None:
             return []
+        # an alert never ends before it started (a camera closed at stop that never delivered a frame)
+        index, t = max(index, o.start_frame), max(t, o.start_time)
         return [{"kind": kind, "start_frame": o.start_frame, "end_frame": index,
                  "start_stream_time": round(o.start_time, 3), "end_stream_time": round(t, 3),
                  "ongoing": False, **o.evidence, **evidence}]

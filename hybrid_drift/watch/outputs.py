@@ -8,24 +8,64 @@ metrics are served by ``prometheus_client`` from its own thread.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
+import math
 import queue
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
-__all__ = ["EventFile", "Webhook", "Metrics"]
+__all__ = ["EventFile", "Webhook", "Metrics", "strict_json", "redact_url"]
 
 log = logging.getLogger(__name__)
 
 
-def _json(o):
+def _plain(o):
+    """JSON-able ``o`` with every float that JSON cannot hold (NaN, +-inf) as None."""
     import numpy as np
+    if isinstance(o, dict):
+        return {str(k): _plain(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_plain(v) for v in o]
     if isinstance(o, np.generic):
-        return o.item()
+        o = o.item()
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if o is None or isinstance(o, (str, int, bool)):
+        return o
     return str(o)
+
+
+def strict_json(event: dict) -> str:
+    """``event`` as strict JSON (RFC 8259): NaN and infinities become ``null``, never a bare ``NaN``.
+
+    Every document a watch emits (events file, stdout, webhook body) goes through here: a
+    receiver's JSON parser must never choke on one, and a writer must never refuse one.
+
+    >>> strict_json({"threshold": float("nan"), "fused": float("inf"), "ok": 1.5})
+    '{"threshold": null, "fused": null, "ok": 1.5}'
+    """
+    return json.dumps(_plain(event), allow_nan=False)
+
+
+def redact_url(url: str) -> str:
+    """``url`` for a log line: no user name, password, query or fragment (tokens live there).
+
+    >>> redact_url("https://user:secret@hooks.example:8443/alerts?token=abc")
+    'https://hooks.example:8443/alerts?…'
+    """
+    try:
+        u = urllib.parse.urlsplit(url)
+        host = u.hostname or ""
+        if u.port:
+            host += f":{u.port}"
+        return urllib.parse.urlunsplit((u.scheme, host, u.path, "", "")) + ("?…" if u.query else "")
+    except ValueError:
+        return "<url>"
 
 
 class EventFile:
@@ -35,20 +75,44 @@ class EventFile:
         self.fh = open(path, "a", encoding="utf-8")
 
     def write(self, event: dict) -> None:
-        self.fh.write(json.dumps(event, default=_json, allow_nan=False) + "\n")
+        self.fh.write(strict_json(event) + "\n")
         self.fh.flush()
 
     def close(self) -> None:
         self.fh.close()
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed: urllib would follow a 301/302/303 to any host as a body-less GET and
+    the alert would count as delivered. A redirect is a failed delivery (the URL needs fixing)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
 class Webhook:
-    """POSTs each alert as JSON to ``url`` from a background thread; never blocks the caller."""
+    """POSTs each alert as JSON to ``url`` from a background thread; never blocks the caller.
+
+    Every failure of one request (refused, timed out, a malformed reply, a redirect, an HTTP
+    error) is retried with back-off and, after ``retries``, counted in ``failed``; the thread
+    never dies on a reply, so one bad receiver cannot stop later deliveries. ``sent``,
+    ``failed`` and ``dropped`` (queue full) are in the watch's summary.
+    """
 
     def __init__(self, url: str, *, timeout: float = 5.0, retries: int = 3, queue_size: int = 1000):
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"--webhook must be an http(s) URL, got {url!r}")
         self.url, self.timeout, self.retries = url, timeout, retries
+        self._headers = {"Content-Type": "application/json"}
+        u = urllib.parse.urlsplit(url)
+        if u.username is not None:  # https://user:token@host/...: sent as HTTP basic auth, never in a log line
+            import base64
+            cred = f"{urllib.parse.unquote(u.username)}:{urllib.parse.unquote(u.password or '')}"
+            self._headers["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
+            host = u.hostname + (f":{u.port}" if u.port else "")
+            url = urllib.parse.urlunsplit((u.scheme, host, u.path, u.query, u.fragment))
+        self._target = url
+        self._opener = urllib.request.build_opener(_NoRedirect())
         self.q: queue.Queue = queue.Queue(maxsize=queue_size)
         self.sent = self.failed = self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="hd-webhook", daemon=True)
@@ -70,21 +134,26 @@ class Webhook:
             event = self.q.get()
             if event is None:
                 return
-            body = json.dumps(event, default=_json).encode()
+            body = strict_json(event).encode()
             for attempt in range(self.retries + 1):
                 try:
-                    req = urllib.request.Request(self.url, body, {"Content-Type": "application/json"}, method="POST")
-                    with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    req = urllib.request.Request(self._target, body, self._headers, method="POST")
+                    with self._opener.open(req, timeout=self.timeout) as resp:
                         resp.read()
                     self.sent += 1
                     break
-                except (urllib.error.URLError, OSError, ValueError) as exc:
+                except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+                    why = f"HTTP {exc.code}" if isinstance(exc, urllib.error.HTTPError) else type(exc).__name__
                     if attempt == self.retries:
                         self.failed += 1
-                        log.warning("webhook %s: giving up on an alert after %d tries (%s)", self.url,
-                                    attempt + 1, exc)
+                        log.warning("webhook %s: giving up on an alert after %d tries (%s)", redact_url(self.url),
+                                    attempt + 1, why)
                     else:
                         time.sleep(min(0.5 * 2 ** attempt, 5.0))
+                except Exception as exc:  # pragma: no cover - anything else must not end deliveries either
+                    self.failed += 1
+                    log.warning("webhook %s: %s", redact_url(self.url), type(exc).__name__)
+                    break
 
     def close(self, wait: float = 5.0) -> None:
         self.q.put(None)

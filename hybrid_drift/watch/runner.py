@@ -61,9 +61,10 @@ class WatchStats:
 
 class _Camera:
     def __init__(self, spec: CameraSpec, detector, settings: HealthSettings, *, realtime: bool, queue: int,
-                 drift: bool, settle: float):
+                 drift: bool, settle: float, stall: float = 10.0):
         self.spec, self.det = spec, detector
-        self.reader = Reader(spec.name, spec.source, fps=spec.fps, realtime=realtime, queue=queue, settle=settle)
+        self.reader = Reader(spec.name, spec.source, fps=spec.fps, realtime=realtime, queue=queue, settle=settle,
+                             stall=stall)
         monitor, ref_res = None, None
         ref = getattr(detector, "reference_profile_", None)
         if ref is not None and ref.n_images:
@@ -87,7 +88,7 @@ class _Camera:
 def watch(sources, model, *, fps: float | None = None, realtime: bool = False, max_frames: int | None = None,
           queue: int = 8, batch: int = 8, settings: HealthSettings = HealthSettings(), drift: bool = True,
           frame_events: bool = True, stats: WatchStats | None = None, stop=None, settle: float = 1.0,
-          backend: str | None = None) -> Iterator[dict]:
+          backend: str | None = None, stall: float = 10.0) -> Iterator[dict]:
     """Watch one or more live sources with a saved detector; yields events (dicts) as they happen.
 
     Parameters
@@ -122,6 +123,9 @@ def watch(sources, model, *, fps: float | None = None, realtime: bool = False, m
         waits for a key frame (default 1; raise it for cameras with long key-frame intervals).
     backend : str, optional
         CNN inference runtime of models loaded from a folder (default ``"auto"``).
+    stall : float
+        A folder source's entry that has not settled after this many seconds (empty, unreadable)
+        is reported as an error frame and the folder goes on (FIFOs and broken links at once).
     """
     from ..detector import HybridDetector
     from ..monitor.profile import frame_profile
@@ -147,7 +151,7 @@ def watch(sources, model, *, fps: float | None = None, realtime: bool = False, m
             s.fps = fps
         det = load(s.model or model)
         cams.append(_Camera(s, det, settings, realtime=realtime, queue=queue, drift=drift,
-                            settle=settle))
+                            settle=settle, stall=stall))
     stats = stats if stats is not None else WatchStats()
     for c in cams:
         c.reader.start()
@@ -158,6 +162,16 @@ def watch(sources, model, *, fps: float | None = None, realtime: bool = False, m
                 break
             for c in active:
                 items = c.reader.get(timeout=0.05 if len(active) > 1 else 0.5)
+                if max_frames is not None:  # never score more than asked, whatever the batch held
+                    room = max_frames - stats.scored.get(c.spec.name, 0)
+                    keep, out = 0, []
+                    for it in items:
+                        if isinstance(it, Frame):
+                            if keep >= room:
+                                continue
+                            keep += 1
+                        out.append(it)
+                    items = out
                 yield from _handle(c, items, stats, batch, frame_events, frame_profile, drift)
                 stats.read[c.spec.name] = c.reader.counters.read
                 stats.dropped[c.spec.name] = c.reader.counters.dropped

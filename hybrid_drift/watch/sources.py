@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import threading
 import time
 from collections import deque
@@ -94,6 +95,11 @@ class Reader:
         Longest wait between reconnection attempts (seconds).
     poll : float
         A folder source's polling interval (seconds).
+    stall : float
+        A folder entry that has not settled after this many seconds (an empty file, one that
+        cannot be read) is taken anyway and reported as an error frame; entries that can never
+        settle (a FIFO, a device, a broken link) are taken at once. Later files never wait
+        behind it.
     settle : float
         Frames of a stream or device read in the first ``settle`` seconds after each
         (re)connection are not passed on: a decoder that joins a stream between two key
@@ -102,7 +108,8 @@ class Reader:
     """
 
     def __init__(self, camera: str, source: str, *, fps: float | None = None, realtime: bool = False,
-                 queue: int = 8, max_backoff: float = 30.0, poll: float = 0.5, settle: float = 1.0):
+                 queue: int = 8, max_backoff: float = 30.0, poll: float = 0.5, settle: float = 1.0,
+                 stall: float = 10.0):
         if fps is not None and not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps!r}")
         if queue < 1:
@@ -114,6 +121,7 @@ class Reader:
         if self.kind == "file" and not os.path.isfile(self.source):
             raise FileNotFoundError(f"{self.source}: no such file (a stream needs a URL such as rtsp://...)")
         self.fps, self.realtime, self.max_backoff, self.poll, self.settle = fps, realtime, max_backoff, poll, settle
+        self.stall = stall
         self._q: deque = deque()
         self._qmax = queue
         self._cond = threading.Condition()
@@ -121,7 +129,8 @@ class Reader:
         self.finished = False          # a file or folder source that ended (or --max-frames)
         self.counters = _Counters()
         # a video file not read in real time is paced by scoring (never dropped); live sources never wait
-        self._paced = self.kind == "file" and not realtime
+        # a folder is not a live stream either: every file is read, in order (a backlog is not dropped)
+        self._paced = self.kind == "folder" or (self.kind == "file" and not realtime)
         self._thread = threading.Thread(target=self._run, name=f"hd-watch-{camera}", daemon=True)
         self._t0 = time.time()
 
@@ -260,6 +269,7 @@ class Reader:
         from ..io.sources import IMAGE_EXTENSIONS, display_id
         last = ""  # files are taken in name order (a camera's names sort in time); only newer names are new
         sizes: dict[str, int] = {}  # a file is taken once its size stopped changing between two polls
+        first_seen: dict[str, float] = {}  # ...or once it has waited `stall` seconds (empty, a FIFO, a broken link)
         index, last_kept = 0, [None]
         self.counters.up = True
         while not self._stop.is_set():
@@ -273,18 +283,26 @@ class Reader:
                 continue
             blocked = False
             sizes = {n: v for n, v in sizes.items() if n > last}
+            first_seen = {n: v for n, v in first_seen.items() if n > last}
             for n in (n for n in names if n > last):
                 path = os.path.join(self.source, n)
+                regular = True
                 try:
-                    size = os.path.getsize(path)
+                    st = os.stat(path)
+                    size, regular = st.st_size, stat.S_ISREG(st.st_mode)
                 except OSError:
-                    size = -1
-                settled = size > 0 and sizes.get(n) == size
+                    size = -1  # a broken link, or gone already
+                seen = first_seen.setdefault(n, time.time())
+                settled = regular and size > 0 and sizes.get(n) == size
+                # an entry that can never settle (a FIFO, a device, a broken link) or that stays empty or
+                # unreadable for `stall` seconds is taken anyway: its decode error is reported, later files go on
+                stalled = (not regular and size >= 0) or time.time() - seen >= self.stall
                 sizes[n] = size
-                if blocked or not settled:  # new or still being written: a later poll takes it, in name order
+                if blocked or not (settled or stalled):  # still being written: a later poll takes it, in order
                     blocked = True
                     continue
                 sizes.pop(n, None)
+                first_seen.pop(n, None)
                 last = n
                 now = time.time()
                 img = decode_image(path, reduce="auto", min_side=(288, 128))
@@ -310,6 +328,11 @@ class CameraSpec:
     options: dict = field(default_factory=dict)
 
 
+#: the keys a [[camera]] table may hold (a typo such as ``fsp`` is an error, not silently ignored)
+CAMERA_KEYS = ("name", "source", "model", "fps")
+_NAME_OK = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
 def read_config(path: str | os.PathLike) -> list[CameraSpec]:
     """Cameras from a TOML file::
 
@@ -332,12 +355,18 @@ def read_config(path: str | os.PathLike) -> list[CameraSpec]:
         if not isinstance(c, dict) or not all(isinstance(c.get(k), str) and c.get(k) for k in ("name", "source",
                                                                                                   "model")):
             raise ValueError(f"{path}: camera {i + 1} needs name, source and model (strings)")
+        unknown = sorted(set(c) - set(CAMERA_KEYS))
+        if unknown:
+            raise ValueError(f"{path}: camera {c['name']!r}: unknown key(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(CAMERA_KEYS)}")
+        if not _NAME_OK.fullmatch(c["name"]):
+            raise ValueError(f"{path}: camera name {c['name']!r} must be 1-64 letters, digits, '.', '_' or '-' "
+                             "(it labels metrics and summary lines)")
         if c["name"] in names:
             raise ValueError(f"{path}: camera name {c['name']!r} is used twice")
         names.add(c["name"])
         fps = c.get("fps")
         if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0):
             raise ValueError(f"{path}: camera {c['name']!r}: fps must be a number > 0")
-        out.append(CameraSpec(c["name"], c["source"], c["model"], fps,
-                              {k: v for k, v in c.items() if k not in ("name", "source", "model", "fps")}))
+        out.append(CameraSpec(c["name"], c["source"], c["model"], fps))
     return out

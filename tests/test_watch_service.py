@@ -1,0 +1,230 @@
+"""`watch` as a service (issue 23): strict JSON out whatever the numbers, a webhook that survives bad
+receivers, folder entries that cannot block a camera, SIGTERM, exact --max-frames, a cameras file that
+refuses what it does not know, and exported graphs that never sit at a guessable shared path.
+Servers listen on 127.0.0.1 only and are stopped by the tests."""
+
+import http.server
+import json
+import logging
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from hybrid_drift import HybridDetector
+from hybrid_drift.cli import main
+from hybrid_drift.watch import watch
+from hybrid_drift.watch.outputs import EventFile, Webhook, redact_url, strict_json
+
+
+def _strict_lines(text: str) -> list[dict]:
+    """Each line parsed as strict JSON: a bare NaN or Infinity fails the test."""
+    def refuse(c):
+        raise AssertionError(f"not strict JSON: {c}")
+    return [json.loads(x, parse_constant=refuse) for x in text.splitlines() if x.strip()]
+
+
+@pytest.fixture(scope="module")
+def model(frames, tmp_path_factory):
+    out = tmp_path_factory.mktemp("svc-model") / "m"
+    HybridDetector(cnn=False).fit(frames[:100]).save(out)  # 192x144 frames, with a reference profile
+    return out
+
+
+def _video(path: Path, frames, fps=10):
+    h, w = frames[0].shape[:2]
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for f in frames:
+        out.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    out.release()
+    return path
+
+
+def test_every_emitted_document_is_strict_json(tmp_path, model, frames):
+    assert strict_json({"a": float("nan"), "b": [float("-inf"), np.float32(2.5)], "c": np.int64(3)}) == \
+        '{"a": null, "b": [null, 2.5], "c": 3}'
+    ev = EventFile(tmp_path / "e.jsonl")
+    ev.write({"threshold": float("nan")})
+    ev.close()
+    assert _strict_lines((tmp_path / "e.jsonl").read_text()) == [{"threshold": None}]
+    # a camera at another resolution than the reference: the drift check's resolution test carries no finite
+    # threshold; version 0.2 crashed the events writer after 50 frames (exit 2) and printed a bare NaN
+    big = [cv2.resize(f, (256, 192)) for f in frames[100:180]]
+    video = _video(tmp_path / "big.avi", big)
+    out = tmp_path / "ev.jsonl"
+    assert main(["watch", str(model), str(video), "--events", str(out), "--drift-window", "25",
+                 "--no-progress"]) == 0
+    lines = _strict_lines(out.read_text())
+    kinds = {e["kind"] for e in lines if e["type"] == "alert"}
+    assert "resolution" in kinds and sum(e["type"] == "frame" for e in lines) == 80
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """Replies garbage to the first `garbage` requests, redirects on /moved, then 200 and records the body."""
+
+    garbage = 0
+    bodies: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.startswith("/moved"):
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+            self.end_headers()
+            return
+        if _Receiver.garbage > 0:
+            _Receiver.garbage -= 1
+            self.wfile.write(b"THIS IS NOT HTTP\r\n\r\n")  # BadStatusLine at the client
+            return
+        _Receiver.bodies.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+def _wait(pred, seconds=20):
+    deadline = time.time() + seconds
+    while time.time() < deadline and not pred():
+        time.sleep(0.05)
+    return pred()
+
+
+def test_a_malformed_reply_or_a_redirect_never_stops_later_deliveries(caplog):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    port = srv.server_address[1]
+    try:
+        _Receiver.garbage, _Receiver.bodies = 2, []
+        hook = Webhook(f"http://user:pw@127.0.0.1:{port}/alerts?token=s3cret", retries=0, timeout=2)
+        with caplog.at_level(logging.WARNING, logger="hybrid_drift.watch.outputs"):
+            for i in range(4):
+                hook.post({"n": i, "score": float("nan")})
+            assert _wait(lambda: hook.sent + hook.failed == 4)
+        assert hook.failed == 2 and hook.sent == 2 and [b["n"] for b in _Receiver.bodies] == [2, 3]
+        assert _Receiver.bodies[0]["score"] is None
+        assert "s3cret" not in caplog.text and "pw" not in caplog.text  # credentials never logged
+        hook.close()
+        moved = Webhook(f"http://127.0.0.1:{port}/moved", retries=0, timeout=2)
+        moved.post({"n": 9})
+        assert _wait(lambda: moved.failed == 1) and moved.sent == 0  # not followed, not counted as delivered
+        moved.close()
+    finally:
+        srv.shutdown()
+    assert redact_url("https://a:b@h:1/p?q=1#f") == "https://h:1/p?…"
+
+
+def test_entries_that_never_settle_do_not_block_a_folder(tmp_path, model, frames):
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    (folder / "001.jpg").write_bytes(b"")                     # empty for ever
+    os.mkfifo(folder / "002.jpg")                             # a FIFO
+    os.symlink(tmp_path / "nowhere.jpg", folder / "003.jpg")  # a broken link
+    for i in (4, 5):
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), cv2.cvtColor(frames[i], cv2.COLOR_RGB2BGR))
+    stop = threading.Event()
+    got = []
+    t = threading.Thread(target=lambda: got.extend(watch([str(folder)], model, drift=False, stop=stop, stall=1.0)),
+                         daemon=True)
+    t.start()
+    assert _wait(lambda: sum(e["type"] == "frame" for e in got) >= 5, 30)
+    stop.set()
+    t.join(timeout=20)
+    fr = [e for e in got if e["type"] == "frame"]
+    assert [e["file"] for e in fr] == ["001.jpg", "002.jpg", "003.jpg", "004.jpg", "005.jpg"]
+    assert all(e["error"] for e in fr[:3]) and all(e["error"] is None for e in fr[3:])
+
+
+def test_a_folder_backlog_is_read_whole_in_order_never_dropped(tmp_path, model, frames):
+    folder = tmp_path / "backlog"
+    folder.mkdir()
+    for i in range(60):
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), cv2.cvtColor(frames[i % 100], cv2.COLOR_RGB2BGR))
+    stop = threading.Event()
+    got = []
+    t = threading.Thread(target=lambda: got.extend(watch([str(folder)], model, drift=False, stop=stop, queue=2)),
+                         daemon=True)
+    t.start()
+    assert _wait(lambda: sum(e["type"] == "frame" for e in got) >= 60, 60)
+    stop.set()
+    t.join(timeout=20)
+    assert [e["file"] for e in got if e["type"] == "frame"] == [f"{i:03d}.jpg" for i in range(60)]
+
+
+def test_max_frames_is_exact(tmp_path, model, frames):
+    video = _video(tmp_path / "v.avi", frames[:40])
+    events = list(watch([str(video)], model, drift=False, max_frames=7, batch=8))
+    assert sum(e["type"] == "frame" for e in events) == 7
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM])
+def test_sigterm_stops_like_ctrl_c_closes_alerts_and_exits_0(model, frames, tmp_path, sig):
+    seq = frames[100:140] + [frames[140]] * 200  # a frozen stream from 4 s on
+    video = _video(tmp_path / "frozen.avi", seq)
+    events = tmp_path / "ev.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "hybrid_drift.cli", "watch", str(model), str(video),
+                             "--realtime", "--no-drift", "--events", str(events)], stderr=subprocess.PIPE, text=True)
+    try:
+        def frozen_open():
+            text = events.read_text() if events.exists() else ""
+            return any('"kind": "frozen"' in x and '"ongoing": true' in x for x in text.splitlines())
+        assert _wait(frozen_open, 60)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    lines = _strict_lines(events.read_text())
+    frozen = [e for e in lines if e["type"] == "alert" and e["kind"] == "frozen"]
+    assert [e["ongoing"] for e in frozen] == [True, False] and frozen[-1]["closed_by"] == "stop"
+    assert "(stopped)" in err and "frames read" in err
+
+
+def test_a_cameras_file_refuses_unknown_keys_and_odd_names(model, tmp_path, capsys):
+    cfg = tmp_path / "cameras.toml"
+    for body, why in (('name = "gate"\nsource = "x.avi"\nmodel = "m"\nfsp = 2\n', "unknown key(s) fsp"),
+                      ('name = "gate\\nwatched 9 camera(s)"\nsource = "x.avi"\nmodel = "m"\n', "camera name")):
+        cfg.write_text("[[camera]]\n" + body)
+        capsys.readouterr()
+        assert main(["watch", "--config", str(cfg), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert why in err and str(cfg) in err
+
+
+def test_exported_graphs_never_sit_at_a_shared_guessable_path(tmp_path, monkeypatch):
+    from conftest import TEST_IMAGE_SIZE
+    from hybrid_drift.features.cnn import Embedder
+    from hybrid_drift.features.runtime import export_path
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "shared-tmp"))
+    (tmp_path / "shared-tmp").mkdir()
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    emb = Embedder("efficientnet_lite0", image_size=TEST_IMAGE_SIZE, backend="onnxruntime")
+    p = export_path(emb, None)
+    mode = os.stat(p.parent).st_mode
+    assert stat.S_IMODE(mode) == 0o700 and os.stat(p.parent).st_uid == os.getuid()
+    assert p.parent.name != "hybrid_drift-onnx" and p.parent.name.startswith("hybrid_drift-onnx-")
+    # a cache root that cannot be written: one warning naming it, and the graph still comes
+    ro = tmp_path / "ro-cache"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):  # root ignores modes: make the root a file so nothing can be made under it
+            ro.chmod(0o700)
+            ro.rmdir()
+            ro.write_text("not a folder")
+        q = export_path(emb, ro)
+        assert q.is_file() and q.parent == p.parent
+    finally:
+        if ro.is_dir():
+            ro.chmod(0o700)
