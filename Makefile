@@ -16,11 +16,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # real servers and a browser for the tests (Debian packages; installed when root): headless Chromium renders
-# the HTML reports, FFmpeg serves MJPEG over HTTP and VLC serves RTSP to `watch`, Prometheus scrapes its metrics
-SYSTEM_TOOLS := chromium ffmpeg prometheus cvlc
-SYSTEM_PKGS  := chromium ffmpeg prometheus vlc-bin vlc-plugin-base
+# the HTML reports, FFmpeg serves MJPEG over HTTP and VLC serves RTSP to `watch`, Prometheus scrapes its metrics,
+# Mosquitto is the MQTT broker `watch --mqtt` publishes to
+SYSTEM_TOOLS := chromium ffmpeg prometheus cvlc mosquitto
+SYSTEM_PKGS  := chromium ffmpeg prometheus vlc-bin vlc-plugin-base mosquitto
 $(VENV)/.system-deps: $(VENV)/.installed Makefile
-	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	@missing=""; for t in $(SYSTEM_TOOLS); do PATH="$$PATH:/usr/sbin" command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PKGS) >/dev/null; \

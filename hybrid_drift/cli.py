@@ -534,6 +534,12 @@ def _cmd_watch(a) -> int:
     events = EventFile(a.events) if a.events else None
     hook = Webhook(a.webhook) if a.webhook else None
     metrics = Metrics(a.metrics_port, a.metrics_addr) if a.metrics_port else None
+    mqtt = None
+    if a.mqtt:
+        from .watch.mqtt import MqttSink
+        mqtt = MqttSink(a.mqtt, [sp.name for sp in specs])
+    # a JPEG of the frame behind each alert: --snapshots DIR, else next to the events file
+    snapshots = a.snapshots or (str(Path(a.events).with_name(Path(a.events).stem + "-snapshots")) if a.events else None)
     stop = threading.Event()
     main_thread = threading.current_thread() is threading.main_thread()
     # Ctrl-C, and SIGTERM (what systemd, Docker and Kubernetes send): stop cleanly, close the open alerts,
@@ -545,12 +551,14 @@ def _cmd_watch(a) -> int:
     try:
         for ev in watch(specs, model, fps=a.fps, realtime=a.realtime, max_frames=a.max_frames, settings=settings,
                         drift=not a.no_drift, frame_events=not a.alerts_only, stats=stats, stop=stop,
-                        settle=a.settle_seconds, backend=a.backend):
+                        settle=a.settle_seconds, backend=a.backend, snapshots=snapshots):
             if events:
                 events.write(ev)
             if ev["type"] == "alert":
                 if hook:
                     hook.post(ev)
+                if mqtt:
+                    mqtt.publish(ev)
                 if not a.events:
                     print(strict_json(ev), flush=True)
                 log.info("%s: %s alert %s", ev["camera"], ev["kind"], "opened" if ev.get("ongoing") else "closed")
@@ -563,6 +571,8 @@ def _cmd_watch(a) -> int:
             events.close()
         if hook:
             hook.close()
+        if mqtt:
+            mqtt.close()
         if metrics:
             metrics.close()
     lat = sorted(stats.latencies)
@@ -847,6 +857,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--outlier-k", type=_positive_int, default=3, help="outlier alert when K of the last N frames ...")
     s.add_argument("--outlier-n", type=_positive_int, default=5, help="... are flagged (default 3 of 5)")
     s.add_argument("--drift-window", type=_at_least(2), default=50, help="frames per drift check (default 50)")
+    s.add_argument("--mqtt", metavar="URL", default=None,
+                   help="publish alerts and per-camera states to an MQTT broker, with Home Assistant discovery: "
+                        "mqtt://[user:password@]host[:port]/prefix (mqtts:// for TLS)")
+    s.add_argument("--snapshots", metavar="DIR", default=None,
+                   help="write the frame that opened each alert (and an outlier's heat map) as JPEG here; the "
+                        "path is in the event (default: EVENTS-snapshots/ next to --events)")
     s.add_argument("--no-drift", action="store_true", help="no rolling drift check")
     s.set_defaults(fn=_cmd_watch)
 

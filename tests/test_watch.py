@@ -213,7 +213,7 @@ def test_outlier_alert_has_hysteresis():
     flags = [1, 0, 0, 1, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
     events = []
     for i, f in enumerate(flags):
-        noisy = np.clip(img.astype(int) + i, 0, 255).astype(np.uint8)  # never frozen
+        noisy = np.roll(img, 3 * i, axis=1)  # never frozen (+1 grey level a frame is near-identical: frozen)
         events += h.frame(i, i * 0.1, noisy, "MJPG", {"is_outlier": bool(f), "fused": 1.0})
     out = [e for e in events if e["kind"] == "outlier"]
     assert [e["ongoing"] for e in out] == [True, False]  # one bad frame now and then pages nobody
@@ -439,7 +439,7 @@ def test_resolution_and_format_changes_open_and_close_their_alerts():
           [(small, "MJPG")]
     events = []
     for i, (img, fmt) in enumerate(seq):
-        noisy = np.clip(img.astype(int) + i, 0, 255).astype(np.uint8)  # never frozen
+        noisy = np.roll(img, 3 * i, axis=1)  # never frozen (+1 grey level a frame is near-identical: frozen)
         events += h.frame(i, i * 0.1, noisy, fmt, None)
     got = [(e["kind"], e["ongoing"], e["start_frame"], e.get("end_frame")) for e in events]
     assert got == [("resolution", True, 3, None), ("resolution", False, 3, 6),

@@ -7,6 +7,7 @@ import http.server
 import json
 import logging
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -228,3 +229,131 @@ def test_exported_graphs_never_sit_at_a_shared_guessable_path(tmp_path, monkeypa
     finally:
         if ro.is_dir():
             ro.chmod(0o700)
+
+
+def test_one_alert_per_fault_a_black_segment_pages_once_and_carries_the_flags():
+    from hybrid_drift.watch.health import CameraHealth, HealthSettings
+    h = CameraHealth("cam", HealthSettings(drift_window=5))
+    rng = np.random.default_rng(0)
+    normal = [rng.integers(60, 200, (48, 64, 3), dtype=np.uint8) for _ in range(5)]
+    black = np.zeros((48, 64, 3), np.uint8)
+    out = []
+    for i, (img, flagged) in enumerate([(f, False) for f in normal] + [(black, True)] * 8 + [(f, False) for f in normal]):
+        out += h.frame(i, i / 10, img, "", {"is_outlier": flagged, "fused": 1.0})
+    kinds = [(e["kind"], e["ongoing"]) for e in out]
+    assert kinds == [("blank", True), ("blank", False)], kinds  # no outlier alert beside it
+    assert out[-1]["outlier_frames"] >= 5  # the flags are kept, as a field of the alert that explains them
+    # the same flags on frames no health alert explains do open an outlier alert
+    h2 = CameraHealth("cam", HealthSettings())
+    ev = [e for i in range(5) for e in h2.frame(i, i / 10, normal[i], "", {"is_outlier": i >= 1, "fused": 1.0})]
+    assert [(e["kind"], e["ongoing"]) for e in ev] == [("outlier", True)]
+
+
+def test_every_alert_comes_with_a_snapshot_and_an_outlier_with_its_heat_map(tmp_path, model, frames):
+    negative = [255 - f for f in frames[110:116]]  # a colour fault with the scene's texture (not blank)
+    seq = frames[100:110] + negative + frames[116:126]
+    video = _video(tmp_path / "fault.avi", seq)
+    events = tmp_path / "ev.jsonl"
+    assert main(["watch", str(model), str(video), "--events", str(events), "--no-drift", "--no-progress"]) == 0
+    opened = [e for e in _strict_lines(events.read_text()) if e["type"] == "alert" and e["ongoing"]]
+    assert opened and all(Path(e["snapshot"]).is_file() for e in opened)
+    assert Path(opened[0]["snapshot"]).parent == tmp_path / "ev-snapshots"
+    out = [e for e in opened if e["kind"] == "outlier"]
+    assert out and Path(out[0]["heatmap"]).is_file() and cv2.imread(out[0]["heatmap"]) is not None
+
+
+MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+
+
+class _Broker:
+    """Debian's mosquitto on 127.0.0.1 (anonymous, no persistence), stopped by the test."""
+
+    def __init__(self, tmp: Path, port: int | None = None):
+        assert MOSQUITTO, "make test installs mosquitto (Debian package) when run as root"
+        import socket
+        if port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        self.port = port
+        conf = tmp / f"mosquitto-{port}.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert _wait(self._up, 10), "mosquitto did not start"
+
+    def _up(self):
+        import socket
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def _subscriber(port: int, topic: str = "#"):
+    import paho.mqtt.client as mqtt
+    got = []
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-sub")
+    c.on_connect = lambda cl, *a: cl.subscribe(topic, qos=1)
+    c.on_message = lambda cl, u, m: got.append((m.topic, m.payload.decode(), m.retain))
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    return c, got
+
+
+def test_mqtt_alerts_states_and_home_assistant_discovery_on_a_real_broker(tmp_path, model, frames):
+    from hybrid_drift.watch.mqtt import parse_mqtt_url
+    broker = _Broker(tmp_path)
+    sub, got = _subscriber(broker.port)
+    try:
+        negative = [255 - f for f in frames[110:116]]
+        video = _video(tmp_path / "fault.avi", frames[100:110] + negative + frames[116:130])
+        assert main(["watch", str(model), str(video), "--no-drift", "--events", str(tmp_path / "ev.jsonl"),
+                     "--mqtt", f"mqtt://127.0.0.1:{broker.port}/cams", "--no-progress"]) == 0
+        assert _wait(lambda: any(t == "cams/status" and p == "offline" for t, p, _ in got), 10)
+        topics = {t for t, _, _ in got}
+        assert "homeassistant/binary_sensor/hybrid_drift_cam0/problem/config" in topics
+        cfg = json.loads(next(p for t, p, _ in got if t.endswith("/problem/config")))
+        assert cfg["state_topic"] == "cams/cam0/problem" and cfg["device_class"] == "problem"
+        alerts = [json.loads(p) for t, p, _ in got if t == "cams/cam0/alert"]
+        assert [(a["kind"], a["ongoing"]) for a in alerts] == [("outlier", True), ("outlier", False)]
+        problem = [p for t, p, _ in got if t == "cams/cam0/problem"]
+        assert "ON" in problem and problem[-1] == "OFF"
+        # a late subscriber gets the retained state and the discovery message
+        late, got2 = _subscriber(broker.port)
+        assert _wait(lambda: any(t == "cams/cam0/problem" and r for t, _, r in got2), 10)
+        late.loop_stop()
+    finally:
+        sub.loop_stop()
+        broker.stop()
+    with pytest.raises(ValueError, match="mqtt://"):
+        parse_mqtt_url("http://broker/x")
+    assert parse_mqtt_url("mqtts://u:p@b/x/y")["port"] == 8883
+
+
+def test_mqtt_reconnects_after_the_broker_restarts(tmp_path):
+    from hybrid_drift.watch.mqtt import MqttSink
+    broker = _Broker(tmp_path)
+    port = broker.port
+    sink = MqttSink(f"mqtt://127.0.0.1:{port}/cams", ["gate"])
+    try:
+        sub, got = _subscriber(port)
+        assert _wait(lambda: any(t == "cams/status" and p == "online" for t, p, _ in got), 10)
+        sub.loop_stop()
+        broker.stop()
+        time.sleep(1.0)
+        broker = _Broker(tmp_path, port)  # back on the same port: the sink reconnects by itself
+        sub, got = _subscriber(port)
+        assert _wait(lambda: any(t == "cams/gate/problem" for t, _, _ in got), 30)  # states published again
+        sink.publish({"type": "alert", "camera": "gate", "kind": "blank", "ongoing": True, "start_frame": 1})
+        assert _wait(lambda: ("cams/gate/problem", "ON", False) in got or
+                     any(t == "cams/gate/problem" and p == "ON" for t, p, _ in got), 10)
+        sub.loop_stop()
+    finally:
+        sink.close()
+        broker.stop()

@@ -19,6 +19,12 @@
 
 An alert is reported when it opens (``"ongoing": true``) and when it closes
 (``"end_frame"``), with its evidence.
+
+**One alert per fault.** A health alert (``frozen``, ``blank``, ``resolution``, ``format``)
+explains its frames: while one is open, the detector's flags on those frames do not open an
+``outlier`` alert (they are counted in the open alert's ``outlier_frames`` field instead) and
+the frames do not enter the drift window, so a black segment pages once (``blank``), not twice
+(``blank`` and ``outlier``), and a frozen stream does not later raise ``drift`` on its frozen frames.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ import numpy as np
 __all__ = ["HealthSettings", "CameraHealth", "ALERT_KINDS"]
 
 ALERT_KINDS = ("frozen", "blank", "disconnect", "reconnect", "resolution", "format", "outlier", "drift")
+#: health alerts that explain a frame (an outlier flag on such a frame is folded into them)
+EXPLAINING = ("blank", "frozen", "resolution", "format")
 
 
 @dataclass(frozen=True)
@@ -161,8 +169,14 @@ class CameraHealth:
                 out += self._start("format", index, t, format=fmt, expected=self._first[1])
             elif fmt:
                 out += self._end("format", index, t)
-        # outlier with hysteresis
-        if scored is not None and scored.get("is_outlier") is not None:
+        explained = [k for k in EXPLAINING if k in self.open]
+        # outlier with hysteresis; a flag on a frame a health alert explains is folded into that alert
+        if scored is not None and scored.get("is_outlier") is not None and explained:
+            if scored["is_outlier"]:
+                ev = self.open[explained[0]].evidence
+                ev["outlier_frames"] = ev.get("outlier_frames", 0) + 1
+            self._flags.clear()
+        elif scored is not None and scored.get("is_outlier") is not None:
             self._flags.append(bool(scored["is_outlier"]))
             n_flag = sum(self._flags)
             if n_flag >= self.s.outlier_k:
@@ -171,7 +185,7 @@ class CameraHealth:
             elif n_flag == 0:
                 out += self._end("outlier", index, t)
         # drift: tumbling windows of scored frames against the model's reference period
-        if self.monitor is not None and profile_row is not None:
+        if self.monitor is not None and profile_row is not None and not explained:
             self._window.append((index, profile_row))
             if len(self._window) >= self.s.drift_window:
                 out += self._drift(t)

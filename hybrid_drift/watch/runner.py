@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -81,6 +82,7 @@ class _Camera:
             log.warning("%s: the model carries no reference profile (fitted by version 0.1, or on features only): "
                         "no drift check; refit it to have one", spec.name)
         self.health = CameraHealth(spec.name, settings, monitor, ref_res)
+        self.snapshots = None
         self.last_index = -1
         self.last_t = 0.0
 
@@ -88,7 +90,7 @@ class _Camera:
 def watch(sources, model, *, fps: float | None = None, realtime: bool = False, max_frames: int | None = None,
           queue: int = 8, batch: int = 8, settings: HealthSettings = HealthSettings(), drift: bool = True,
           frame_events: bool = True, stats: WatchStats | None = None, stop=None, settle: float = 1.0,
-          backend: str | None = None, stall: float = 10.0) -> Iterator[dict]:
+          backend: str | None = None, stall: float = 10.0, snapshots=None) -> Iterator[dict]:
     """Watch one or more live sources with a saved detector; yields events (dicts) as they happen.
 
     Parameters
@@ -126,6 +128,9 @@ def watch(sources, model, *, fps: float | None = None, realtime: bool = False, m
     stall : float
         A folder source's entry that has not settled after this many seconds (empty, unreadable)
         is reported as an error frame and the folder goes on (FIFOs and broken links at once).
+    snapshots : path, optional
+        Folder for a JPEG of the frame that opened each alert (``snapshot`` in the event) and, for
+        ``outlier`` alerts, the frame with the detector's heat map (``heatmap``).
     """
     from ..detector import HybridDetector
     from ..monitor.profile import frame_profile
@@ -153,7 +158,10 @@ def watch(sources, model, *, fps: float | None = None, realtime: bool = False, m
         cams.append(_Camera(s, det, settings, realtime=realtime, queue=queue, drift=drift,
                             settle=settle, stall=stall))
     stats = stats if stats is not None else WatchStats()
+    if snapshots is not None:
+        os.makedirs(snapshots, exist_ok=True)
     for c in cams:
+        c.snapshots = snapshots
         c.reader.start()
     try:
         while not (stop is not None and stop.is_set()):
@@ -191,6 +199,26 @@ def watch(sources, model, *, fps: float | None = None, realtime: bool = False, m
 def _alert(cam: _Camera, a: dict, read_at: float, now: float) -> dict:
     return {"type": "alert", "camera": cam.spec.name, "frame": a.get("end_frame", a["start_frame"]),
             "time": _iso(read_at), "latency": round(now - read_at, 4), **a}
+
+
+def _snapshot(cam: _Camera, kind: str, f: Frame) -> dict:
+    """Write the frame that opened an alert (and, for an outlier, its heat map) as JPEG; their paths."""
+    import cv2
+    stem = os.path.join(cam.snapshots, f"{cam.spec.name}-{kind}-{f.index:08d}")
+    out = {}
+    try:
+        if cv2.imwrite(stem + ".jpg", cv2.cvtColor(f.rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]):
+            out["snapshot"] = stem + ".jpg"
+        if kind == "outlier":
+            from ..explain import overlay
+            e = cam.det.explain([f.rgb])[0]
+            if e.heatmap is not None:
+                img = overlay(f.rgb, e.heatmap, width=min(640, f.rgb.shape[1]), caption=f"{e.branch} · frame {f.index}")
+                if cv2.imwrite(stem + "-heatmap.jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
+                    out["heatmap"] = stem + "-heatmap.jpg"
+    except (OSError, cv2.error, ValueError) as exc:  # a full disk must not stop the alert itself
+        log.warning("%s: cannot write the snapshot of a %s alert (%s)", cam.spec.name, kind, exc)
+    return out
 
 
 def _handle(cam: _Camera, items, stats: WatchStats, batch: int, frame_events: bool, frame_profile, drift: bool):
@@ -237,6 +265,8 @@ def _score(cam: _Camera, frames: list[Frame], stats: WatchStats, frame_events: b
         for a in cam.health.frame(f.index, f.stream_time, None if err else f.rgb, f.fmt, row, prof):
             if a.get("ongoing"):
                 stats.alerts[(name, a["kind"])] = stats.alerts.get((name, a["kind"]), 0) + 1
+                if cam.snapshots is not None and f.rgb is not None:
+                    a = {**a, **_snapshot(cam, a["kind"], f)}
             yield {**_alert(cam, a, f.read_at, time.time()), "at_frame": f.index,
                    "stream_time": round(f.stream_time, 3)}
         cam.last_index, cam.last_t = f.index, f.stream_time
