@@ -357,3 +357,40 @@ def test_mqtt_reconnects_after_the_broker_restarts(tmp_path):
     finally:
         sink.close()
         broker.stop()
+
+
+def test_a_server_that_drops_every_connection_after_three_frames_is_one_outage_with_back_off(model, frames):
+    """Version 0.2 reported a disconnect/reconnect pair per connection, with no back-off (86 pairs in 26 s)."""
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frames[0], cv2.COLOR_RGB2BGR))
+    connections = []
+
+    class ThreeFrames(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            connections.append(time.time())
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for _ in range(3):
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " +
+                                 str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg.tobytes() + b"\r\n")
+                self.wfile.flush()
+                time.sleep(0.1)
+            self.close_connection = True
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ThreeFrames)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    stop = threading.Event()
+    timer = threading.Timer(12, stop.set)
+    timer.start()
+    try:
+        events = list(watch([f"http://127.0.0.1:{srv.server_address[1]}/cam.mjpg"], model, drift=False, stop=stop))
+    finally:
+        timer.cancel()
+        srv.shutdown()
+    alerts = [(e["kind"], e["ongoing"]) for e in events if e["type"] == "alert"]
+    assert ("reconnect", False) not in alerts, alerts        # never really back: no reconnect
+    assert alerts.count(("disconnect", True)) == 1, alerts   # one outage, reported once (closed at stop)
+    assert 2 <= len(connections) <= 8, len(connections)      # retried with a growing back-off

@@ -76,6 +76,10 @@ class _Counters:
     up: bool = False
 
 
+#: seconds OpenCV may spend opening a stream before it gives up
+OPEN_TIMEOUT_S = 10
+
+
 class Reader:
     """Reads one source in a thread into a bounded, drop-oldest queue.
 
@@ -109,7 +113,7 @@ class Reader:
 
     def __init__(self, camera: str, source: str, *, fps: float | None = None, realtime: bool = False,
                  queue: int = 8, max_backoff: float = 30.0, poll: float = 0.5, settle: float = 1.0,
-                 stall: float = 10.0):
+                 stall: float = 10.0, max_pixels: int | None = None):
         if fps is not None and not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps!r}")
         if queue < 1:
@@ -122,6 +126,9 @@ class Reader:
             raise FileNotFoundError(f"{self.source}: no such file (a stream needs a URL such as rtsp://...)")
         self.fps, self.realtime, self.max_backoff, self.poll, self.settle = fps, realtime, max_backoff, poll, settle
         self.stall = stall
+        from ..io.decode import DEFAULT_MAX_PIXELS
+        self.max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+        self._opening = False
         self._q: deque = deque()
         self._qmax = queue
         self._cond = threading.Condition()
@@ -143,7 +150,9 @@ class Reader:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        self._thread.join(timeout=5)
+        # a reader inside OpenCV's open (up to its 10 s time-out) cannot be interrupted; leaving it running
+        # while the interpreter exits aborts the process ("terminate called without an active exception")
+        self._thread.join(timeout=OPEN_TIMEOUT_S + 2 if self._opening else 5)
 
     def get(self, timeout: float) -> list:
         """Everything queued (frames and status events, oldest first); waits up to ``timeout`` for one."""
@@ -197,11 +206,15 @@ class Reader:
 
     def _open(self):
         src: Any = int(self.source) if self.kind == "device" and self.source.isdigit() else self.source
-        if self.kind == "stream":  # a stream that hangs must not hang the reader: open and read time out
-            cap = cv2.VideoCapture(src, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 10_000,
-                                                        cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5_000])
-        else:
-            cap = cv2.VideoCapture(src)
+        self._opening = True
+        try:
+            if self.kind == "stream":  # a stream that hangs must not hang the reader: open and read time out
+                cap = cv2.VideoCapture(src, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_S * 1000,
+                                                            cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5_000])
+            else:
+                cap = cv2.VideoCapture(src)
+        finally:
+            self._opening = False
         if not cap.isOpened():
             cap.release()
             return None
@@ -225,11 +238,10 @@ class Reader:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
-            if down_since is not None:
-                self._put(Status(self.camera, "reconnect", time.time(), time.time() - self._t0,
-                                 f"back after {time.time() - down_since:.1f} s", index - 1), droppable=False)
-                down_since = None
-            backoff = 0.5
+            # the stream counts as back (reconnect reported, back-off reset) only once it delivers a frame
+            # after the settle time: a server that accepts and drops at once is one outage, retried with
+            # a growing back-off, not a disconnect/reconnect pair per attempt
+            delivered = False
             self.counters.up = True
             fmt = _fourcc(cap)
             fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
@@ -253,16 +265,32 @@ class Reader:
                 if live and now - t_open < self.settle:  # the decoder may not have a key frame yet
                     index += 1
                     continue
+                if live and not delivered:
+                    delivered, backoff = True, 0.5
+                    if down_since is not None:
+                        self._put(Status(self.camera, "reconnect", now, now - self._t0,
+                                         f"back after {now - down_since:.1f} s", index - 1), droppable=False)
+                        down_since = None
                 if self._keep(stream_time, last_kept):
-                    self._put(Frame(self.camera, index, stream_time, now, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), fmt))
+                    h, w = bgr.shape[:2]
+                    if self.max_pixels is not None and h * w > self.max_pixels:  # a frame bomb: not scored
+                        self._put(Frame(self.camera, index, stream_time, now, None, fmt, "",
+                                        f"frame of {w}x{h} pixels is over the limit of {self.max_pixels:,}"))
+                    else:
+                        self._put(Frame(self.camera, index, stream_time, now, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+                                        fmt))
                 index += 1
             cap.release()
             self.counters.up = False
             if not live or self._stop.is_set():
                 return  # a file ended, or we were asked to stop
-            down_since = time.time()
-            self._put(Status(self.camera, "disconnect", down_since, down_since - self._t0, "the stream stopped",
-                             index - 1), droppable=False)
+            if down_since is None:  # the first drop of an outage is reported once
+                down_since = time.time()
+                self._put(Status(self.camera, "disconnect", down_since, down_since - self._t0, "the stream stopped",
+                                 index - 1), droppable=False)
+            if not delivered:
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
 
     def _run_folder(self) -> None:
         from ..io.decode import decode_image
