@@ -18,6 +18,16 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "opencv_samples"
 TEST_IMAGE_SIZE = (96, 128)
 
 
+def write_video(path: Path, frames, fps=10) -> Path:
+    """``frames`` (RGB) as an MJPG video at ``fps``."""
+    h, w = frames[0].shape[:2]
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for f in frames:
+        out.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    out.release()
+    return path
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
     """Never touch the user's feature cache from tests."""

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import write_video as _video
 from hybrid_drift import HybridDetector
 from hybrid_drift.cli import main
 from hybrid_drift.watch import HealthSettings, watch
@@ -57,13 +58,6 @@ def _ended(e) -> bool:
     return e["type"] == "alert" and e["kind"] == "disconnect"
 
 
-def _video(path: Path, frames, fps=10):
-    h, w = frames[0].shape[:2]
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    for f in frames:
-        out.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    out.release()
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ import pytest
 from hybrid_drift import HybridDetector
 from hybrid_drift.cli import main
 from hybrid_drift.watch import watch
+from conftest import write_video as _video
 from hybrid_drift.watch.outputs import EventFile, Webhook, redact_url, strict_json
 
 
@@ -40,13 +41,17 @@ def model(frames, tmp_path_factory):
     return out
 
 
-def _video(path: Path, frames, fps=10):
-    h, w = frames[0].shape[:2]
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    for f in frames:
-        out.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    out.release()
-    return path
+def _watch_folder(folder: Path, model, n_frames: int, seconds: float, **kw) -> list[dict]:
+    """Events of a watch on a folder, stopped once it has scored ``n_frames`` (or after ``seconds``)."""
+    stop = threading.Event()
+    got: list = []
+    t = threading.Thread(target=lambda: got.extend(watch([str(folder)], model, drift=False, stop=stop, **kw)),
+                         daemon=True)
+    t.start()
+    assert _wait(lambda: sum(e["type"] == "frame" for e in got) >= n_frames, seconds)
+    stop.set()
+    t.join(timeout=20)
+    return got
 
 
 def test_every_emitted_document_is_strict_json(tmp_path, model, frames):
@@ -132,15 +137,7 @@ def test_entries_that_never_settle_do_not_block_a_folder(tmp_path, model, frames
     os.symlink(tmp_path / "nowhere.jpg", folder / "003.jpg")  # a broken link
     for i in (4, 5):
         cv2.imwrite(str(folder / f"{i:03d}.jpg"), cv2.cvtColor(frames[i], cv2.COLOR_RGB2BGR))
-    stop = threading.Event()
-    got = []
-    t = threading.Thread(target=lambda: got.extend(watch([str(folder)], model, drift=False, stop=stop, stall=1.0)),
-                         daemon=True)
-    t.start()
-    assert _wait(lambda: sum(e["type"] == "frame" for e in got) >= 5, 30)
-    stop.set()
-    t.join(timeout=20)
-    fr = [e for e in got if e["type"] == "frame"]
+    fr = [e for e in _watch_folder(folder, model, 5, 30, stall=1.0) if e["type"] == "frame"]
     assert [e["file"] for e in fr] == ["001.jpg", "002.jpg", "003.jpg", "004.jpg", "005.jpg"]
     assert all(e["error"] for e in fr[:3]) and all(e["error"] is None for e in fr[3:])
 
@@ -150,14 +147,7 @@ def test_a_folder_backlog_is_read_whole_in_order_never_dropped(tmp_path, model, 
     folder.mkdir()
     for i in range(60):
         cv2.imwrite(str(folder / f"{i:03d}.jpg"), cv2.cvtColor(frames[i % 100], cv2.COLOR_RGB2BGR))
-    stop = threading.Event()
-    got = []
-    t = threading.Thread(target=lambda: got.extend(watch([str(folder)], model, drift=False, stop=stop, queue=2)),
-                         daemon=True)
-    t.start()
-    assert _wait(lambda: sum(e["type"] == "frame" for e in got) >= 60, 60)
-    stop.set()
-    t.join(timeout=20)
+    got = _watch_folder(folder, model, 60, 60, queue=2)
     assert [e["file"] for e in got if e["type"] == "frame"] == [f"{i:03d}.jpg" for i in range(60)]
 
 
