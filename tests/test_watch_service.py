@@ -384,3 +384,21 @@ def test_a_server_that_drops_every_connection_after_three_frames_is_one_outage_w
     assert ("reconnect", False) not in alerts, alerts        # never really back: no reconnect
     assert alerts.count(("disconnect", True)) == 1, alerts   # one outage, reported once (closed at stop)
     assert 2 <= len(connections) <= 8, len(connections)      # retried with a growing back-off
+
+
+def test_a_dead_stream_leaves_no_raw_decoder_lines_on_stderr(model, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "hybrid_drift.cli", "watch", str(model),
+                             "http://127.0.0.1:9/none.mjpg", "--no-drift", "--events", str(tmp_path / "ev.jsonl")],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait(lambda: (tmp_path / "ev.jsonl").exists() and "disconnect" in (tmp_path / "ev.jsonl").read_text(),
+                     30)
+        time.sleep(2)  # a few retries
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "[tcp @" not in err and "VIDEOIO" not in err, err  # FFmpeg's and OpenCV's own lines
+    assert "disconnect 1" in err  # the summary counts the outage once

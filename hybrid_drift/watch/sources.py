@@ -80,6 +80,20 @@ class _Counters:
 OPEN_TIMEOUT_S = 10
 
 
+def quiet_decoder_logs() -> None:
+    """Silence FFmpeg's and OpenCV's own stderr lines (``[tcp @ 0x...] Connection refused``, ``VIDEOIO``
+    warnings on every retry): a watch reports a lost stream once, as a ``disconnect`` alert with its
+    reason, through its events and the library's logger. ``HYBRID_DRIFT_DECODER_LOGS=1`` keeps them
+    (debugging a stream); an ``OPENCV_FFMPEG_LOGLEVEL`` set by the user is kept."""
+    if os.environ.get("HYBRID_DRIFT_DECODER_LOGS") == "1":
+        return
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when a capture opens
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:  # pragma: no cover - an OpenCV build without the logging module
+        pass
+
+
 class Reader:
     """Reads one source in a thread into a bounded, drop-oldest queue.
 
@@ -143,6 +157,8 @@ class Reader:
 
     # ------------------------------------------------------------------ consumer side
     def start(self) -> Reader:
+        if self.kind in ("stream", "device"):
+            quiet_decoder_logs()
         self._thread.start()
         return self
 
