@@ -204,7 +204,7 @@ def _cmd_fit(a) -> int:
     # a dataset: its reference (train + val normals); logistic fusion keeps the val split for calibration
     train, _ = _load_inputs(a.train, ("train" if a.fusion == "logistic" else "reference")
                             if _is_dataset(a.train) else None)
-    items = _check_nonempty(train, "training images")
+    items = _check_nonempty(train, "training images", a.video_step)
     colour = ColourBranch(bins=a.bins, grid=tuple(a.grid), distance=a.distance) if not a.no_colour else False
     cnn = CNNBranch(backbone=a.backbone, weights=a.weights, n_components=a.n_components, pool=a.pool,
                     layers=tuple(a.layers) if a.layers else None, image_size=a.image_size,
@@ -290,9 +290,16 @@ def _cmd_report(a) -> int:
     return _cmd_score(a, quiet_table=True)
 
 
+#: what `score --out` writes, by extension (anything else is refused before any work: exit 2)
+SCORE_FORMATS = (".csv", ".parquet")
+
+
 def _cmd_score(a, quiet_table: bool = False) -> int:
     if getattr(a, "engine", "local") == "ray":
         return _score_on_ray(a)
+    if a.cmd == "score" and a.out and Path(a.out).suffix.lower() not in SCORE_FORMATS:
+        raise _UsageError(f"--out {a.out}: unknown table format {Path(a.out).suffix or '(no extension)'!r}; "
+                          f"write {' or '.join(SCORE_FORMATS)}")
     from .detector import HybridDetector
     det = HybridDetector.load(a.model, backend=a.backend)
     det.progress = a.progress
@@ -389,7 +396,8 @@ _MONITOR_ARGS = ("chunk", "k", "alpha", "features", "stats", "metadata", "semant
 def _monitor_config(a) -> dict:
     """The monitor settings (constraints file over defaults, --chunk over both), every value checked
     before any image is read: a wrong type fails here with the file and key, not after the run."""
-    cfg = {"chunk": a.chunk, "k": "auto", "max_alert_chunks": 0, "semantic": a.semantic}
+    # no constraint unless one is asked for (a constraints file, --max-alert-chunks): exit 1 is for those only
+    cfg = {"chunk": a.chunk, "k": "auto", "max_alert_chunks": None, "semantic": a.semantic}
     if a.config:
         try:
             user = json.loads(Path(a.config).read_text())
@@ -404,9 +412,11 @@ def _monitor_config(a) -> dict:
         if a.chunk_given:
             cfg["chunk"] = a.chunk
         cfg["semantic"] = cfg["semantic"] or a.semantic
+    if a.max_alert_chunks is not None:
+        cfg["max_alert_chunks"] = a.max_alert_chunks
     where = a.config or "--chunk"
     m = cfg["max_alert_chunks"]
-    if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+    if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 0):
         raise _UsageError(f"{where}: max_alert_chunks must be an int >= 0, got {m!r}")
     for key in ("semantic", "layout"):
         if key in cfg and not isinstance(cfg[key], bool):
@@ -467,7 +477,7 @@ def _cmd_monitor(a) -> int:
         page = monitor_report(res, base, stream, Path(a.report) / "report.html", chunk=cfg["chunk"], why=why)
         res.to_csv(page.parent / "monitor.csv", index=False)
         print(f"report: {page}", file=sys.stderr)
-    if n_alert > cfg["max_alert_chunks"]:
+    if cfg["max_alert_chunks"] is not None and n_alert > cfg["max_alert_chunks"]:
         print(f"constraint failed: {n_alert} chunks alerted > max_alert_chunks {cfg['max_alert_chunks']}",
               file=sys.stderr)
         return EXIT_CONSTRAINT
@@ -737,6 +747,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="how to put the reference in time order: auto (default: a manifest's time column, else "
                         "EXIF DateTimeOriginal when every image has one, else the natural order of names, "
                         "frame_9 before frame_10), given, name, exif, mtime, time")
+    s.add_argument("--video-step", type=_positive_int, default=1,
+                   help="fit on every N-th frame of videos (default 1: every frame)")
     s.add_argument("--folds", choices=list(FOLDS), default="auto",
                    help="cross-fitting folds: auto (default: periods when the order looks like time, else groups "
                         "of similar images), time, similarity")
@@ -811,11 +823,14 @@ def _parser() -> argparse.ArgumentParser:
                              {"chunk": 50, "k": "auto", "alpha": 0.05, "max_alert_chunks": 0, "semantic": false,
                               "features": ["brightness_mean", "saturation_mean"], "stats": ["psi"],
                               "metadata": ["format", "mode", "resolution"]}
-                           exit code 1 when more than max_alert_chunks chunks alert."""))
+                           exit code 1 when more than max_alert_chunks chunks alert (a constraint only when the
+                           file or --max-alert-chunks sets it: alerts alone exit 0)."""))
     s.add_argument("baseline", help="normal images (folder, video, files)")
     s.add_argument("stream", help="images to monitor, in time order (folder, video)")
     s.add_argument("--chunk", type=_positive_int, default=50, help="images per chunk (default 50)")
     s.add_argument("--config", help="constraints file (JSON)")
+    s.add_argument("--max-alert-chunks", type=int, default=None, metavar="N",
+                   help="a constraint: exit 1 when more than N chunks alert (default: none; alerts alone exit 0)")
     s.add_argument("--semantic", action="store_true", help="also test CNN embeddings (slower)")
     s.add_argument("--out", help="write every check of every chunk as CSV")
     s.add_argument("--json", action="store_true", help="print a JSON summary")

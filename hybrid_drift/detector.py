@@ -629,5 +629,13 @@ class HybridDetector:
         return det
 
     def __repr__(self):
-        return (f"HybridDetector(colour={self.colour!r}, cnn={self.cnn!r}, fusion={self.fusion!r}, "
-                f"calibration={self.calibration!r})")
+        """The branches that run (the fitted ones, or those the next fit builds: ``None`` means the
+        default branch, which is on), not the constructor's ``None``."""
+        if hasattr(self, "branches_"):
+            names = [type(b).__name__ for b in self.branches_]
+        else:  # without building them (a CNN branch loads its network)
+            names = [cls for cls, v in (("ColourBranch", self.colour), ("CNNBranch", self.cnn)) if v is not False]
+            names += [type(b).__name__ for b in self.extra_branches]
+        shown = "[" + ", ".join(f"{n}()" for n in names) + "]"
+        return (f"HybridDetector(branches={shown}, fusion={self.fusion!r}, calibration={self.calibration!r}, "
+                f"folds={self.folds!r}" + (", fitted" if hasattr(self, "branches_") else "") + ")")

@@ -147,3 +147,17 @@ def test_protocol_every_split_mean_and_worst(tmp_path):
     assert res["headline"]["split"] == s["worst_split"]
     (tmp_path / "p" / "A-s0" / "manifest.csv").unlink()
     assert main(["bench", str(tmp_path / "p"), "--no-progress"]) == 2  # a broken protocol: exit 2, named
+
+
+def test_score_refuses_an_output_format_it_cannot_write(tmp_path, capsys):
+    """`--out scores.xlsx` used to write CSV under that name and exit 0 (issue 24)."""
+    rc = main(["score", str(tmp_path / "no-model"), str(tmp_path), "--out", str(tmp_path / "scores.xlsx")])
+    assert rc == 2 and "unknown table format '.xlsx'" in capsys.readouterr().err
+    assert not (tmp_path / "scores.xlsx").exists()
+
+
+def test_fit_takes_every_nth_frame_of_a_video(tmp_path, capsys, data_dir):
+    """`score` and `report` had --video-step; `fit` did not (issue 24)."""
+    rc = main(["fit", str(data_dir / "vtest.avi"), "--video-step", "50", "--no-cnn", "--out", str(tmp_path / "m"),
+               "--no-progress"])
+    assert rc == 0 and "fitted on 16 images" in capsys.readouterr().out  # 795 frames: 0, 50, ..., 750

@@ -216,3 +216,10 @@ def test_colour_features_do_not_depend_on_the_branches_beside_them(tmp_path, dat
     np.testing.assert_array_equal(alone, beside)
     assert set(NeedsHalfSize.seen) == {(288, 384, 3)}
     assert CNNBranch(cache_dir=False).min_side == 288 and colour.min_side == 128
+
+
+def test_repr_names_the_branches_that_run():
+    """It used to show `colour=None, cnn=None` for the default detector, whose two branches are both on."""
+    from hybrid_drift import HybridDetector
+    assert repr(HybridDetector()).startswith("HybridDetector(branches=[ColourBranch(), CNNBranch()]")
+    assert "CNNBranch" not in repr(HybridDetector(cnn=False))

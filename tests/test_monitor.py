@@ -149,8 +149,11 @@ def test_cli_monitor_exit_codes(blocks, tmp_path, capsys):
     dark = _write([(f * 0.5).astype(np.uint8) for f in odd], tmp_path / "dark")
     assert main(["monitor", str(base), str(steady), "--chunk", "10", "--no-progress"]) == 0
     capsys.readouterr()
+    # alerts alone are not a failed constraint (exit 0); a constraint asked for is (exit 1)
+    assert main(["monitor", str(base), str(dark), "--chunk", "10", "--json", "--no-progress"]) == 0
+    capsys.readouterr()
     assert main(["monitor", str(base), str(dark), "--chunk", "10", "--json", "--report",
-                 str(tmp_path / "rep"), "--no-progress"]) == 1
+                 str(tmp_path / "rep"), "--no-progress", "--max-alert-chunks", "0"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["alert_chunks"] == out["chunks"] and out["first_alert_chunk"] == 0
     assert (tmp_path / "rep" / "checks_over_time.png").stat().st_size > 1000
