@@ -128,7 +128,7 @@ def _cmd_bench(a) -> int:
         Path(a.json).write_text(json.dumps(_clean(res), indent=2, default=_json_default))
         print(f"results: {a.json}")
     if a.report:
-        from .bench.plots import write_bench_report
+        from .report import write_bench_report
         out = write_bench_report(res, frames, a.report, detector=detector)
         print(f"report: {out}")
     return EXIT_OK

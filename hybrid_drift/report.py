@@ -24,7 +24,8 @@ from jinja2 import Environment, select_autoescape  # noqa: E402
 
 from ._version import __version__  # noqa: E402
 
-__all__ = ["Section", "render_report", "score_report", "bench_report", "monitor_report", "png_uri", "thumb_uri"]
+__all__ = ["Section", "render_report", "score_report", "bench_report", "write_bench_report", "monitor_report", "png_uri",
+           "thumb_uri"]
 
 
 def png_uri(fig) -> str:
@@ -343,3 +344,16 @@ def monitor_report(results: pd.DataFrame, baseline, stream, out, *, chunk: int, 
     if len(errs):
         sections.append(Section("Files that could not be read", table=errs[["path", "error"]].to_html(index=False)))
     return render_report("hybrid_drift: drift monitoring", cards, sections, out)
+
+
+def write_bench_report(res: dict, frames: pd.DataFrame, out_dir, detector=None) -> Path:
+    """Write ``results.json``, the PNG figures and a self-contained ``index.html``; returns the HTML path.
+
+    ``detector``: the fitted default detector, for heat maps on the flagged thumbnails. (It lived in
+    ``bench/plots.py``, which imported this module back: the report depends on the plots, not the
+    other way round.)"""
+    import json
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(res, indent=2, default=str))
+    return bench_report(res, frames, out / "index.html", detector=detector)

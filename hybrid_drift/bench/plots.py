@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import precision_recall_curve  # noqa: E402
 
-__all__ = ["write_bench_report", "write_bench_figures", "plot_score_distribution", "plot_pr_curves",
+__all__ = ["write_bench_figures", "plot_score_distribution", "plot_pr_curves",
            "plot_kind_heatmap"]
 
 _MAIN = ("colour", "cnn", "fusion_or", "fusion_logistic")
@@ -95,14 +95,3 @@ def write_bench_figures(res: dict, frames: pd.DataFrame, out_dir) -> list[Path]:
     paths.append(plot_pr_curves(frames, methods, out / "pr_curves.png"))
     paths.append(plot_kind_heatmap(res["per_kind_recall"], methods, out / "per_kind_recall.png"))
     return paths
-
-
-def write_bench_report(res: dict, frames: pd.DataFrame, out_dir, detector=None) -> Path:
-    """Write ``results.json``, the PNG figures and a self-contained ``index.html``; returns the HTML path.
-
-    ``detector``: the fitted default detector, for heat maps on the flagged thumbnails."""
-    from ..report import bench_report
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(res, indent=2, default=str))
-    return bench_report(res, frames, out / "index.html", detector=detector)
