@@ -53,9 +53,17 @@ def _watch_until(sources, model, *, seconds: float, until=None, **kw) -> list[di
     return events
 
 
-def _ended(e) -> bool:
-    """The served file has ended: the server closed the stream."""
-    return e["type"] == "alert" and e["kind"] == "disconnect"
+def _ended():
+    """A predicate: the served file has ended (the server closed the stream after serving frames). A
+    disconnect before the first frame is the server not listening yet (FFmpeg serves one client, so the
+    test cannot probe it first): the watch retries it, and the test must not stop there."""
+    seen = []
+
+    def ended(e) -> bool:
+        if e["type"] == "frame":
+            seen.append(1)
+        return bool(seen) and e["type"] == "alert" and e["kind"] == "disconnect"
+    return ended
 
 
 
@@ -95,7 +103,7 @@ class _MJPEGServer:
 def test_a_served_stream_is_scored_and_frozen_and_black_segments_each_raise_one_alert(model, segments):
     srv = _MJPEGServer(segments, _port())
     try:  # MJPEG has no key frames to wait for: every frame from the first (settle=0)
-        events = _watch_until([srv.url], model, seconds=60, until=_ended, drift=False, settle=0.0)
+        events = _watch_until([srv.url], model, seconds=60, until=_ended(), drift=False, settle=0.0)
     finally:
         srv.stop()
     frames = [e for e in events if e["type"] == "frame"]
@@ -412,7 +420,7 @@ def test_a_live_hls_stream_is_scored(model, segments, tmp_path):
         deadline = time.time() + 30
         while not (hls / "cam.m3u8").exists() and time.time() < deadline:
             time.sleep(0.1)
-        events = _watch_until([f"http://127.0.0.1:{srv.server_port}/cam.m3u8"], model, seconds=60, until=_ended,
+        events = _watch_until([f"http://127.0.0.1:{srv.server_port}/cam.m3u8"], model, seconds=60, until=_ended(),
                               drift=False, settle=0.0)
     finally:
         srv.shutdown()
