@@ -643,6 +643,9 @@ def _cmd_cache(a) -> int:
         cfg = c["config"]
         what = ", ".join(f"{k}={v}" for k, v in cfg.items() if k in ("backbone", "pool", "layers", "size"))
         print(f"  {c['key']}: {c['entries']} entries, {c['bytes'] / 1e6:.1f} MB ({what})")
+    g = info["exported_graphs"]
+    print(f"exported CNN graphs (ONNX, rebuilt when missing): {g['files']} files, {g['bytes'] / 1e6:.1f} MB in "
+          f"{Path(info['root']) / 'onnx'}")
     return EXIT_OK
 
 

@@ -378,3 +378,15 @@ def test_resnet18_without_its_weights_is_a_note_and_never_a_download(monkeypatch
     with pytest.raises(BackboneUnavailableError, match="no download was attempted"):
         Embedder("resnet18").embed(np.zeros((1, 224, 224, 3), np.uint8))
     assert not tried  # torchvision was never asked to fetch anything
+
+
+def test_cache_info_counts_the_exported_graphs(tmp_path, capsys):
+    """`cache info` said 0 while ~40 MB of exported ONNX graphs sat under onnx/ (issue 24)."""
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "onnx" / "a.onnx").write_bytes(b"x" * 2000)
+    (tmp_path / "onnx" / "a.json").write_text("{}")
+    info = cache_info(tmp_path)
+    assert info["exported_graphs"] == {"files": 1, "bytes": 2000}
+    assert all(c["key"] != "onnx" for c in info["configs"])
+    assert main(["cache", "info", "--cache-dir", str(tmp_path)]) == 0
+    assert "exported CNN graphs (ONNX, rebuilt when missing): 1 files" in capsys.readouterr().out

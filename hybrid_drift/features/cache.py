@@ -207,10 +207,12 @@ def cache_info(root: str | os.PathLike | None = None) -> dict:
     """Location, size bound, and entries and bytes per extractor config under ``root``."""
     root = Path(root) if root is not None else default_cache_dir()
     out = {"root": None if root is None else str(root), "max_bytes": default_max_bytes(), "configs": [],
-           "entries": 0, "bytes": 0}
+           "entries": 0, "bytes": 0, "exported_graphs": {"files": 0, "bytes": 0}}
     if root is None or not root.is_dir():
         return out
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+    graphs = [f for f in (root / "onnx").glob("*.onnx") if f.is_file()] if (root / "onnx").is_dir() else []
+    out["exported_graphs"] = {"files": len(graphs), "bytes": sum(f.stat().st_size for f in graphs)}
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "onnx"):
         files = list(_entries(d))
         size = sum(os.path.getsize(f) for f in files)
         cfg = {}
