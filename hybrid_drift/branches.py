@@ -232,7 +232,7 @@ class Branch:
         """
         from .io.order import order_inputs
         from .io.sources import expand_inputs
-        from .reference_order import input_rows, plan_crossfit
+        from .reference_order import plan_crossfit
         items, _ = order_inputs(expand_inputs(X), order)
         ext = self._extract(items, **load_kw)
         if ext.n_ok == 0:
@@ -241,8 +241,7 @@ class Branch:
         self.order_check_ = plan.check
         if plan.check.action == "reordered":
             log.warning("%s: %s", self.name, plan.check.sentence())
-            new_idx = input_rows(ext.ok, plan.perm)
-            ext, items = ext.subset(new_idx), [items[i] for i in new_idx]
+        ext, items, _ = plan.apply(ext, items)
         extra = self.reference_extra([it for it, ok in zip(items, ext.ok) if ok], **load_kw)
         return self.fit_features(ext.features[self.name], extra=None if extra is None else extra[0],
                                  extra_src=None if extra is None else extra[1], rule=rule, folds=plan.folds)

@@ -276,9 +276,10 @@ def crossfit_scores(make_scorer: Callable, F: np.ndarray, *, blocks: int = 5, ex
         folds = np.asarray(folds)
         if folds.shape != (n,):
             raise ValueError(f"folds must hold one label per reference row ({n}), got shape {folds.shape}")
-        for f in np.unique(folds[rows]):
-            held = np.flatnonzero(folds[rows] == f)
-            X = F[rows[folds[rows] != f]]
+        used = folds[rows]
+        for f in np.unique(used):
+            held = np.flatnonzero(used == f)
+            X = F[rows[used != f]]
             if extra is not None:  # drop extra rows made from a reference row of the held-out fold
                 X = np.concatenate([X, extra[folds[src] != f]])
             oof[held] = make_scorer().fit(X).score_samples(F[rows[held]])

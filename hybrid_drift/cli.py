@@ -832,7 +832,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("stream", help="images to monitor, in time order (folder, video)")
     s.add_argument("--chunk", type=_positive_int, default=50, help="images per chunk (default 50)")
     s.add_argument("--config", help="constraints file (JSON)")
-    s.add_argument("--max-alert-chunks", type=int, default=None, metavar="N",
+    s.add_argument("--max-alert-chunks", type=_non_negative_int, default=None, metavar="N",
                    help="a constraint: exit 1 when more than N chunks alert (default: none; alerts alone exit 0)")
     s.add_argument("--semantic", action="store_true", help="also test CNN embeddings (slower)")
     s.add_argument("--out", help="write every check of every chunk as CSV")

@@ -18,7 +18,7 @@ from .branches import Branch, CNNBranch, ColourBranch
 from .calibration import Calibration, CalibrationRule
 from .exceptions import ModelFormatError, NotFittedError
 from .fusion import FUSIONS, OrFusion, fusion_from_state, make_fusion
-from .reference_order import FOLDS, CrossfitPlan, OrderCheck, input_rows, plan_crossfit
+from .reference_order import FOLDS, CrossfitPlan, OrderCheck, plan_crossfit
 from .io.decode import DEFAULT_MAX_PIXELS
 from .io.loader import LoadSettings
 from .io.outputs import atomic_write_bytes
@@ -133,8 +133,8 @@ class HybridDetector:
         score. 0 = no cross-fitting: thresholds then come from :meth:`calibrate` only.
     folds : {"auto", "time", "similarity"}
         How the cross-fitting blocks are formed. ``"auto"`` (default): periods of the
-        reference in its order when that order looks like time (consecutive images
-        much closer than random pairs, :mod:`hybrid_drift.reference_order`), else
+        reference in its order when that order looks like time (images' nearest
+        neighbours in their own period, :mod:`hybrid_drift.reference_order`), else
         groups of similar images, so that near-identical frames are never on both
         sides of a split whatever the file names; ``"time"``: always periods of the
         given order; ``"similarity"``: always groups of similar images.
@@ -286,18 +286,6 @@ class HybridDetector:
         (log.warning if not plan.check.time_like and mode == "auto" else log.info)("%s", plan.check.sentence())
         return plan
 
-    def _apply_plan(self, plan: CrossfitPlan, ext: Extracted, items, extra: dict):
-        """``(ext, items, extra)`` in the order of ``plan`` (extra rows' sources renumbered)."""
-        self.order_check_ = plan.check
-        perm = plan.perm
-        if np.array_equal(perm, np.arange(len(perm))):
-            return ext, items, extra
-        new_idx = input_rows(ext.ok, perm)
-        inv = np.empty(len(perm), dtype=np.int64)
-        inv[perm] = np.arange(len(perm))  # old readable row -> new row
-        extra = {k: None if v is None else (v[0], inv[np.asarray(v[1], dtype=np.int64)]) for k, v in extra.items()}
-        return ext.subset(new_idx), None if items is None else [items[i] for i in new_idx], extra
-
     def fit_features(self, ext: Extracted, items=None, extra: dict | None = None, plan: CrossfitPlan | None = None):
         """:meth:`fit` on already extracted features (rows in the order of the inputs).
 
@@ -315,7 +303,8 @@ class HybridDetector:
         rule = self._rule()
         self.input_order_ = None
         plan = plan or self.plan_crossfit(ext)
-        ext, items, extra = self._apply_plan(plan, ext, items, dict(extra or {}))
+        self.order_check_ = plan.check
+        ext, items, extra = plan.apply(ext, items, extra)
         ok_items = None if items is None else [it for it, ok in zip(items, ext.ok) if ok]
         for b in self.branches_:
             if b.name not in extra and ok_items is not None:

@@ -34,9 +34,10 @@ Names and file times cannot be trusted, so the features decide:
    0.985x on D2, 30 false alarms per 1,000 there); with three groups the larger of
    the two gave CNN 0.99-1.03x and colour 0.99-1.33x (see README). A reference
    whose time is unknown is held out in coarser pieces: fewer false alarms, a
-   little less sensitivity than the same footage in time order. The result depends on the rows, not on the order
-   they came in (they are put in a canonical order first), so any permutation of
-   the same reference gives the same folds.
+   little less sensitivity than the same footage in time order. The result
+   depends on the rows, not on the order they came in (they are put in a
+   canonical order first), so any permutation of the same reference gives the
+   same folds.
 
 The feature space is each branch's features, standardised, projected to a few
 dimensions with a fixed random projection and PCA (both independent of row
@@ -200,11 +201,16 @@ def check_order(Z: np.ndarray, *, threshold: float = TIME_LIKE_LEAK, pairs: int 
                 blocks: int = 5) -> tuple[float, bool]:
     """``(ratio, time_like)`` of rows ``Z`` as given (see :class:`OrderCheck`); the decision is the leak's.
 
-    With fewer than 10 rows the ratio is NaN and the order is taken as given.
+    Below 8 rows the ratio is NaN; below ``2 * blocks`` rows the leak is NaN and the order is taken as given.
     """
-    ratio = consecutive_ratio(Z, pairs=pairs)
+    ratio, _, time_like = _check(Z, threshold, blocks, pairs)
+    return ratio, time_like
+
+
+def _check(Z: np.ndarray, threshold: float, blocks: int, pairs: int = 4000) -> tuple[float, float, bool]:
+    """``(ratio, leak, time_like)``: the one place the order decision is made."""
     lk = leak(Z, blocks)
-    return ratio, (not np.isfinite(lk)) or lk < threshold
+    return consecutive_ratio(Z, pairs=pairs), lk, bool((not np.isfinite(lk)) or lk < threshold)
 
 
 def consecutive_ratio(Z: np.ndarray, *, pairs: int = 4000) -> float:
@@ -256,18 +262,15 @@ def _ward(Z: np.ndarray, k: int, *, max_rows: int = SERIATE_MAX_ROWS) -> tuple[n
     if len(core) == n:
         return leaves, labels
     # the other rows follow their nearest clustered row (in canonical order among themselves)
-    rest = np.setdiff1d(canon, core, assume_unique=False)
-    rest = canon[np.isin(canon, rest)]
-    pos = np.empty(n, dtype=np.int64)
-    pos[leaves] = np.arange(len(leaves))
+    rest = canon[~np.isin(canon, core)]
     near = np.empty(len(rest), dtype=np.int64)
     C = Z[leaves]
     for a in range(0, len(rest), 1024):
         d = ((Z[rest[a:a + 1024], None, :] - C[None, :, :]) ** 2).sum(axis=2)
         near[a:a + 1024] = d.argmin(axis=1)
-    slots = {}
-    for r, k in zip(rest, near):
-        slots.setdefault(int(k), []).append(int(r))
+    slots: dict[int, list[int]] = {}
+    for r, j in zip(rest, near):
+        slots.setdefault(int(j), []).append(int(r))
     out = []
     for j, row in enumerate(leaves):
         out.append(int(row))
@@ -301,6 +304,18 @@ class CrossfitPlan:
         """The same plan for rows already put in ``perm`` order (the permutation becomes the identity)."""
         return CrossfitPlan(np.arange(len(self.perm)), self.folds, self.check)
 
+    def apply(self, ext, items=None, extra: dict | None = None):
+        """``(ext, items, extra)`` with the readable rows in ``perm`` order (unreadable inputs last) and the
+        extra rows' source rows renumbered to match; unchanged when ``perm`` is the identity."""
+        extra = dict(extra or {})
+        if np.array_equal(self.perm, np.arange(len(self.perm))):
+            return ext, items, extra
+        new_idx = input_rows(ext.ok, self.perm)
+        inv = np.empty(len(self.perm), dtype=np.int64)
+        inv[self.perm] = np.arange(len(self.perm))  # old readable row -> new row
+        extra = {k: None if v is None else (v[0], inv[np.asarray(v[1], dtype=np.int64)]) for k, v in extra.items()}
+        return ext.subset(new_idx), None if items is None else [items[i] for i in new_idx], extra
+
     def subset(self, mask) -> CrossfitPlan:
         """The plan for the rows selected by ``mask`` (rows already in ``perm`` order)."""
         mask = np.asarray(mask, dtype=bool)
@@ -315,10 +330,9 @@ def plan_crossfit(features: Mapping[str, np.ndarray] | np.ndarray, *, mode: str 
         raise ValueError(f"mode must be 'auto', 'given' or 'similarity', got {mode!r}")
     Z = order_space(features)
     n = len(Z)
-    ratio, lk = consecutive_ratio(Z), leak(Z, blocks if blocks >= 2 else 5)
-    time_like = (not np.isfinite(lk)) or lk < threshold
+    ratio, lk, time_like = _check(Z, threshold, blocks if blocks >= 2 else 5)
     reorder = (mode == "similarity" or (mode == "auto" and not time_like)) and n >= 3
-    check = OrderCheck(ratio, bool(time_like), "reordered" if reorder else "kept", n, float(threshold), lk)
+    check = OrderCheck(ratio, time_like, "reordered" if reorder else "kept", n, float(threshold), lk)
     if not reorder:
         return CrossfitPlan(np.arange(n), None, check)
     k = min(blocks, SIMILARITY_GROUPS) if blocks >= 2 else 0

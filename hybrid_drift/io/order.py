@@ -30,7 +30,7 @@ import os
 import re
 from dataclasses import asdict, dataclass
 
-from .sources import InputItem, Unreadable
+from .sources import InputItem
 
 __all__ = ["ORDERS", "InputOrder", "natural_key", "exif_time", "order_inputs"]
 
@@ -134,6 +134,11 @@ def _name_key(item: InputItem, index: int) -> tuple:
     return ((4, index, index),)  # arrays, bytes, unreadable: stay where they were, after the files
 
 
+def _sorted_by(keys: list, items: list[InputItem]) -> list[InputItem]:
+    """``items`` in the order of their ``keys`` (one per item; ties keep the given order)."""
+    return [items[i] for i in sorted(range(len(items)), key=keys.__getitem__)]
+
+
 def order_inputs(items: list[InputItem], order: str = "auto") -> tuple[list[InputItem], InputOrder]:
     """``items`` in the order asked for (see the module docstring), and what was used.
 
@@ -149,8 +154,8 @@ def order_inputs(items: list[InputItem], order: str = "auto") -> tuple[list[Inpu
     n = len(items)
     if order == "given" or n < 2:
         return items, InputOrder(order, "given", f"{n} inputs in the order given")
-    files = [_file_of(it) for it in items]
-    readable_files = [f for f, it in zip(files, items) if f is not None and not isinstance(it.src, Unreadable)]
+    files = [_file_of(it) for it in items]  # None for anything but a path (Unreadable included)
+    readable_files = [f for f in files if f is not None]
     not_files = sum(f is None and _video_pos(it) is None for f, it in zip(files, items))
 
     def done(new: list[InputItem], used: str, detail: str):
@@ -160,8 +165,7 @@ def order_inputs(items: list[InputItem], order: str = "auto") -> tuple[list[Inpu
     if order in ("time", "auto"):
         times = [it.time for it in items]
         if all(t is not None for t in times):
-            new = [it for _, _, it in sorted(zip(times, range(n), items), key=lambda x: (x[0], x[1]))]
-            return done(new, "time", f"{n} inputs by their time column")
+            return done(_sorted_by(times, items), "time", f"{n} inputs by their time column")
         if order == "time":
             bad = next(it.id for it, t in zip(items, times) if t is None)
             raise ValueError(f"order='time' needs a time for every input; {bad} has none "
@@ -174,10 +178,8 @@ def order_inputs(items: list[InputItem], order: str = "auto") -> tuple[list[Inpu
                              f"({len(missing)} of {len(readable_files)} without)")
         distinct = len(set(stamps.values())) == len(stamps)
         if not missing and (distinct or order == "exif"):
-            keys = [(0, stamps[f], natural_key(f)) if f in stamps else (1, 0.0, (i,))
-                    for i, (f, it) in enumerate(zip(files, items))]
-            new = [it for _, it in sorted(zip(keys, items), key=lambda x: x[0])]
-            return done(new, "exif", f"{n} inputs by EXIF DateTimeOriginal")
+            keys = [(0, stamps[f], natural_key(f)) if f in stamps else (1, 0.0, (i,)) for i, f in enumerate(files)]
+            return done(_sorted_by(keys, items), "exif", f"{n} inputs by EXIF DateTimeOriginal")
     if order == "mtime":
         keys = []
         for i, f in enumerate(files):
@@ -185,11 +187,9 @@ def order_inputs(items: list[InputItem], order: str = "auto") -> tuple[list[Inpu
                 keys.append((0, os.stat(f).st_mtime_ns, i) if f is not None else (1, 0, i))
             except OSError:
                 keys.append((1, 0, i))  # unreadable: an error row, after the others
-        new = [it for _, it in sorted(zip(keys, items), key=lambda x: x[0])]
-        return done(new, "mtime", f"{n} inputs by file modification time")
+        return done(_sorted_by(keys, items), "mtime", f"{n} inputs by file modification time")
     # name (and auto without times): natural order of names; video frames by position
-    keys = [_name_key(it, i) for i, it in enumerate(items)]
-    new = [it for _, it in sorted(zip(keys, items), key=lambda x: x[0])]
+    new = _sorted_by([_name_key(it, i) for i, it in enumerate(items)], items)
     videos = {v[0] for v in map(_video_pos, items) if v is not None}
     if videos and all(_video_pos(it) is not None for it in items):
         return done(new, "video", f"{n} frames of {len(videos)} video(s) by position")

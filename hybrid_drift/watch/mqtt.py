@@ -29,6 +29,7 @@ import os
 import socket
 import urllib.parse
 
+from .health import ALERT_KINDS
 from .outputs import redact_url, strict_json
 
 __all__ = ["MqttSink", "parse_mqtt_url"]
@@ -36,7 +37,7 @@ __all__ = ["MqttSink", "parse_mqtt_url"]
 log = logging.getLogger(__name__)
 
 #: alert kinds that are states (open and close); ``reconnect`` is a one-off event
-_STATE_KINDS = ("frozen", "blank", "disconnect", "resolution", "format", "outlier", "drift")
+_STATE_KINDS = tuple(k for k in ALERT_KINDS if k != "reconnect")
 
 
 def parse_mqtt_url(url: str) -> dict:
@@ -68,7 +69,6 @@ class MqttSink:
         self.url, self.prefix, self.discovery = url, cfg["prefix"], discovery_prefix
         self.cameras = list(cameras)
         self.open: dict[str, set] = {c: set() for c in self.cameras}
-        self.published = 0
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"hybrid_drift-{socket.gethostname()}-{os.getpid()}")
         if cfg["username"] is not None:
@@ -123,9 +123,12 @@ class MqttSink:
         cam, kind = event["camera"], event["kind"]
         self.client.publish(f"{self.prefix}/{cam}/alert", strict_json(event), qos=1)
         if kind in _STATE_KINDS:
-            (self.open.setdefault(cam, set()).add if event.get("ongoing") else self.open.setdefault(cam, set()).discard)(kind)
+            open_kinds = self.open.setdefault(cam, set())
+            if event.get("ongoing"):
+                open_kinds.add(kind)
+            else:
+                open_kinds.discard(kind)
             self._publish_states(cam)
-        self.published += 1
 
     def close(self, wait: float = 5.0) -> None:
         """Publish the final states and ``offline``, flush, disconnect."""

@@ -52,6 +52,11 @@ def strict_json(event: dict) -> str:
     return json.dumps(_plain(event), allow_nan=False)
 
 
+def _netloc(u: urllib.parse.SplitResult) -> str:
+    """Host and port of a split URL, without user name or password."""
+    return (u.hostname or "") + (f":{u.port}" if u.port else "")
+
+
 def redact_url(url: str) -> str:
     """``url`` for a log line: no user name, password, query or fragment (tokens live there).
 
@@ -60,10 +65,7 @@ def redact_url(url: str) -> str:
     """
     try:
         u = urllib.parse.urlsplit(url)
-        host = u.hostname or ""
-        if u.port:
-            host += f":{u.port}"
-        return urllib.parse.urlunsplit((u.scheme, host, u.path, "", "")) + ("?…" if u.query else "")
+        return urllib.parse.urlunsplit((u.scheme, _netloc(u), u.path, "", "")) + ("?…" if u.query else "")
     except ValueError:
         return "<url>"
 
@@ -109,8 +111,7 @@ class Webhook:
             import base64
             cred = f"{urllib.parse.unquote(u.username)}:{urllib.parse.unquote(u.password or '')}"
             self._headers["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
-            host = u.hostname + (f":{u.port}" if u.port else "")
-            url = urllib.parse.urlunsplit((u.scheme, host, u.path, u.query, u.fragment))
+            url = urllib.parse.urlunsplit((u.scheme, _netloc(u), u.path, u.query, u.fragment))
         self._target = url
         self._opener = urllib.request.build_opener(_NoRedirect())
         self.q: queue.Queue = queue.Queue(maxsize=queue_size)

@@ -126,8 +126,8 @@ def watch(sources, model, *, fps: float | None = None, realtime: bool = False, m
     backend : str, optional
         CNN inference runtime of models loaded from a folder (default ``"auto"``).
     stall : float
-        A folder source's entry that has not settled after this many seconds (empty, unreadable)
-        is reported as an error frame and the folder goes on (FIFOs and broken links at once).
+        A folder source's entry that has not settled after this many seconds (empty, a broken
+        link, unreadable) is reported as an error frame and the folder goes on (FIFOs at once).
     snapshots : path, optional
         Folder for a JPEG of the frame that opened each alert (``snapshot`` in the event) and, for
         ``outlier`` alerts, the frame with the detector's heat map (``heatmap``).

@@ -114,9 +114,9 @@ class Reader:
     poll : float
         A folder source's polling interval (seconds).
     stall : float
-        A folder entry that has not settled after this many seconds (an empty file, one that
-        cannot be read) is taken anyway and reported as an error frame; entries that can never
-        settle (a FIFO, a device, a broken link) are taken at once. Later files never wait
+        A folder entry that has not settled after this many seconds (an empty file, a broken
+        link, one that cannot be read) is taken anyway and reported as an error frame; entries
+        that are not regular files (a FIFO, a device) are taken at once. Later files never wait
         behind it.
     settle : float
         Frames of a stream or device read in the first ``settle`` seconds after each
@@ -338,8 +338,8 @@ class Reader:
                     size = -1  # a broken link, or gone already
                 seen = first_seen.setdefault(n, time.time())
                 settled = regular and size > 0 and sizes.get(n) == size
-                # an entry that can never settle (a FIFO, a device, a broken link) or that stays empty or
-                # unreadable for `stall` seconds is taken anyway: its decode error is reported, later files go on
+                # an entry that is not a regular file (a FIFO, a device) is taken at once; one that stays empty,
+                # broken or unreadable for `stall` seconds is taken then: its error is reported, later files go on
                 stalled = (not regular and size >= 0) or time.time() - seen >= self.stall
                 sizes[n] = size
                 if blocked or not (settled or stalled):  # still being written: a later poll takes it, in order
