@@ -10,9 +10,12 @@ killed for 5 s once. Meanwhile:
 * the webhook receiver answers in turn: a garbage status line, a trickle (one byte per 0.5 s),
   a redirect to another port, and a proper 200;
 * the MQTT broker (mosquitto) is stopped for 5 s and started again;
+* the camera changes resolution: the server is killed, comes back at 320x240 for 15 s, is killed
+  again and comes back at the model's 384x288;
 * at the end the watch gets SIGTERM.
 
-Reported: faults injected vs alerts opened per fault kind (alerts lost, duplicated per fault),
+Reported: faults served (counted from when each server ran) vs alerts opened per fault kind
+(alerts lost, duplicated per fault),
 whether every line of the events file is strict JSON, whether every opened alert was closed,
 the exit code, webhook delivered/failed from the summary, MQTT messages received, and the RSS
 of the watch process at the start and the end.
@@ -105,19 +108,26 @@ def main() -> int:
         # one loop: 30 s clean, 3 s frozen, 10 s clean, 3 s black, 10 s clean (10 fps)
         loop = frames[400:700] + [frames[700]] * 30 + frames[701:801 - 5] + [np.zeros_like(frames[0])] * 30 + \
             frames[400:500]
-        video = tmp / "loop.avi"
-        out = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (384, 288))
-        for f in loop:
-            out.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-        out.release()
+        video, small = tmp / "loop.avi", tmp / "small.avi"
+        for path, size in ((video, (384, 288)), (small, (320, 240))):
+            out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+            for f in loop:
+                out.write(cv2.cvtColor(cv2.resize(f, size), cv2.COLOR_RGB2BGR))
+            out.release()
         loop_s = len(loop) / 10
+        # where the faults sit in one loop (seconds): frozen 30-33, black 42.5-45.5
+        fault_at = {"frozen": (30.0, 33.0), "blank": (42.5, 45.5)}
         cam_port, hook_srv = _port(), http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
         threading.Thread(target=hook_srv.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{cam_port}/cam.mjpg"
 
-        def serve():
+        served = []  # (start, end) of each run of the full-size server: the faults it served are counted
+
+        def serve(path=video):
+            if path == video:
+                served.append([time.time(), None])
             return subprocess.Popen([ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
-                                     "-i", str(video), "-an", "-c:v", "mjpeg", "-q:v", "3", "-f", "mpjpeg",
+                                     "-i", str(path), "-an", "-c:v", "mjpeg", "-q:v", "3", "-f", "mpjpeg",
                                      "-listen", "1", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         mq_port = _port()
@@ -144,15 +154,23 @@ def main() -> int:
         t0 = time.time()
         time.sleep(5)
         rss0 = _rss_mb(proc.pid)
-        killed = restarted = broker_down = False
+        killed = restarted = resized = broker_down = False
+
+        def kill(srv):
+            srv.kill()
+            srv.wait()
+            if served[-1][1] is None:
+                served[-1][1] = time.time()
         while time.time() - t0 < a.seconds:
             el = time.time() - t0
             if not killed and el > a.seconds * 0.4:
-                server.kill()
-                server.wait()
+                kill(server)
                 killed, kill_at = True, time.time()
-            if killed and not restarted and time.time() - kill_at > 5:
-                server, restarted = serve(), True
+            if killed and not restarted and time.time() - kill_at > 5:  # back at another resolution
+                server, restarted = serve(small), True
+            if restarted and not resized and time.time() - kill_at > 20:  # and back at the model's
+                kill(server)
+                server, resized = serve(), True
             if not broker_down and el > a.seconds * 0.6:
                 mq.terminate()
                 mq.wait()
@@ -162,7 +180,7 @@ def main() -> int:
         rss1 = _rss_mb(proc.pid)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
-        server.kill()
+        kill(server)
         sub.loop_stop()
         mq.terminate()
         hook_srv.shutdown()
@@ -182,12 +200,23 @@ def main() -> int:
             if e.get("ongoing"):
                 opened[e["kind"]] = opened.get(e["kind"], 0) + 1
         closed = sum(1 for e in alerts if not e.get("ongoing") and e["kind"] != "reconnect")
-        loops = a.seconds / loop_s
-        print(f"ran {a.seconds:.0f} s (~{loops:.1f} loops of the served video: ~{int(loops)}-{int(loops) + 1} frozen "
-              f"and black segments each, 1 server kill)")
+        # faults served whole while the watch ran (the first second after a (re)connection is skipped)
+        expected = {k: 0 for k in fault_at}
+        for start, end in served:
+            end = min(end, t0 + a.seconds)
+            for k, (s0, s1) in fault_at.items():
+                n = 0
+                while start + n * loop_s + s1 + 1.0 <= end:
+                    n += 1
+                expected[k] += n
+        expected.update(resolution=1, disconnect=2)
+        print(f"ran {a.seconds:.0f} s: {len(served)} runs of the full-size server, one of 15 s at 320x240 between them")
         print(f"exit code after SIGTERM: {proc.returncode}")
-        print(f"events: {len(lines)} lines, {valid} strict JSON; alerts opened by kind: {opened}; "
-              f"opened {sum(opened.values())}, closed {closed}")
+        print(f"events: {len(lines)} lines, {valid} strict JSON; opened {sum(opened.values())}, closed {closed}")
+        for k in sorted(set(expected) | set(opened)):
+            e, o = expected.get(k, 0), opened.get(k, 0)
+            print(f"  {k:11s} faults served {e:3d}  alerts opened {o:3d}  lost {max(e - o, 0)}  "
+                  f"duplicated {max(o - e, 0)}")
         print(f"webhook receiver: {Receiver.n} requests, {Receiver.ok} plain 200s; summary: "
               + next((x.strip() for x in err.splitlines() if "webhook:" in x), "no webhook line"))
         print(f"MQTT messages received: {len(got)} ({sum('/alert' in t for t in got)} alerts)")

@@ -544,6 +544,8 @@ def _cmd_watch(a) -> int:
     events = EventFile(a.events) if a.events else None
     hook = Webhook(a.webhook) if a.webhook else None
     metrics = Metrics(a.metrics_port, a.metrics_addr) if a.metrics_port else None
+    if metrics and hook:
+        metrics.track_webhook(hook)
     mqtt = None
     if a.mqtt:
         from .watch.mqtt import MqttSink

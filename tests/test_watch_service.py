@@ -90,6 +90,13 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
             _Receiver.garbage -= 1
             self.wfile.write(b"THIS IS NOT HTTP\r\n\r\n")  # BadStatusLine at the client
             return
+        if self.path.startswith("/trickle"):  # a reply that never ends in time: one byte per 0.3 s
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n")
+            for _ in range(40):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.3)
+            return
         _Receiver.bodies.append(json.loads(body))
         self.send_response(200)
         self.end_headers()
@@ -127,6 +134,41 @@ def test_a_malformed_reply_or_a_redirect_never_stops_later_deliveries(caplog):
     finally:
         srv.shutdown()
     assert redact_url("https://a:b@h:1/p?q=1#f") == "https://h:1/p?…"
+
+
+def test_the_webhook_timeout_is_a_deadline_per_request_not_per_read():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        _Receiver.garbage = 0
+        hook = Webhook(f"http://127.0.0.1:{srv.server_address[1]}/trickle", retries=0, timeout=1.0)
+        t0 = time.time()
+        hook.post({"n": 1})
+        hook.post({"n": 2})
+        # each read gets a byte well inside 1 s, so a per-read time-out would wait 12 s per alert and count it sent
+        assert _wait(lambda: hook.failed == 2, 10), (hook.sent, hook.failed)
+        assert time.time() - t0 < 6 and hook.sent == 0
+        hook.close()
+    finally:
+        srv.shutdown()
+
+
+def test_webhook_outcomes_are_in_the_metrics():
+    from prometheus_client import generate_latest
+
+    from hybrid_drift.watch.outputs import Metrics
+    hook = Webhook("http://127.0.0.1:9/nothing-listens", retries=0, timeout=1)
+    m = Metrics(0)
+    try:
+        m.track_webhook(hook)
+        hook.post({"n": 1})
+        assert _wait(lambda: hook.failed == 1)
+        text = generate_latest(m.registry).decode()
+        assert 'hybrid_drift_webhook_alerts{outcome="failed"} 1.0' in text
+        assert 'hybrid_drift_webhook_alerts{outcome="sent"} 0.0' in text
+    finally:
+        m.close()
+        hook.close()
 
 
 def test_entries_that_never_settle_do_not_block_a_folder(tmp_path, model, frames):

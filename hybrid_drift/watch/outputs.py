@@ -2,7 +2,7 @@
 
 None of them may slow scoring down: the events file is appended and flushed per event;
 the webhook posts from its own thread out of a bounded queue (retries with back-off,
-a timeout per request; when the queue is full the oldest alert is dropped and counted);
+a deadline per request, not per read; when the queue is full the oldest alert is dropped and counted);
 metrics are served by ``prometheus_client`` from its own thread.
 """
 
@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import queue
+import socket
 import threading
 import time
 import urllib.error
@@ -92,11 +93,55 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class _Tracked:
+    """urllib handlers that remember the sockets they open, so a timer can cut one off: urllib's own
+    ``timeout`` applies to each socket read, and a receiver that trickles a byte per second holds it for ever.
+    (The socket is recorded at connect: urllib drops the connection's reference before the body is read.)"""
+
+    def __init__(self):
+        self.socks: list = []
+        self.lock = threading.Lock()
+        outer = self
+
+        def tracking(cls):
+            class C(cls):
+                def connect(self):
+                    super().connect()
+                    with outer.lock:
+                        outer.socks.append(self.sock)
+            return C
+
+        class H(urllib.request.HTTPHandler):
+            def http_open(self, req):
+                return self.do_open(tracking(http.client.HTTPConnection), req)
+
+        class S(urllib.request.HTTPSHandler):
+            def https_open(self, req):
+                return self.do_open(tracking(http.client.HTTPSConnection), req, context=self._context)
+
+        self.handlers = (H(), S())
+
+    def cut(self) -> None:
+        """Shut every socket opened since the last :meth:`forget` (unblocks a read in another thread)."""
+        with self.lock:
+            socks, self.socks = self.socks, []
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def forget(self) -> None:
+        with self.lock:
+            self.socks = []
+
+
 class Webhook:
     """POSTs each alert as JSON to ``url`` from a background thread; never blocks the caller.
 
-    Every failure of one request (refused, timed out, a malformed reply, a redirect, an HTTP
-    error) is retried with back-off and, after ``retries``, counted in ``failed``; the thread
+    ``timeout`` is a deadline for the whole request (connect, send, the complete reply): a receiver
+    that trickles its reply is cut off then. Every failure of one request (refused, past the
+    deadline, a malformed reply, a redirect, an HTTP error) is retried with back-off and, after ``retries``, counted in ``failed``; the thread
     never dies on a reply, so one bad receiver cannot stop later deliveries. ``sent``,
     ``failed`` and ``dropped`` (queue full) are in the watch's summary.
     """
@@ -113,7 +158,8 @@ class Webhook:
             self._headers["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
             url = urllib.parse.urlunsplit((u.scheme, _netloc(u), u.path, u.query, u.fragment))
         self._target = url
-        self._opener = urllib.request.build_opener(_NoRedirect())
+        self._conns = _Tracked()
+        self._opener = urllib.request.build_opener(_NoRedirect(), *self._conns.handlers)
         self.q: queue.Queue = queue.Queue(maxsize=queue_size)
         self.sent = self.failed = self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="hd-webhook", daemon=True)
@@ -137,14 +183,22 @@ class Webhook:
                 return
             body = strict_json(event).encode()
             for attempt in range(self.retries + 1):
+                deadline = threading.Timer(self.timeout, self._conns.cut)
+                deadline.daemon = True
                 try:
                     req = urllib.request.Request(self._target, body, self._headers, method="POST")
+                    deadline.start()
                     with self._opener.open(req, timeout=self.timeout) as resp:
                         resp.read()
+                    if deadline.finished.is_set():  # cut off: a reply that ends early is not a delivery
+                        raise TimeoutError
                     self.sent += 1
                     break
                 except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
-                    why = f"HTTP {exc.code}" if isinstance(exc, urllib.error.HTTPError) else type(exc).__name__
+                    if deadline.finished.is_set():
+                        why = f"no complete reply within {self.timeout:g} s"
+                    else:
+                        why = f"HTTP {exc.code}" if isinstance(exc, urllib.error.HTTPError) else type(exc).__name__
                     if attempt == self.retries:
                         self.failed += 1
                         log.warning("webhook %s: giving up on an alert after %d tries (%s)", redact_url(self.url),
@@ -155,6 +209,9 @@ class Webhook:
                     self.failed += 1
                     log.warning("webhook %s: %s", redact_url(self.url), type(exc).__name__)
                     break
+                finally:
+                    deadline.cancel()
+                    self._conns.forget()
 
     def close(self, wait: float = 5.0) -> None:
         self.q.put(None)
@@ -182,6 +239,14 @@ class Metrics:
         self._last: dict[str, float] = {}
         self._counts: dict[str, tuple[int, int]] = {}
         self.server, self.thread = start_http_server(int(port), addr=addr, registry=reg)
+
+    def track_webhook(self, hook: Webhook) -> None:
+        """Export the webhook's delivered / failed / dropped alert counts (read when scraped)."""
+        from prometheus_client import Gauge
+        g = Gauge("hybrid_drift_webhook_alerts", "Alerts the webhook delivered, failed to deliver after its retries, "
+                  "or dropped (queue full)", ["outcome"], registry=self.registry)
+        for outcome in ("sent", "failed", "dropped"):
+            g.labels(outcome).set_function(lambda o=outcome: getattr(hook, o))
 
     def sync_counts(self, camera: str, read: int, dropped: int) -> None:
         """Bring the read / dropped counters up to the reader's totals."""
