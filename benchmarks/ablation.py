@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hybrid_drift.runtime import Runtime  # noqa: E402
 from hybrid_drift.bench.run import BenchConfig, run_protocol  # noqa: E402
 
 VARIANTS = {
@@ -36,7 +37,7 @@ def main():
           "colour worst P / R / FA | seconds |")
     print("|---|---|---|---|---|---:|")
     for name, change in VARIANTS.items():
-        cfg = BenchConfig(study_cnn=False, extra_backbones=(), progress=False)
+        cfg = BenchConfig(study_cnn=False, extra_backbones=(), runtime=Runtime())
         cfg.colour = {**cfg.colour, **change.get("colour", {})}
         cfg.cnn = {**cfg.cnn, **change.get("cnn", {})}
         if "calibration" in change:

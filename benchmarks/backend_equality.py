@@ -21,7 +21,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hybrid_drift.bench.run import BenchConfig, run_bench  # noqa: E402
-from hybrid_drift.features.runtime import backend_available  # noqa: E402
+from hybrid_drift.features.runners import backend_available  # noqa: E402
+from hybrid_drift.runtime import Runtime  # noqa: E402
 
 METHODS = ("colour", "cnn", "cnn_study_efficientnet_lite0", "fusion_or", "fusion_logistic")
 
@@ -35,8 +36,8 @@ def main():
     runs = [(b, "fp32") for b in a.backends if backend_available(b)] + ([("openvino", "bf16")] if a.bf16 else [])
     results = {}
     for backend, precision in runs:
-        cfg = BenchConfig(cnn={"backend": backend, "precision": precision}, extra_backbones=(), cache_dir=False,
-                          progress=False)
+        cfg = BenchConfig(cnn={"precision": precision}, extra_backbones=(),
+                          runtime=Runtime(backend=backend, cache=False))
         t0 = time.time()
         results[(backend, precision)] = run_bench(a.dataset, cfg)
         print(f"{backend} {precision}: {time.time() - t0:.0f} s (features: "

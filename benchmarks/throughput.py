@@ -43,7 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hybrid_drift import CNNBranch, ColourBranch, extract  # noqa: E402
-from hybrid_drift.features.runtime import backend_available  # noqa: E402
+from hybrid_drift.features.runners import backend_available  # noqa: E402
 from hybrid_drift.datasets.crossroad import bundled_data_dir  # noqa: E402
 from hybrid_drift.io import decode_image, iter_video_frames, list_images  # noqa: E402
 from hybrid_drift.scorers import PCAReconstructionScorer  # noqa: E402

@@ -17,10 +17,11 @@ from .explain import Explanation
 from .fusion import LogisticFusion, OrFusion
 from .io import decode_image, expand_inputs, list_images, load_images
 from .pipeline import Extracted, extract
+from .runtime import Runtime
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
-__all__ = ["__version__", "HybridDetector", "Branch", "ColourBranch", "CNNBranch", "MinMaxBranch", "LocalBranch",
+__all__ = ["__version__", "HybridDetector", "Runtime", "Branch", "ColourBranch", "CNNBranch", "MinMaxBranch", "LocalBranch",
            "LightBranch",
            "OrFusion", "LogisticFusion", "choose_threshold", "Calibration", "CalibrationRule", "Explanation", "decode_image", "expand_inputs",
            "list_images", "load_images", "extract", "Extracted", "ImageLoadError", "ModelFormatError",

@@ -28,7 +28,7 @@ import numpy as np
 
 from .calibration import Calibration, CalibrationRule, crossfit_scores
 from .exceptions import ModelFormatError, NotFittedError
-from .features.cache import FeatureCache, default_cache_dir
+from .features.cache import FeatureCache
 from .features.colour import ColourFeatures
 from .io.decode import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, DecodedImage
 from .scorers import BaseScorer, HistogramScorer, MinMaxScorer, PCAReconstructionScorer, scorer_from_state
@@ -123,6 +123,14 @@ class Branch:
         :mod:`hybrid_drift.features.foreground`).
         """
         return None
+
+    # --- runtime ------------------------------------------------------------------------
+    #: how the branch runs here (a :class:`~hybrid_drift.runtime.Runtime`); None: nothing to set
+    runtime = None
+
+    def bind(self, runtime) -> Branch:
+        """Run on ``runtime`` from now on (branches with runtime settings override this). Returns self."""
+        return self
 
     # --- configuration ----------------------------------------------------------------
     def get_config(self) -> dict:
@@ -494,10 +502,13 @@ class CNNBranch(Branch):
         self.batch_size, self.threads, self.device, self.cache_dir = batch_size, threads, device, cache_dir
         self.backend, self.precision = backend, precision
         self.weights_sha256 = weights_sha256
+        from .runtime import Runtime
+        # the constructor's runtime settings, until a detector binds its own (HybridDetector(runtime=...))
+        self._runtime = Runtime(backend=backend, device=device, threads=threads, cache=cache_dir)
         self.embedder = Embedder(backbone, weights=weights, pool=pool, layers=self.layers,
                                  image_size=self.image_size, batch_size=batch_size, threads=threads,
                                  device=device, backend=backend, precision=precision,
-                                 cache_root=self._cache_root())
+                                 cache_root=self._runtime.cache_root)
         self._cache = None
         self._checked = False
 
@@ -518,8 +529,9 @@ class CNNBranch(Branch):
         if not all(isinstance(v, int) and 32 <= v <= 4096 for v in sizes):
             raise ValueError(f"image_size must be 32..4096 pixels, got {size!r}")
 
-    def _check_weights(self):
-        """Make sure the weights loaded now are those the branch was fitted with."""
+    def check_weights(self):
+        """Make sure the weights loaded now are those the branch was fitted with (fails fast, before any
+        image is decoded, naming both hashes)."""
         if self._checked:
             return
         sha = self.embedder.weights_sha256()
@@ -532,18 +544,39 @@ class CNNBranch(Branch):
                 "weights file")
         self._checked = True
 
-    def _cache_root(self):
-        if self.cache_dir is False:
-            return None
-        return default_cache_dir() if self.cache_dir is None else self.cache_dir
+    @property
+    def runtime(self):
+        """How this branch runs here (a :class:`~hybrid_drift.runtime.Runtime`; set by :meth:`bind`)."""
+        return self._runtime
+
+    def bind(self, runtime) -> CNNBranch:
+        """Run on ``runtime`` (backend, device, threads, cache) from now on; returns self.
+
+        A runtime setting: fp32 runtimes give the same features to float32 rounding, so a
+        fitted model's thresholds stay valid (the model says so once when its calibration came
+        from another runtime). A named runtime that is not installed, or ``device="cuda"``
+        without a GPU, is an error here, and the branch keeps running as before.
+        """
+        self.embedder.bind(runtime)
+        self._runtime = runtime
+        self._cache = None  # the feature cache is keyed by runtime
+        self._runtime_warned = False
+        return self
+
+    def set_backend(self, backend: str) -> CNNBranch:
+        """Deprecated: ``bind(branch.runtime.replace(backend=...))``, or give the detector a runtime."""
+        import warnings
+        warnings.warn("CNNBranch.set_backend is deprecated; use bind(branch.runtime.replace(backend=...))",
+                      DeprecationWarning, stacklevel=2)
+        return self.bind(self._runtime.replace(backend=backend))
 
     @property
     def uses_content_hash(self) -> bool:
         """The loader computes file hashes only when a branch's cache needs them."""
-        return self._cache_root() is not None
+        return self._runtime.cache_root is not None
 
     def _feature_cache(self):
-        root = self._cache_root()
+        root = self._runtime.cache_root
         if root is None:
             return None
         if self._cache is None:
@@ -563,7 +596,7 @@ class CNNBranch(Branch):
         return self.embedder.preprocess(img.at_side(self.min_side))
 
     def features(self, prepared, images):
-        self._check_weights()
+        self.check_weights()
         self._check_runtime()
         out = np.empty((len(prepared), self.embedder.dim), np.float32)
         cache = self._feature_cache()
@@ -597,7 +630,7 @@ class CNNBranch(Branch):
         One forward pass that also returns the feature maps (no gradients); bypasses the feature
         cache."""
         self._check_fitted()
-        self._check_weights()
+        self.check_weights()
         if not prepared:
             return np.empty((0, self.embedder.dim), np.float32), []
         F, fmaps = self.embedder.embed_maps(np.stack(prepared))
@@ -678,24 +711,10 @@ class CNNBranch(Branch):
         return np.concatenate(feats), np.asarray(src, dtype=np.int64)
 
     def get_state(self):
-        self._check_weights()
+        self.check_weights()
         state, arrays = super().get_state()
         state["runtime"] = {"backend": self.embedder.resolved_backend}  # what the calibration was computed with
         return state, arrays
-
-    def set_backend(self, backend: str) -> CNNBranch:
-        """Run this branch (fitted, loaded or not) on another inference runtime; returns self.
-
-        ``backend`` as in the constructor. A runtime setting: fp32 runtimes give the same
-        features to float32 rounding, so a fitted model's thresholds stay valid (the model
-        says so once when its calibration came from another runtime). A named runtime that
-        is not installed is an error here, naming the install command.
-        """
-        self.embedder.set_backend(backend)
-        self.backend = backend
-        self._cache = None  # the feature cache is keyed by runtime
-        self._runtime_warned = False
-        return self
 
     def _check_runtime(self):
         """Say once when scoring runs on another runtime than the calibration did (scores agree to

@@ -89,9 +89,8 @@ def _cmd_make_dataset(a) -> int:
 def _cmd_bench(a) -> int:
     from .bench.run import BenchConfig, markdown_table, per_kind_table, run_bench
     from .datasets.protocol import is_protocol
-    cfg = BenchConfig(backbone=a.backbone, weights=a.weights, limit=a.limit, progress=a.progress,
-                      workers=a.workers, calibration=a.calibration, fpr=a.fpr,
-                      cache_dir=False if a.no_cache else a.cache_dir, backend=a.backend)
+    cfg = BenchConfig(backbone=a.backbone, weights=a.weights, limit=a.limit, runtime=_runtime(a),
+                      calibration=a.calibration, fpr=a.fpr)
     protocol = is_protocol(a.dataset)
     if protocol:
         if a.report:
@@ -207,10 +206,9 @@ def _cmd_fit(a) -> int:
     items = _check_nonempty(train, "training images", a.video_step)
     colour = ColourBranch(bins=a.bins, grid=tuple(a.grid), distance=a.distance) if not a.no_colour else False
     cnn = CNNBranch(backbone=a.backbone, weights=a.weights, n_components=a.n_components, pool=a.pool,
-                    layers=tuple(a.layers) if a.layers else None, image_size=a.image_size,
-                    cache_dir=False if a.no_cache else a.cache_dir, backend=a.backend) if not a.no_cnn else False
+                    layers=tuple(a.layers) if a.layers else None, image_size=a.image_size) if not a.no_cnn else False
     det = HybridDetector(colour=colour, cnn=cnn, fusion=a.fusion, calibration=a.calibration, fpr=a.fpr,
-                         k=a.k, workers=a.workers, progress=a.progress, folds=a.folds)
+                         k=a.k, folds=a.folds, runtime=_runtime(a))
     val = labels = None
     if a.val:
         val, labels = _load_inputs(a.val, "val" if _is_dataset(a.val) else None)
@@ -241,6 +239,16 @@ def _cmd_fit(a) -> int:
     return EXIT_OK
 
 
+def _runtime(a):
+    """The :class:`~hybrid_drift.runtime.Runtime` the command line asks for (checked by the library)."""
+    from .runtime import Runtime
+    try:
+        return Runtime(backend=a.backend, device=a.device, threads=a.threads, workers=a.workers,
+                       cache=False if a.no_cache else a.cache_dir, progress=bool(a.progress))
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from exc
+
+
 def _ray_engine():
     try:
         from .scale import ray_engine
@@ -266,7 +274,7 @@ def _score_on_ray(a) -> int:
     from .scale.parts import JobMismatchError
     try:
         res = eng.score_ray(a.model, a.inputs, a.out, part_size=a.part_size, video_step=a.video_step,
-                            overwrite=a.overwrite, backend=a.backend, **_ray_kw(a))
+                            overwrite=a.overwrite, runtime=_runtime(a), **_ray_kw(a))
     except JobMismatchError as exc:
         raise _UsageError(str(exc)) from exc
     except KeyboardInterrupt:
@@ -301,10 +309,7 @@ def _cmd_score(a, quiet_table: bool = False) -> int:
         raise _UsageError(f"--out {a.out}: unknown table format {Path(a.out).suffix or '(no extension)'!r}; "
                           f"write {' or '.join(SCORE_FORMATS)}")
     from .detector import HybridDetector
-    det = HybridDetector.load(a.model, backend=a.backend)
-    det.progress = a.progress
-    if a.workers:
-        det.workers = a.workers
+    det = HybridDetector.load(a.model, runtime=_runtime(a))
     inputs, labels = _load_inputs(a.inputs, a.split)
     kinds = None
     if labels is not None:
@@ -443,7 +448,7 @@ def _cmd_monitor(a) -> int:
     embedder = None
     if cfg["semantic"]:
         from .branches import CNNBranch
-        embedder = CNNBranch(pool="avg", layers=("head",), image_size=224, backend=a.backend)
+        embedder = CNNBranch(pool="avg", layers=("head",), image_size=224).bind(_runtime(a))
     for x in (a.baseline, a.stream):
         _check_nonempty([x], "images")
     base = profile_images(a.baseline, embedder=embedder, workers=a.workers, progress=a.progress)
@@ -534,7 +539,7 @@ def _cmd_watch(a) -> int:
         specs = [CameraSpec(f"cam{i}" if len(sources) > 1 else "cam0", src, model) for i, src in enumerate(sources)]
     for sp in specs:  # fail before any stream is opened: models load, files exist
         from .detector import HybridDetector
-        HybridDetector.load(sp.model, backend=a.backend)
+        HybridDetector.load(sp.model, runtime=_runtime(a))
     try:
         settings = HealthSettings(frozen_seconds=a.frozen_seconds, outlier_k=a.outlier_k, outlier_n=a.outlier_n,
                                   drift_window=a.drift_window)
@@ -563,7 +568,7 @@ def _cmd_watch(a) -> int:
     try:
         for ev in watch(specs, model, fps=a.fps, realtime=a.realtime, max_frames=a.max_frames, settings=settings,
                         drift=not a.no_drift, frame_events=not a.alerts_only, stats=stats, stop=stop,
-                        settle=a.settle_seconds, backend=a.backend, snapshots=snapshots):
+                        settle=a.settle_seconds, runtime=_runtime(a), snapshots=snapshots):
             if events:
                 events.write(ev)
             if ev["type"] == "alert":
@@ -662,10 +667,20 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--cpus-per-actor", type=float, default=1, help="CPUs per Ray actor (default 1)")
     g.add_argument("--gpus-per-actor", type=float, default=0, help="GPUs per Ray actor (default 0; e.g. 1 or 0.5)")
 
+    from .runtime import BACKENDS, DEVICES
     runtime = argparse.ArgumentParser(add_help=False)
-    runtime.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "openvino"], default="auto",
-                         help="CNN inference runtime (default auto: ONNX Runtime, else PyTorch; openvino: "
-                              "pip install 'hybrid-drift[openvino]')")
+    g = runtime.add_argument_group("how the model runs here (never saved with it)")
+    g.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="CNN inference runtime (default auto: ONNX Runtime, else PyTorch; openvino: "
+                        "pip install 'hybrid-drift[openvino]')")
+    g.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where the CNN runs (default auto: a GPU when a runtime here sees one; cuda: fail "
+                        "when none)")
+    g.add_argument("--threads", type=_positive_int, default=None,
+                   help="CNN inference threads (default: the runtime's choice)")
+    g.add_argument("--cache-dir", default=None,
+                   help="feature cache folder (default: $HYBRID_DRIFT_CACHE or ~/.cache/hybrid_drift)")
+    g.add_argument("--no-cache", action="store_true", help="do not cache CNN features (nor keep exported graphs)")
 
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("output")
@@ -735,8 +750,6 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"), help="CNN input size")
     s.add_argument("--n-components", type=_n_components, default=None)
     s.add_argument("--no-extra-backbones", action="store_true", help="do not try resnet18")
-    s.add_argument("--cache-dir", default=None, help="feature cache (default ~/.cache/hybrid_drift)")
-    s.add_argument("--no-cache", action="store_true", help="do not cache CNN features")
     s.set_defaults(fn=_cmd_bench)
 
     s = sub.add_parser("fit", parents=[common, engine, runtime], help="fit a detector on normal images and save it",
@@ -780,8 +793,6 @@ def _parser() -> argparse.ArgumentParser:
                         "or a variance fraction")
     s.add_argument("--no-colour", action="store_true")
     s.add_argument("--no-cnn", action="store_true")
-    s.add_argument("--cache-dir", default=None)
-    s.add_argument("--no-cache", action="store_true")
     s.add_argument("--fit-sample", type=_non_negative_int, default=50_000,
                    help="--engine ray: fit on at most N training images, a random sample (bounds driver "
                         "memory to about N x 12 KB; 0 = all)")

@@ -19,14 +19,33 @@ from .calibration import Calibration, CalibrationRule
 from .exceptions import ModelFormatError, NotFittedError
 from .fusion import FUSIONS, OrFusion, fusion_from_state, make_fusion
 from .reference_order import FOLDS, CrossfitPlan, OrderCheck, plan_crossfit
-from .io.decode import DEFAULT_MAX_PIXELS
 from .io.loader import LoadSettings
 from .io.outputs import atomic_write_bytes
 from .pipeline import Extracted, extract
+from .runtime import Runtime
 
 __all__ = ["HybridDetector", "FORMAT_VERSION"]
 
 log = logging.getLogger(__name__)
+
+class _Unset:
+    """A deprecated constructor shortcut that was not given (one instance, also after copy or pickle)."""
+
+    _one = None
+
+    def __new__(cls):
+        if cls._one is None:
+            cls._one = super().__new__(cls)
+        return cls._one
+
+    def __reduce__(self):
+        return _Unset, ()
+
+    def __repr__(self):
+        return "<unset>"
+
+
+_UNSET = _Unset()
 
 #: version of the saved-model layout (config.json + arrays.npz); format 1 files are migrated on load
 FORMAT_VERSION = 2
@@ -138,14 +157,17 @@ class HybridDetector:
         groups of similar images, so that near-identical frames are never on both
         sides of a split whatever the file names; ``"time"``: always periods of the
         given order; ``"similarity"``: always groups of similar images.
-    workers : int, optional
-        Decode threads (default: one per core).
     reduce : {1, 2, 4, 8, "auto"}
         Reduced-size decode (``"auto"``: keep the shorter side >= 256 px).
-    max_pixels : int or None
-        Decompression-bomb guard: larger images become error records.
-    progress : bool
-        Show tqdm progress bars.
+    runtime : Runtime, optional
+        How the model runs here (:class:`~hybrid_drift.runtime.Runtime`: CNN backend, device,
+        threads, decode workers, feature cache, progress bars, the pixel guard). Not saved with
+        the model. Given here (or to :meth:`load`, or :meth:`bind`), it is handed to every branch
+        and replaces their own runtime settings (``CNNBranch(backend=..., cache_dir=...)``);
+        ``None``: the default :class:`~hybrid_drift.runtime.Runtime` for reading inputs, and each
+        branch as constructed.
+    workers, max_pixels, progress
+        Deprecated shortcuts for ``runtime=Runtime(workers=..., max_pixels=..., progress=...)``.
 
     Attributes
     ----------
@@ -176,8 +198,8 @@ class HybridDetector:
 
     def __init__(self, colour=None, cnn=None, extra_branches=(), fusion: str = "or",
                  calibration: str = "conformal", fpr: float = 0.001, k: float = 3.0, blocks: int = 5,
-                 workers: int | None = None, reduce="auto", max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 progress: bool = False, folds: str = "auto"):
+                 workers=_UNSET, reduce="auto", max_pixels=_UNSET, progress=_UNSET, folds: str = "auto",
+                 runtime=None):
         self.colour = colour
         self.cnn = cnn
         self.extra_branches = extra_branches
@@ -191,6 +213,49 @@ class HybridDetector:
         self.reduce = reduce
         self.max_pixels = max_pixels
         self.progress = progress
+        self.runtime = runtime
+        if any(v is not _UNSET for v in (workers, max_pixels, progress)):
+            import warnings
+            warnings.warn("HybridDetector(workers=, max_pixels=, progress=) are deprecated: pass "
+                          "runtime=Runtime(workers=..., max_pixels=..., progress=...)", DeprecationWarning, stacklevel=2)
+
+    # ------------------------------------------------------------------ runtime
+    @property
+    def runtime_(self) -> Runtime:
+        """The runtime in effect: ``runtime`` (default :class:`~hybrid_drift.runtime.Runtime`) with the
+        deprecated ``workers`` / ``max_pixels`` / ``progress`` shortcuts applied."""
+        rt = self.runtime if self.runtime is not None else Runtime()
+        legacy = {k: getattr(self, k) for k in ("workers", "max_pixels", "progress") if getattr(self, k) is not _UNSET}
+        return rt.replace(**legacy) if legacy else rt
+
+    def _binds(self) -> bool:
+        """Whether a runtime was given (then it is handed to the branches; else they keep their own)."""
+        return self.runtime is not None or any(getattr(self, k) is not _UNSET
+                                               for k in ("workers", "max_pixels", "progress"))
+
+    def bind(self, runtime: Runtime) -> HybridDetector:
+        """Run on ``runtime`` from now on: the fitted branches and those the next ``fit`` builds.
+
+        The one way to change how a detector runs after construction (backend, device, threads,
+        workers, cache, progress, pixel guard); a runtime that cannot run here (a backend not
+        installed, ``device="cuda"`` without a GPU) is an error naming it. Returns self.
+        """
+        if not isinstance(runtime, Runtime):
+            raise TypeError(f"runtime must be a hybrid_drift.Runtime, got {type(runtime).__name__}")
+        self.workers = self.max_pixels = self.progress = _UNSET
+        self.runtime = runtime
+        for b in {id(b): b for b in (*getattr(self, "branches_", ()), *(x for x in (self.colour, self.cnn)
+                                                                          if isinstance(x, Branch)),
+                                     *self.extra_branches)}.values():
+            b.bind(runtime)
+        return self
+
+    def set_backend(self, backend: str) -> HybridDetector:
+        """Deprecated: ``bind(det.runtime_.replace(backend=...))``. Returns self."""
+        import warnings
+        warnings.warn("HybridDetector.set_backend is deprecated; use bind(det.runtime_.replace(backend=...)) "
+                      "or HybridDetector.load(path, runtime=Runtime(backend=...))", DeprecationWarning, stacklevel=2)
+        return self.bind(self.runtime_.replace(backend=backend))
 
     # ------------------------------------------------------------------ helpers
     def _rule(self) -> CalibrationRule:
@@ -217,7 +282,17 @@ class HybridDetector:
         names = [b.name for b in branches]
         if len(set(names)) != len(names):
             raise ValueError(f"branch names must be unique, got {names}")
+        if self._binds():
+            rt = self.runtime_
+            for b in branches:
+                b.bind(rt)
         return branches
+
+    def prepare_branches(self) -> list[Branch]:
+        """Build the branches a fit starts from (settings checked, runtime bound) as ``branches_``;
+        for engines that extract features themselves (Ray) and then call :meth:`fit_features`."""
+        self.branches_ = self._build_branches()
+        return self.branches_
 
     def _check_fitted(self, calibrated: bool = False):
         if not hasattr(self, "branches_"):
@@ -242,12 +317,13 @@ class HybridDetector:
     @property
     def load_settings(self) -> LoadSettings:
         """How this detector reads inputs (passed whole to every path: local, Ray, augmentation)."""
-        return LoadSettings(self.workers, self.reduce, self.max_pixels)
+        rt = self.runtime_
+        return LoadSettings(rt.workers, self.reduce, rt.max_pixels)
 
     def extract(self, X, *, desc: str = "features") -> Extracted:
         """Load ``X`` once and compute every branch's features (for reuse across calls)."""
         branches = self.branches_ if hasattr(self, "branches_") else self._build_branches()
-        return extract(branches, X, **self.load_settings.kw(), progress=self.progress, desc=desc)
+        return extract(branches, X, **self.load_settings.kw(), progress=self.runtime_.progress, desc=desc)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, *, order: str = "auto"):
@@ -308,7 +384,7 @@ class HybridDetector:
         ok_items = None if items is None else [it for it, ok in zip(items, ext.ok) if ok]
         for b in self.branches_:
             if b.name not in extra and ok_items is not None:
-                extra[b.name] = b.reference_extra(ok_items, **self.load_settings.kw(), progress=self.progress)
+                extra[b.name] = b.reference_extra(ok_items, **self.load_settings.kw(), progress=self.runtime_.progress)
             ex = extra.get(b.name)
             b.fit_features(ext.features[b.name], extra=None if ex is None else ex[0],
                            extra_src=None if ex is None else ex[1], rule=rule, folds=plan.folds)
@@ -406,7 +482,7 @@ class HybridDetector:
         if not explain:
             return self.score_features(self.extract(X, desc="score"))
         from .explain import explanations
-        ext = extract(self.branches_, X, **self.load_settings.kw(), progress=self.progress, desc="explain",
+        ext = extract(self.branches_, X, **self.load_settings.kw(), progress=self.runtime_.progress, desc="explain",
                       maps=True)
         table = self.score_features(ext)
         return table, explanations(self, ext, table)
@@ -459,7 +535,7 @@ class HybridDetector:
     _MODEL_PARAMS = ("fusion", "calibration", "fpr", "k", "blocks", "folds", "reduce")
 
     _INIT_PARAMS = ("colour", "cnn", "extra_branches", "fusion", "calibration", "fpr", "k", "blocks", "folds",
-                    "workers", "reduce", "max_pixels", "progress")
+                    "workers", "reduce", "max_pixels", "progress", "runtime")
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor arguments (scikit-learn's contract: ``sklearn.base.clone`` works)."""
@@ -520,28 +596,16 @@ class HybridDetector:
         return {"n": int(self.n_train_), "input_order": None if io_ is None else io_.as_dict(),
                 "order_check": None if chk is None else chk.as_dict()}
 
-    def set_backend(self, backend: str) -> HybridDetector:
-        """Run the CNN branches on this inference runtime (``"auto"``, ``"torch"``,
-        ``"onnxruntime"``, ``"openvino"``; see :class:`~hybrid_drift.branches.CNNBranch`). Returns self.
-
-        Applies to the fitted branches and to the branch settings used by the next ``fit``.
-        """
-        if self.cnn is None:  # the default CNN branch, made now so that it carries the runtime
-            self.cnn = CNNBranch()
-        # the fitted branches, and the settings of the next fit (the same objects unless cnn was None)
-        for b in {id(b): b for b in (*getattr(self, "branches_", ()), self.cnn, *self.extra_branches)}.values():
-            if hasattr(b, "set_backend"):
-                b.set_backend(backend)
-        return self
-
     @classmethod
-    def load(cls, path: str | os.PathLike, *, backend: str | None = None) -> HybridDetector:
+    def load(cls, path: str | os.PathLike, *, runtime: Runtime | None = None,
+             backend: str | None = None) -> HybridDetector:
         """Load a detector saved by :meth:`save` (format 2, or format 1 migrated); never executes code.
 
         Every field is checked as data: types and ranges of the settings, array
         shapes against the config, finite values, the arrays file's hash and its
-        members' sizes before they are inflated. ``backend`` chooses the CNN
-        runtime (a runtime setting, not read from the model; default ``"auto"``).
+        members' sizes before they are inflated. ``runtime`` says how it runs here
+        (never read from the model file); ``backend`` is a shortcut for
+        ``runtime=Runtime(backend=...)``.
         """
         p = Path(path)
         cfg_path, arr_path = p / "config.json", p / "arrays.npz"
@@ -614,7 +678,9 @@ class HybridDetector:
         det.input_order_, det.order_check_ = _read_reference(config.get("reference"), p)
         det.fit_errors_ = pd.DataFrame({"path": [], "error": []})
         if backend is not None:
-            det.set_backend(backend)
+            runtime = (runtime or Runtime()).replace(backend=backend)
+        if runtime is not None:
+            det.bind(runtime)
         return det
 
     def __repr__(self):

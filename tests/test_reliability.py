@@ -262,7 +262,7 @@ def test_tampered_models_are_refused_with_a_clear_error(fitted_detector, tmp_pat
     # runtime settings in a model file are ignored: it cannot turn the bomb guard off
     relaxed = HybridDetector.load(_tamper(good, tmp_path / "mp", lambda c: c["params"].update(max_pixels=None,
                                                                                               workers="abc")))
-    assert relaxed.max_pixels == 100_000_000 and relaxed.workers is None
+    assert relaxed.runtime_.max_pixels == 100_000_000 and relaxed.runtime_.workers is None
     # a deeply nested config is a corrupted config, not a crash
     (deep := tmp_path / "deep").mkdir()
     shutil.copy(good / "arrays.npz", deep / "arrays.npz")

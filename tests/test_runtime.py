@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import TEST_IMAGE_SIZE
-from hybrid_drift import BackboneUnavailableError, CNNBranch, HybridDetector
-from hybrid_drift.features import runtime
+from hybrid_drift import BackboneUnavailableError, CNNBranch, HybridDetector, Runtime
+from hybrid_drift.features import runners as runtime
 from hybrid_drift.features.cnn import Embedder
 
 LAYERS = dict(pool="max", layers=("block10", "head"), image_size=TEST_IMAGE_SIZE)
@@ -98,9 +98,12 @@ def test_the_runtime_is_chosen_at_load_and_on_every_command(frames, tmp_path, mo
     with pytest.raises(ValueError, match="backend"):
         HybridDetector.load(tmp_path / "m", backend="tensorrt")
     # an unfitted detector carries the runtime into fit, and to the Ray actors that extract its features
-    fresh = HybridDetector(colour=False).set_backend("torch")
-    assert fresh.cnn.embedder.resolved_backend == "torch"
-    assert _branch_specs([fresh.cnn])[0]["runtime"]["backend"] == "torch"
+    fresh = HybridDetector(colour=False, runtime=Runtime(backend="torch"))
+    assert fresh.prepare_branches()[0].embedder.resolved_backend == "torch"
+    assert _branch_specs(fresh.branches_)[0]["runtime"].backend == "torch"
+    with pytest.warns(DeprecationWarning):  # the old verb still works, as a thin alias of bind
+        old = HybridDetector(colour=False).set_backend("torch")
+    assert old.prepare_branches()[0].embedder.resolved_backend == "torch" and old.cnn is None
     # the command line: every command that runs the CNN takes --backend
     img = tmp_path / "in"
     img.mkdir()
@@ -123,3 +126,64 @@ def test_the_runtime_is_chosen_at_load_and_on_every_command(frames, tmp_path, mo
     for cmd in (["bench", "d"], ["fit", "d", "--out", "o"], ["report", "m", "d", "--out", "r"],
                 ["monitor", "a", "b"], ["watch", "m", "s"]):
         assert main([*cmd, "--help"]) == 0 and "--backend" in capsys.readouterr().out
+
+
+def test_a_runtime_given_once_reaches_the_cnn_runner_on_every_path(frames, tmp_path, monkeypatch):
+    """One Runtime (here: 1 inference thread, no cache) reaches the ONNX Runtime session on every path:
+    library fit/load/score, CLI fit/score/watch, the watch iterator, and the Ray actors' code."""
+    import cv2
+
+    from hybrid_drift.cli import main
+    from hybrid_drift.scale.ray_engine import _branch_specs, _PartFeatures, _PartScorer
+    from hybrid_drift.watch import watch
+    seen = []
+
+    class Spy(runtime.OnnxRunner):
+        def __init__(self, path, threads, device="cpu"):
+            seen.append((threads, str(path)))
+            super().__init__(path, threads, device)
+    monkeypatch.setattr(runtime, "OnnxRunner", Spy)
+    rt = Runtime(backend="onnxruntime", threads=1, cache=False)
+    small = CNNBranch(image_size=TEST_IMAGE_SIZE, augment=0, n_components=8)
+
+    def runs(fn):
+        seen.clear()
+        fn()
+        assert seen and all(t == 1 for t, _ in seen), seen
+        return seen
+
+    det = HybridDetector(colour=False, cnn=small, runtime=rt)
+    runs(lambda: det.fit(frames[:20]))
+    det.save(tmp_path / "m")
+    runs(lambda: HybridDetector.load(tmp_path / "m", runtime=rt).score(frames[20:22]))
+    # a runtime given once replaces the branch's own settings (the constructor's cache, backend)
+    assert det.branches_[0].runtime is rt and det.branches_[0].embedder.cache_root is None
+    img = tmp_path / "in"
+    img.mkdir()
+    for i, f in enumerate(frames[20:24]):
+        cv2.imwrite(str(img / f"{i:03d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    flags = ["--backend", "onnxruntime", "--threads", "1", "--no-cache", "--no-progress"]
+    runs(lambda: main(["score", str(tmp_path / "m"), str(img), "--out", str(tmp_path / "s.csv"), *flags]))
+    runs(lambda: main(["fit", str(img), "--out", str(tmp_path / "m2"), "--no-colour", "--image-size", "96", "128",
+                       "--n-components", "2", *flags]))
+    runs(lambda: main(["watch", str(tmp_path / "m"), str(img), "--max-frames", "2", "--no-drift",
+                       "--alerts-only", *flags]))
+    runs(lambda: list(watch([str(img)], tmp_path / "m", runtime=rt, max_frames=2, drift=False)))
+    # the Ray actors' code, run here: the scorer loads with the runtime, the feature actor binds the driver's
+    actor = _PartScorer(str(tmp_path / "m"), threads=1, runtime=rt)
+    assert actor.det.branches_[0].runtime.threads == 1 and actor.det.branches_[0].runtime.cache is False
+    feats = _PartFeatures(_branch_specs(det.branches_), threads=1, reduce="auto", max_pixels=None)
+    assert feats.branches[0].runtime.threads == 1 and feats.branches[0].embedder.threads == 1
+
+
+def test_runtime_settings_are_checked_in_one_place_and_cuda_without_a_gpu_fails_in_one_line(monkeypatch):
+    from hybrid_drift.cli import main
+    from hybrid_drift.features import cnn
+    for bad in (dict(backend="tensorrt"), dict(device="tpu"), dict(threads=0), dict(workers=-1),
+                dict(cache=3), dict(progress="yes"), dict(max_pixels=0)):
+        with pytest.raises(ValueError):
+            Runtime(**bad)
+    monkeypatch.setattr(cnn, "_cuda_available", lambda: False)
+    monkeypatch.setattr(runtime, "_ort_cuda", lambda: False)
+    with pytest.raises(BackboneUnavailableError, match="device='cuda' but no GPU"):
+        HybridDetector(colour=False, runtime=Runtime(device="cuda")).prepare_branches()

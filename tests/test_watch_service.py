@@ -237,7 +237,7 @@ def test_a_cameras_file_refuses_unknown_keys_and_odd_names(model, tmp_path, caps
 def test_exported_graphs_never_sit_at_a_shared_guessable_path(tmp_path, monkeypatch):
     from conftest import TEST_IMAGE_SIZE
     from hybrid_drift.features.cnn import Embedder
-    from hybrid_drift.features.runtime import export_path
+    from hybrid_drift.features.runners import export_path
     monkeypatch.setenv("TMPDIR", str(tmp_path / "shared-tmp"))
     (tmp_path / "shared-tmp").mkdir()
     import tempfile

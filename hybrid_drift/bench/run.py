@@ -37,6 +37,7 @@ from ..branches import Branch, CNNBranch, ColourBranch, MinMaxBranch
 from ..branches_local import LightBranch, LocalBranch
 from ..datasets.manifest import Dataset, read_manifest
 from ..detector import HybridDetector
+from ..runtime import Runtime
 from ..exceptions import BackboneUnavailableError
 from ..io.order import order_inputs
 from ..io.sources import InputItem
@@ -73,8 +74,8 @@ class BenchConfig:
         Distance of the colour branch used in fusion; None = the branch's default.
     limit : int or None
         At most this many images per split (quick runs, CI).
-    backend : str
-        CNN inference runtime (see :class:`~hybrid_drift.branches.CNNBranch`).
+    runtime : Runtime
+        How the branches run here (CNN backend, decode workers, feature cache, progress bars).
     """
 
     backbone: str = "efficientnet_lite0"
@@ -90,10 +91,7 @@ class BenchConfig:
     colour_distance: str | None = None
     limit: int | None = None
     seed: int = 0
-    workers: int | None = None
-    cache_dir: Any = None
-    progress: bool = True
-    backend: str = "auto"
+    runtime: Runtime = field(default_factory=lambda: Runtime(progress=True))
     #: also evaluate the opt-in local and light branches (issue 21) alone and added to OR fusion
     local: bool = True
 
@@ -149,8 +147,8 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     minmax = MinMaxBranch()
     local, light = (LocalBranch(), LightBranch()) if cfg.local else (None, None)
     t0 = time.perf_counter()
-    ext_c = extract([b for b in (colour, minmax, local, light) if b is not None], paths, workers=cfg.workers,
-                    progress=cfg.progress, desc="colour features")
+    ext_c = extract([b for b in (colour, minmax, local, light) if b is not None], paths,
+                    workers=cfg.runtime.workers, progress=cfg.runtime.progress, desc="colour features")
     seconds["colour"] = time.perf_counter() - t0
 
     # (method name, backbone, CNNBranch settings); the main one first
@@ -169,11 +167,11 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
         if bb in skipped:
             continue
         try:
-            br = CNNBranch(backbone=bb, weights=cfg.weights if bb == cfg.backbone else None,
-                           cache_dir=cfg.cache_dir, backend=cfg.backend, **kw)
-            br._check_weights()  # fail fast, before decoding anything
+            br = CNNBranch(backbone=bb, weights=cfg.weights if bb == cfg.backbone else None, **kw).bind(cfg.runtime)
+            br.check_weights()  # fail fast, before decoding anything
             t0 = time.perf_counter()
-            ext = extract([br], paths, workers=cfg.workers, progress=cfg.progress, desc=f"{name} features")
+            ext = extract([br], paths, workers=cfg.runtime.workers, progress=cfg.runtime.progress,
+                          desc=f"{name} features")
             seconds[name] = time.perf_counter() - t0
             br.name = name
             cnn_exts[name] = (br, ext)
@@ -219,7 +217,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     extras: dict[str, tuple] = {}
     for name, (br, _) in cnn_exts.items():
         t0 = time.perf_counter()
-        got = br.reference_extra(ref_items, workers=cfg.workers, progress=cfg.progress)
+        got = br.reference_extra(ref_items, workers=cfg.runtime.workers, progress=cfg.runtime.progress)
         seconds[f"{name}_augment"] = time.perf_counter() - t0
         if got is not None:
             extras[name] = got

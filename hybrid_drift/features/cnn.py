@@ -222,7 +222,7 @@ class Embedder:
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     backend : {"auto", "torch", "onnxruntime", "openvino"}
-        Inference runtime (see :mod:`hybrid_drift.features.runtime`). ``"auto"``: ONNX
+        Inference runtime (see :mod:`hybrid_drift.features.runners`). ``"auto"``: ONNX
         Runtime when installed (the same features to float32 rounding, several times
         faster on a CPU), else PyTorch.
     precision : {"fp32", "bf16"}
@@ -261,7 +261,7 @@ class Embedder:
             self.spec.layer_dim(layer)
         self.backbone, self.weights, self.pool = backbone, weights, pool
         self.batch_size, self.threads, self.device = batch_size, threads, device
-        from .runtime import BACKENDS, PRECISIONS
+        from .runners import BACKENDS, PRECISIONS
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if precision not in PRECISIONS:
@@ -282,29 +282,43 @@ class Embedder:
         self.__dict__.update(state)
         self._model = self._runner = None
 
-    def set_backend(self, backend: str) -> str:
-        """Run on another runtime from now on (the network and exported graph load again lazily).
-
-        Returns the resolved runtime; a named runtime that is not installed is an error at
-        once (:class:`~hybrid_drift.exceptions.BackboneUnavailableError`, with the install command).
-        """
-        from .runtime import BACKENDS
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        previous = self.backend
-        self.backend, self._resolved, self._runner = backend, None, None
+    def bind(self, runtime) -> str:
+        """Run with ``runtime``'s backend, device, threads and cache folder from now on (a
+        :class:`~hybrid_drift.runtime.Runtime`; the network and exported graph load again lazily,
+        only when something changed). Returns the resolved runtime; a named runtime that is not
+        installed, or ``device="cuda"`` without a GPU, is an error at once and changes nothing."""
+        want = (runtime.backend, runtime.device, runtime.threads, runtime.cache_root)
+        if want == (self.backend, self.device, self.threads, self.cache_root) and self._resolved is not None:
+            return self._resolved
+        runtime.check_device()
+        previous = (self.backend, self.device, self.threads, self.cache_root)
+        self.backend, self.device, self.threads, self.cache_root = want
+        self._resolved, self._runner = None, None
         self.__dict__.pop("_runners", None)
+        if previous[1] != self.device:
+            self._model = None  # the network lives on the old device
         try:
             return self.resolved_backend
         except Exception:
-            self.backend, self._resolved = previous, None
+            self.backend, self.device, self.threads, self.cache_root = previous
+            self._resolved = None
             raise
+
+    def set_backend(self, backend: str) -> str:
+        """Deprecated: :meth:`bind` a :class:`~hybrid_drift.runtime.Runtime` instead."""
+        import warnings
+
+        from ..runtime import Runtime
+        warnings.warn("Embedder.set_backend is deprecated; use bind(Runtime(backend=...))", DeprecationWarning,
+                      stacklevel=2)
+        return self.bind(Runtime(backend=backend, device=self.device, threads=self.threads,
+                                 cache=self.cache_root if self.cache_root is not None else False))
 
     @property
     def resolved_backend(self) -> str:
         """The runtime ``embed`` uses (``backend`` with ``"auto"`` resolved)."""
         if self._resolved is None:
-            from .runtime import resolve_backend
+            from .runners import resolve_backend
             dev = self.device
             if dev == "auto":
                 dev = "cuda" if _cuda_available() else "cpu"
@@ -395,7 +409,7 @@ class Embedder:
     def _get_runner(self, maps: bool = False):
         runners = self.__dict__.setdefault("_runners", {})
         if maps not in runners:
-            from .runtime import OnnxRunner, OpenVinoRunner, export_path
+            from .runners import OnnxRunner, OpenVinoRunner, export_path
             backend = self.resolved_backend
             path = export_path(self, self.cache_root, maps=maps)
             if backend == "onnxruntime":

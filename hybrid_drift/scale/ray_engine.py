@@ -121,15 +121,13 @@ def _each_part_once(ds, total: int, desc: str, progress: bool):
 class _PartScorer:
     """Ray Data actor: holds a fitted detector; scores one part per call."""
 
-    def __init__(self, model_dir: str, threads: int, backend: str = "auto"):
+    def __init__(self, model_dir: str, threads: int, runtime=None):
         from ..detector import HybridDetector
+        from ..runtime import Runtime
         _set_threads(threads)
-        self.det = HybridDetector.load(model_dir, backend=backend)
-        self.det.progress = False
-        self.det.workers = threads
-        for b in self.det.branches_:  # each image is scored once: a feature cache would only fill disks
-            if hasattr(b, "cache_dir"):
-                b.cache_dir = False
+        # each image is scored once: a feature cache would only fill the workers' disks
+        runtime = (runtime or Runtime()).replace(workers=threads, cache=False, progress=False)
+        self.det = HybridDetector.load(model_dir, runtime=runtime)
 
     def __call__(self, batch: dict) -> dict:
         out = {"part": [], "table": [], "rows": [], "host": [], "pid": [], "seconds": []}
@@ -154,8 +152,10 @@ class _PartFeatures:
         self.branches = []
         for spec in branch_specs:
             cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["config"].items()}
-            b = BRANCHES[spec["class"]](**cfg, **spec.get("runtime", {}))
+            b = BRANCHES[spec["class"]](**cfg)
             b.name = spec["name"]
+            if spec.get("runtime") is not None:  # the actors run the driver's branch as it runs there
+                b.bind(spec["runtime"].replace(progress=False))
             self.branches.append(b)
         self.threads, self.reduce, self.max_pixels = threads, reduce, max_pixels
 
@@ -214,7 +214,7 @@ def score_ray(model_dir: str | os.PathLike, inputs, out: str | os.PathLike, *, a
               part_size: int = 1000, actors: int | None = None, cpus_per_actor: float = 1,
               gpus_per_actor: float = 0, video_step: int = 1, overwrite: bool = False, progress: bool = False,
               on_part: Callable[[dict], None] | None = None, num_cpus: int | None = None,
-              backend: str = "auto") -> RayJobResult:
+              runtime=None, backend: str | None = None) -> RayJobResult:
     """Score ``inputs`` with the saved model on Ray; resumable (see module docstring).
 
     Parameters
@@ -242,13 +242,18 @@ def score_ray(model_dir: str | os.PathLike, inputs, out: str | os.PathLike, *, a
         Called on the driver with each completed part's manifest entry.
     num_cpus : int, optional
         CPUs of a local instance (``address=None``).
-    backend : str
-        CNN inference runtime on the actors (see :class:`~hybrid_drift.branches.CNNBranch`).
+    runtime : Runtime, optional
+        How the actors run the model (:class:`~hybrid_drift.runtime.Runtime`; their decode
+        workers are ``cpus_per_actor`` and their feature cache is off); ``backend`` is a
+        shortcut for ``runtime=Runtime(backend=...)``.
 
     Returns
     -------
     RayJobResult
     """
+    if backend is not None:
+        from ..runtime import Runtime
+        runtime = (runtime or Runtime()).replace(backend=backend)
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir}: not a model folder (no config.json)")
@@ -263,7 +268,7 @@ def score_ray(model_dir: str | os.PathLike, inputs, out: str | os.PathLike, *, a
         ray = connect(address, num_cpus=num_cpus)
         ds, n_actors = _map_parts(ray, _part_rows((k, job.part_listing(k)) for k in todo), _PartScorer,
                                   {"model_dir": str(model_dir.resolve()), "threads": max(1, int(cpus_per_actor)),
-                                   "backend": backend},
+                                   "runtime": runtime},
                                   actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor)
         for k, row in _each_part_once(ds, len(todo), "parts", progress):
             size = job.write_part(k, row["table"])
@@ -286,12 +291,7 @@ def score_ray(model_dir: str | os.PathLike, inputs, out: str | os.PathLike, *, a
 def _branch_specs(branches) -> list[dict]:
     specs = []
     for b in branches:
-        runtime = {}
-        if hasattr(b, "cache_dir"):
-            runtime["cache_dir"] = b.cache_dir
-        if hasattr(b, "set_backend"):  # the actors run the branch's runtime
-            runtime["backend"] = b.backend
-        specs.append({"class": type(b).__name__, "name": b.name, "config": b.get_config(), "runtime": runtime})
+        specs.append({"class": type(b).__name__, "name": b.name, "config": b.get_config(), "runtime": b.runtime})
     return specs
 
 
@@ -351,7 +351,7 @@ def fit_ray(detector, train, val=None, labels=None, *, max_images: int | None = 
         keep = np.sort(np.random.default_rng(seed).choice(len(items), max_images, replace=False))
         log.warning("fitting on a random sample of %d of %d training images (max_images)", max_images, len(items))
         items = [items[i] for i in keep]
-    detector.branches_ = detector._build_branches()
+    detector.prepare_branches()
     load = detector.load_settings  # the detector's reduce and max_pixels, as the local path uses them
     kw = {**ray_kw, "reduce": load.reduce, "max_pixels": load.max_pixels}
     detector.fit_features(extract_ray(detector.branches_, items, **kw), items=items)

@@ -10,7 +10,11 @@
 ``blank``       black, white or uniform frames (thumbnail mean below 8 or above 247, or its
                 standard deviation below ``blank_std``) for ``blank_frames`` frames in a row;
 ``resolution`` / ``format``  the frame size or codec / file format differs from the first
-                frame's (and from the reference period's resolution when the model has it);
+                frame's (and from the reference period's resolution when the model has it).
+                A camera that changes resolution restarts its session (RTSP) or its connection,
+                and the new size is seen at the reconnection. A size change *inside* one
+                connection is not visible: OpenCV's FFmpeg reader scales every frame to the size
+                it opened with (measured on MJPEG), so the detector then sees a rescaled picture;
 ``outlier``     the detector's flag with hysteresis: opens when ``outlier_k`` of the last
                 ``outlier_n`` scored frames are flagged, closes when none of them is;
 ``drift``       the monitor's calibrated checks on each window of ``drift_window`` scored

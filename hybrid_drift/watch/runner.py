@@ -90,7 +90,7 @@ class _Camera:
 def watch(sources, model, *, fps: float | None = None, realtime: bool = False, max_frames: int | None = None,
           queue: int = 8, batch: int = 8, settings: HealthSettings = HealthSettings(), drift: bool = True,
           frame_events: bool = True, stats: WatchStats | None = None, stop=None, settle: float = 1.0,
-          backend: str | None = None, stall: float = 10.0, snapshots=None) -> Iterator[dict]:
+          runtime=None, stall: float = 10.0, snapshots=None, backend: str | None = None) -> Iterator[dict]:
     """Watch one or more live sources with a saved detector; yields events (dicts) as they happen.
 
     Parameters
@@ -123,8 +123,10 @@ def watch(sources, model, *, fps: float | None = None, realtime: bool = False, m
     settle : float
         Seconds of a stream or device skipped after each (re)connection, while the decoder
         waits for a key frame (default 1; raise it for cameras with long key-frame intervals).
-    backend : str, optional
-        CNN inference runtime of models loaded from a folder (default ``"auto"``).
+    runtime : Runtime, optional
+        How models loaded from a folder run (:class:`~hybrid_drift.runtime.Runtime`); the feature
+        cache is always off in a watch (live frames are seen once: caching them would only churn
+        the disk). ``backend`` is a shortcut for ``runtime=Runtime(backend=...)``.
     stall : float
         A folder source's entry that has not settled after this many seconds (empty, a broken
         link, unreadable) is reported as an error frame and the folder goes on (FIFOs at once).
@@ -138,17 +140,18 @@ def watch(sources, model, *, fps: float | None = None, realtime: bool = False, m
              for i, s in enumerate(sources if isinstance(sources, (list, tuple)) else [sources])]
     models: dict[str, HybridDetector] = {}
 
+    from ..runtime import Runtime
+
+    def live(base: Runtime) -> Runtime:  # live frames are seen once: caching their features would churn the disk
+        base = base.replace(cache=False, progress=False)
+        return base.replace(backend=backend) if backend is not None else base
+
     def load(path):
-        if isinstance(path, HybridDetector):
-            det = path
-        else:
-            if path not in models:
-                models[path] = HybridDetector.load(path, backend=backend)
-            det = models[path]
-        for b in det.branches_:  # live frames are seen once: caching their features would only churn the disk
-            if hasattr(b, "cache_dir"):
-                b.cache_dir, b._cache = False, None
-        return det
+        if isinstance(path, HybridDetector):  # a detector given whole keeps its runtime, without the cache
+            return path.bind(live(runtime or path.runtime_))
+        if path not in models:
+            models[path] = HybridDetector.load(path, runtime=live(runtime or Runtime()))
+        return models[path]
 
     cams = []
     for s in specs:

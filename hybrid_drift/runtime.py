@@ -1,0 +1,109 @@
+"""How a model runs on this machine: one frozen settings object, validated here and nowhere else.
+
+A :class:`Runtime` says *how* to compute (inference runtime, device, threads, decode workers,
+feature cache, progress bars, the decompression-bomb guard), never *what*: it is not saved with a
+model, and two runtimes give the same scores (fp32 runtimes agree to float32 rounding). The
+detector owns it and hands it to its branches once, at construction, :meth:`HybridDetector.load`
+or :meth:`HybridDetector.bind`; the CLI, the watch service, Ray actors and the benchmark build one
+and pass it, so nothing writes a branch's settings from outside.
+
+>>> Runtime(backend="torch", workers=2).replace(progress=True)
+Runtime(backend='torch', device='auto', threads=None, workers=2, cache=None, progress=True, max_pixels=100000000)
+>>> Runtime(backend="tensorrt")
+Traceback (most recent call last):
+...
+ValueError: backend must be one of ('auto', 'torch', 'onnxruntime', 'openvino'), got 'tensorrt'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .features.runners import BACKENDS
+from .io.decode import DEFAULT_MAX_PIXELS
+
+__all__ = ["Runtime", "BACKENDS", "DEVICES"]
+
+#: where the CNN runs: ``auto`` = a GPU when a runtime here can use one, else the CPU
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _int_or_none(name: str, v) -> None:
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+        raise ValueError(f"{name} must be None or an int >= 1, got {v!r}")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How a model runs here (never saved with it).
+
+    Parameters
+    ----------
+    backend : {"auto", "torch", "onnxruntime", "openvino"}
+        CNN inference runtime; ``"auto"``: ONNX Runtime when installed, else PyTorch.
+    device : {"auto", "cpu", "cuda"}
+        ``"cuda"`` runs on the GPU (ONNX Runtime's CUDA provider when installed, else PyTorch)
+        and is an error, in one line, on a machine without one; ``"auto"`` uses a GPU when present.
+    threads : int, optional
+        CNN inference threads (default: the runtime's choice, the physical cores).
+    workers : int, optional
+        Image decode threads (default: one per core).
+    cache : path, False or None
+        Feature cache (and exported ONNX graphs) location; ``None`` = ``$HYBRID_DRIFT_CACHE`` or
+        ``~/.cache/hybrid_drift`` (``HYBRID_DRIFT_CACHE=off`` turns it off); ``False`` = off (a
+        watch's live frames are seen once: caching them would only churn the disk).
+    progress : bool
+        tqdm progress bars on long work.
+    max_pixels : int or None
+        Decompression-bomb guard: larger images become error records (None: no guard).
+    """
+
+    backend: str = "auto"
+    device: str = "auto"
+    threads: int | None = None
+    workers: int | None = None
+    cache: str | os.PathLike | bool | None = None
+    progress: bool = False
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        _int_or_none("threads", self.threads)
+        _int_or_none("workers", self.workers)
+        _int_or_none("max_pixels", self.max_pixels)
+        if not (self.cache is None or self.cache is False or isinstance(self.cache, (str, os.PathLike))):
+            raise ValueError(f"cache must be a folder, False (off) or None (the default folder), got {self.cache!r}")
+        if not isinstance(self.progress, bool):
+            raise ValueError(f"progress must be True or False, got {self.progress!r}")
+
+    def replace(self, **changes) -> Runtime:
+        """A copy with ``changes`` (checked like the constructor's arguments)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def cache_root(self) -> Path | None:
+        """The feature cache folder, or None when caching is off."""
+        if self.cache is False:
+            return None
+        if self.cache is None:
+            from .features.cache import default_cache_dir
+            return default_cache_dir()
+        return Path(self.cache)
+
+    def check_device(self) -> None:
+        """``device="cuda"`` on a machine where no runtime sees a GPU: one clear line, before any work."""
+        if self.device != "cuda":
+            return
+        from .features.cnn import _cuda_available
+        from .features.runners import _ort_cuda
+        if not (_cuda_available() or _ort_cuda()):
+            from .exceptions import BackboneUnavailableError
+            raise BackboneUnavailableError(
+                "device='cuda' but no GPU runtime here (PyTorch sees no CUDA device and ONNX Runtime has no "
+                "CUDAExecutionProvider); use device='auto' or 'cpu'")
