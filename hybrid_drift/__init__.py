@@ -8,8 +8,7 @@ them. Scores follow one convention everywhere: higher = stranger.
 import logging as _logging
 
 from ._version import __version__
-from .branches import Branch, CNNBranch, ColourBranch, MinMaxBranch
-from .branches_local import LightBranch, LocalBranch
+from .branches import Branch, CNNBranch, ColourBranch, LightBranch, LocalBranch, MinMaxBranch
 from .calibration import Calibration, CalibrationRule, choose_threshold
 from .detector import HybridDetector
 from .exceptions import BackboneUnavailableError, ImageLoadError, ModelFormatError, NotFittedError

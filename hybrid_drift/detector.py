@@ -2,126 +2,29 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import logging
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ._version import __version__
 from .branches import Branch, CNNBranch, ColourBranch
 from .calibration import Calibration, CalibrationRule
 from .exceptions import ModelFormatError, NotFittedError
-from .fusion import FUSIONS, OrFusion, fusion_from_state, make_fusion
-from .reference_order import FOLDS, CrossfitPlan, OrderCheck, plan_crossfit
+from .fusion import FUSIONS, OrFusion, make_fusion
+from .reference_order import FOLDS, CrossfitPlan, plan_crossfit
 from .io.loader import LoadSettings
-from .io.outputs import atomic_write_bytes
+from .model_file import FORMAT_VERSION, read_model, write_model
 from .pipeline import Extracted, extract
-from .runtime import Runtime
+from .runtime import UNSET as _UNSET
+from .runtime import Runtime, RuntimeOwner
 
 __all__ = ["HybridDetector", "FORMAT_VERSION"]
 
 log = logging.getLogger(__name__)
 
-class _Unset:
-    """A deprecated constructor shortcut that was not given (one instance, also after copy or pickle)."""
-
-    _one = None
-
-    def __new__(cls):
-        if cls._one is None:
-            cls._one = super().__new__(cls)
-        return cls._one
-
-    def __reduce__(self):
-        return _Unset, ()
-
-    def __repr__(self):
-        return "<unset>"
-
-
-_UNSET = _Unset()
-
-#: version of the saved-model layout (config.json + arrays.npz); format 1 files are migrated on load
-FORMAT_VERSION = 2
-_FORMAT_NAME = "hybrid_drift.detector"
-#: size limits of a model's files (a fitted model is a few MB)
-_MAX_CONFIG_BYTES = 16 << 20
-_MAX_ARRAYS_BYTES = 512 << 20
-
-
-def _read_npz(path: Path, blob: bytes) -> dict[str, np.ndarray]:
-    """Members of an ``.npz`` (no pickle), after checking their inflated sizes (zip bombs)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-            total = sum(i.file_size for i in zf.infolist())
-            if total > _MAX_ARRAYS_BYTES:
-                raise ModelFormatError(f"{path}: members inflate to {total:,} bytes, more than a model holds")
-        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except ModelFormatError:
-        raise
-    except Exception as exc:
-        raise ModelFormatError(f"{path}: corrupted arrays file ({type(exc).__name__}: {exc})") from exc
-
-
-def _migrate_v1(config: dict, arrays: dict) -> tuple[dict, dict]:
-    """A format-1 model in format 2: thresholds move from the scorers and OR fusion to each
-    branch's calibration; the colour scorer keeps its format-1 scoring (``combine`` as saved)."""
-    params = config.get("params") if isinstance(config.get("params"), dict) else {}
-    fusion = config.get("fusion") if isinstance(config.get("fusion"), dict) else {}
-    scales = arrays.get("fusion/scales_")
-    branches = []
-    for j, st in enumerate(config.get("branches") or []):
-        st = dict(st)
-        scorer = dict(st["scorer"])
-        attrs = dict(scorer["attrs"])
-        thr = attrs.pop("threshold_", None)
-        scorer["attrs"] = attrs
-        st["scorer"] = scorer
-        if scorer.get("class") == "HistogramScorer":
-            prefix = f"branch/{st['name']}/"
-            n_groups = len(arrays[prefix + "loc_"])
-            arrays[prefix + "channels_"] = np.zeros(n_groups, np.int64)
-            arrays[prefix + "unit_"] = np.ones(1)
-            scorer["params"] = {**scorer["params"], "combine": scorer["params"].get("combine", "max")}
-        spread = float(scales[j]) if scales is not None and j < len(scales) else 1.0
-        st["calibration"] = {"method": params.get("calibration", "mean_std"), "threshold": thr,
-                             "spread": spread, "n": 0, "source": "migrated", "params": {}}
-        branches.append(st)
-    config = {**config, "branches": branches, "fusion": {k: v for k, v in fusion.items() if k != "threshold_"},
-              "params": {**params, "blocks": 0}}
-    arrays = {k: v for k, v in arrays.items() if k not in ("fusion/thresholds_", "fusion/scales_")}
-    return config, arrays
-
-
-
-def _read_reference(ref, path):
-    """``(input_order, order_check)`` from a saved model's ``reference`` object (absent before 0.3)."""
-    from .io.order import ORDERS, InputOrder
-    if ref is None:
-        return None, None
-    try:
-        if not isinstance(ref, dict):
-            raise ValueError("'reference' must be an object")
-        io_ = ref.get("input_order")
-        if io_ is not None:
-            if not isinstance(io_, dict) or io_.get("requested") not in ORDERS or \
-                    not all(isinstance(io_.get(k), str) for k in ("used", "detail")):
-                raise ValueError(f"bad input_order {str(io_)[:80]}")
-            io_ = InputOrder(io_["requested"], io_["used"], io_["detail"][:500], bool(io_.get("changed", False)))
-        chk = ref.get("order_check")
-        return io_, None if chk is None else OrderCheck.from_dict(chk)
-    except ValueError as exc:
-        raise ModelFormatError(f"{path}: inconsistent reference description ({exc})") from exc
-
-
-class HybridDetector:
+class HybridDetector(RuntimeOwner):
     """Outlier detector for fixed-camera images: colour branch + CNN branch + fusion.
 
     Parameters
@@ -219,43 +122,11 @@ class HybridDetector:
             warnings.warn("HybridDetector(workers=, max_pixels=, progress=) are deprecated: pass "
                           "runtime=Runtime(workers=..., max_pixels=..., progress=...)", DeprecationWarning, stacklevel=2)
 
-    # ------------------------------------------------------------------ runtime
-    @property
-    def runtime_(self) -> Runtime:
-        """The runtime in effect: ``runtime`` (default :class:`~hybrid_drift.runtime.Runtime`) with the
-        deprecated ``workers`` / ``max_pixels`` / ``progress`` shortcuts applied."""
-        rt = self.runtime if self.runtime is not None else Runtime()
-        legacy = {k: getattr(self, k) for k in ("workers", "max_pixels", "progress") if getattr(self, k) is not _UNSET}
-        return rt.replace(**legacy) if legacy else rt
-
-    def _binds(self) -> bool:
-        """Whether a runtime was given (then it is handed to the branches; else they keep their own)."""
-        return self.runtime is not None or any(getattr(self, k) is not _UNSET
-                                               for k in ("workers", "max_pixels", "progress"))
-
-    def bind(self, runtime: Runtime) -> HybridDetector:
-        """Run on ``runtime`` from now on: the fitted branches and those the next ``fit`` builds.
-
-        The one way to change how a detector runs after construction (backend, device, threads,
-        workers, cache, progress, pixel guard); a runtime that cannot run here (a backend not
-        installed, ``device="cuda"`` without a GPU) is an error naming it. Returns self.
-        """
-        if not isinstance(runtime, Runtime):
-            raise TypeError(f"runtime must be a hybrid_drift.Runtime, got {type(runtime).__name__}")
-        self.workers = self.max_pixels = self.progress = _UNSET
-        self.runtime = runtime
-        for b in {id(b): b for b in (*getattr(self, "branches_", ()), *(x for x in (self.colour, self.cnn)
-                                                                          if isinstance(x, Branch)),
-                                     *self.extra_branches)}.values():
-            b.bind(runtime)
-        return self
-
-    def set_backend(self, backend: str) -> HybridDetector:
-        """Deprecated: ``bind(det.runtime_.replace(backend=...))``. Returns self."""
-        import warnings
-        warnings.warn("HybridDetector.set_backend is deprecated; use bind(det.runtime_.replace(backend=...)) "
-                      "or HybridDetector.load(path, runtime=Runtime(backend=...))", DeprecationWarning, stacklevel=2)
-        return self.bind(self.runtime_.replace(backend=backend))
+    # ------------------------------------------------------------------ runtime (see RuntimeOwner)
+    def _runtime_targets(self) -> list[Branch]:
+        """The branches a runtime is handed to: the fitted ones and those the next ``fit`` uses."""
+        given = [x for x in (self.colour, self.cnn) if isinstance(x, Branch)]
+        return list({id(b): b for b in (*getattr(self, "branches_", ()), *given, *self.extra_branches)}.values())
 
     # ------------------------------------------------------------------ helpers
     def _rule(self) -> CalibrationRule:
@@ -562,29 +433,9 @@ class HybridDetector:
         renames (new arrays beside an old config) is refused by :meth:`load`.
         """
         self._check_fitted(calibrated=True)
-        out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
-        arrays: dict[str, np.ndarray] = {}
-        branches = []
-        for b in self.branches_:
-            st, arr = b.get_state()
-            branches.append(st)
-            arrays.update({f"branch/{b.name}/{k}": v for k, v in arr.items()})
-        fst, farr = self.fusion_.get_state()
-        arrays.update({f"fusion/{k}": v for k, v in farr.items()})
-        ref = getattr(self, "reference_profile_", None)
-        if ref is not None and ref.n_images:
-            arrays.update({f"reference/{k}": v for k, v in ref.to_arrays().items()})
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        blob = buf.getvalue()
-        config = {"format": _FORMAT_NAME, "format_version": FORMAT_VERSION, "library_version": __version__,
-                  "params": self._model_params(), "branches": branches, "fusion": fst,
-                  "n_train": int(self.n_train_), "reference": self.reference_summary(),
-                  "arrays_sha256": hashlib.sha256(blob).hexdigest()}
-        for name, data in (("arrays.npz", blob), ("config.json", json.dumps(config, indent=2).encode())):
-            atomic_write_bytes(out / name, data)
-        return out
+        return write_model(Path(path), self.branches_, self.fusion_, getattr(self, "reference_profile_", None),
+                           {"params": self._model_params(), "n_train": int(self.n_train_),
+                            "reference": self.reference_summary()})
 
     def reference_summary(self) -> dict:
         """What the model was fitted on, for the fit summary, the model file, reports and the benchmark:
@@ -608,74 +459,20 @@ class HybridDetector:
         ``runtime=Runtime(backend=...)``.
         """
         p = Path(path)
-        cfg_path, arr_path = p / "config.json", p / "arrays.npz"
-        if not cfg_path.is_file() or not arr_path.is_file():
-            raise ModelFormatError(f"{p}: not a hybrid_drift model directory (needs config.json and arrays.npz)")
-        if cfg_path.stat().st_size > _MAX_CONFIG_BYTES:
-            raise ModelFormatError(f"{cfg_path}: {cfg_path.stat().st_size:,} bytes is too large for a model config")
+        m = read_model(p, cls._MODEL_PARAMS)
         try:
-            config = json.loads(cfg_path.read_bytes())
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise ModelFormatError(f"{cfg_path}: corrupted config ({type(exc).__name__}: {exc})") from exc
-        if not isinstance(config, dict) or config.get("format") != _FORMAT_NAME:
-            raise ModelFormatError(f"{cfg_path}: not a hybrid_drift detector config")
-        version = config.get("format_version")
-        if version not in (1, FORMAT_VERSION):
-            raise ModelFormatError(
-                f"{p}: saved with model format {version!r} (hybrid_drift {config.get('library_version')}); "
-                f"this hybrid_drift {__version__} reads formats 1 and {FORMAT_VERSION}. Refit the model "
-                "with this version.")
-        blob = arr_path.read_bytes() if arr_path.stat().st_size <= _MAX_ARRAYS_BYTES else None
-        if blob is None:
-            raise ModelFormatError(f"{arr_path}: {arr_path.stat().st_size:,} bytes is too large for a model")
-        want = config.get("arrays_sha256")
-        if version == FORMAT_VERSION and want != hashlib.sha256(blob).hexdigest():
-            raise ModelFormatError(f"{arr_path}: does not match {cfg_path.name} (SHA-256 differs: the files come "
-                                   "from different saves, or one was changed); save the model again")
-        arrays = _read_npz(arr_path, blob)
-        try:
-            if version == 1:
-                config, arrays = _migrate_v1(config, arrays)
-            if not isinstance(config.get("branches"), list) or not config["branches"]:
-                raise ValueError("'branches' must be a non-empty list")
-            branches = []
-            for st in config["branches"]:
-                name = st.get("name") if isinstance(st, dict) else None
-                if not isinstance(name, str):
-                    raise ValueError(f"branch without a name: {str(st)[:80]}")
-                prefix = f"branch/{name}/"
-                branches.append(Branch.from_state(st, {k[len(prefix):]: v for k, v in arrays.items()
-                                                       if k.startswith(prefix)}))
-            fusion = fusion_from_state(config.get("fusion"), {k[7:]: v for k, v in arrays.items()
-                                                              if k.startswith("fusion/")}, len(branches))
-            params = config.get("params")
-            if not isinstance(params, dict):
-                raise ValueError("'params' must be an object")
-            params = {k: v for k, v in params.items() if k in cls._MODEL_PARAMS}
-            det = cls(colour=False, cnn=False, extra_branches=tuple(branches), **params)
+            det = cls(colour=False, cnn=False, extra_branches=tuple(m.branches), **m.params)
             det._build_branches()  # validates fusion, calibration rule and branch names
             if det.reduce not in (1, 2, 4, 8, "auto"):
                 raise ValueError(f"reduce must be 1, 2, 4, 8 or 'auto', got {det.reduce!r}")
-            if type(fusion).kind != det.fusion:
-                raise ValueError(f"fusion state is {type(fusion).kind!r} but params say {det.fusion!r}")
-            n_train = config.get("n_train", 0)
-            if isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < 0:
-                raise ValueError(f"n_train must be a non-negative int, got {n_train!r}")
-        except ModelFormatError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+            if type(m.fusion).kind != det.fusion:
+                raise ValueError(f"fusion state is {type(m.fusion).kind!r} but params say {det.fusion!r}")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelFormatError(f"{p}: inconsistent model files ({type(exc).__name__}: {exc})") from exc
-        ref = {k[10:]: v for k, v in arrays.items() if k.startswith("reference/")}
-        if ref:
-            from .monitor.profile import BatchProfile
-            try:
-                det.reference_profile_ = BatchProfile.from_arrays(ref)
-            except (KeyError, ValueError) as exc:
-                raise ModelFormatError(f"{p}: inconsistent reference profile ({exc})") from exc
-        det.branches_ = branches
-        det.fusion_ = fusion
-        det.n_train_ = n_train
-        det.input_order_, det.order_check_ = _read_reference(config.get("reference"), p)
+        if m.reference_profile is not None:
+            det.reference_profile_ = m.reference_profile
+        det.branches_, det.fusion_, det.n_train_ = m.branches, m.fusion, m.n_train
+        det.input_order_, det.order_check_ = m.input_order, m.order_check
         det.fit_errors_ = pd.DataFrame({"path": [], "error": []})
         if backend is not None:
             runtime = (runtime or Runtime()).replace(backend=backend)

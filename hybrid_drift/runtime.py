@@ -25,7 +25,7 @@ from pathlib import Path
 from .features.runners import BACKENDS
 from .io.decode import DEFAULT_MAX_PIXELS
 
-__all__ = ["Runtime", "BACKENDS", "DEVICES"]
+__all__ = ["Runtime", "RuntimeOwner", "BACKENDS", "DEVICES", "UNSET"]
 
 #: where the CNN runs: ``auto`` = a GPU when a runtime here can use one, else the CPU
 DEVICES = ("auto", "cpu", "cuda")
@@ -100,10 +100,74 @@ class Runtime:
         """``device="cuda"`` on a machine where no runtime sees a GPU: one clear line, before any work."""
         if self.device != "cuda":
             return
-        from .features.cnn import _cuda_available
-        from .features.runners import _ort_cuda
-        if not (_cuda_available() or _ort_cuda()):
+        from .features import runners
+        if not (runners.cuda_available() or runners._ort_cuda()):
             from .exceptions import BackboneUnavailableError
             raise BackboneUnavailableError(
                 "device='cuda' but no GPU runtime here (PyTorch sees no CUDA device and ONNX Runtime has no "
                 "CUDAExecutionProvider); use device='auto' or 'cpu'")
+
+
+class _Unset:
+    """A deprecated constructor shortcut that was not given (one instance, also after copy or pickle)."""
+
+    _one = None
+
+    def __new__(cls):
+        if cls._one is None:
+            cls._one = super().__new__(cls)
+        return cls._one
+
+    def __reduce__(self):
+        return _Unset, ()
+
+    def __repr__(self):
+        return "<unset>"
+
+
+UNSET = _Unset()
+
+
+class RuntimeOwner:
+    """What owning a :class:`Runtime` means for an estimator (mixed into the detector).
+
+    The host stores ``runtime`` (None: not given) and the deprecated shortcuts named in
+    ``_RUNTIME_SHORTCUTS`` (:data:`UNSET` when not given), and says which parts run it
+    (``_runtime_targets()``: objects with a ``bind(runtime)`` method).
+    """
+
+    _RUNTIME_SHORTCUTS = ("workers", "max_pixels", "progress")
+
+    @property
+    def runtime_(self) -> Runtime:
+        """The runtime in effect: ``runtime`` (default :class:`Runtime`) with the deprecated shortcuts applied."""
+        rt = self.runtime if self.runtime is not None else Runtime()
+        legacy = {k: getattr(self, k) for k in self._RUNTIME_SHORTCUTS if getattr(self, k) is not UNSET}
+        return rt.replace(**legacy) if legacy else rt
+
+    def _binds(self) -> bool:
+        """Whether a runtime was given (then it is handed to the parts; else they keep their own settings)."""
+        return self.runtime is not None or any(getattr(self, k) is not UNSET for k in self._RUNTIME_SHORTCUTS)
+
+    def bind(self, runtime: Runtime):
+        """Run on ``runtime`` from now on (the fitted parts, and those the next ``fit`` builds).
+
+        The one way to change how a model runs after construction (backend, device, threads,
+        workers, cache, progress, pixel guard); a runtime that cannot run here (a backend not
+        installed, ``device="cuda"`` without a GPU) is an error naming it. Returns self.
+        """
+        if not isinstance(runtime, Runtime):
+            raise TypeError(f"runtime must be a hybrid_drift.Runtime, got {type(runtime).__name__}")
+        for k in self._RUNTIME_SHORTCUTS:
+            setattr(self, k, UNSET)
+        self.runtime = runtime
+        for part in self._runtime_targets():
+            part.bind(runtime)
+        return self
+
+    def set_backend(self, backend: str):
+        """Deprecated: ``bind(model.runtime_.replace(backend=...))``. Returns self."""
+        import warnings
+        warnings.warn(f"{type(self).__name__}.set_backend is deprecated; use bind(model.runtime_.replace("
+                      "backend=...)) or load(path, runtime=Runtime(backend=...))", DeprecationWarning, stacklevel=2)
+        return self.bind(self.runtime_.replace(backend=backend))

@@ -4,6 +4,8 @@ modules, top level and inside functions, read from the source with `ast`."""
 import ast
 from pathlib import Path
 
+import pytest
+
 PKG = Path(__file__).resolve().parents[1] / "hybrid_drift"
 
 
@@ -58,3 +60,21 @@ def test_no_import_circle_between_the_package_modules():
     for m in sorted(graph):
         if m not in state:
             visit(m)
+
+
+def test_branch_settings_are_checked_by_one_table_and_take_effect_after_construction():
+    from hybrid_drift import CNNBranch, ColourBranch, LightBranch, LocalBranch
+    from hybrid_drift.branches.params import check_params
+    c = ColourBranch()
+    c.bins = 16  # derived objects are built from the settings when needed, not frozen in __init__
+    assert c.feature_extractor.n_features == ColourBranch(bins=16).feature_extractor.n_features
+    n = CNNBranch(augment=0)
+    n.image_size = (96, 128)
+    assert n.embedder.image_size == (96, 128)
+    for make, bad in ((ColourBranch, dict(bins=1)), (ColourBranch, dict(distance="cosine")),
+                      (CNNBranch, dict(pool="median")), (CNNBranch, dict(image_size=8)),
+                      (LocalBranch, dict(grid=(0, 4))), (LightBranch, dict(margin=0.5))):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            make(**bad)
+    with pytest.raises(ValueError, match="bins"):  # the same table checks a saved model's settings
+        check_params(ColourBranch, {"bins": 1000})

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hybrid_drift import HybridDetector, ModelFormatError
-from hybrid_drift.branches_local import LightBranch, LocalBranch
+from hybrid_drift.branches.local import LightBranch, LocalBranch
 from hybrid_drift.corruptions import CAMERA_FAULTS, apply_corruption, get_corruption
 from hybrid_drift.features.local import CellFeatures, LightFeatures
 from hybrid_drift.scorers import CellScorer, RangeScorer

@@ -33,8 +33,8 @@ import pandas as pd
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
 from .._version import __version__
-from ..branches import Branch, CNNBranch, ColourBranch, MinMaxBranch
-from ..branches_local import LightBranch, LocalBranch
+from ..branches import Branch, CNNBranch, ColourBranch, LightBranch, LocalBranch, MinMaxBranch
+
 from ..datasets.manifest import Dataset, read_manifest
 from ..detector import HybridDetector
 from ..runtime import Runtime

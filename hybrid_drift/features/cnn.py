@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..exceptions import BackboneUnavailableError
+from .runners import cuda_available as _cuda_available
 
 __all__ = ["BackboneSpec", "Embedder", "register_backbone", "available_backbones", "file_sha256"]
 
@@ -186,16 +187,7 @@ register_backbone(BackboneSpec(
     taps={"layer1": ("4", 64), "layer2": ("5", 128), "layer3": ("6", 256)},
     locate=_locate_resnet18))
 
-_POOLS = ("avg", "max", "avgmax")
-
-
-def _cuda_available() -> bool:
-    """Whether PyTorch sees a GPU (imports torch only when it is installed: it is a dependency)."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return False
-    return torch.cuda.is_available()
+POOLS = ("avg", "max", "avgmax")
 
 
 class Embedder:
@@ -245,8 +237,8 @@ class Embedder:
         if backbone not in _REGISTRY:
             raise BackboneUnavailableError(
                 f"unknown backbone {backbone!r}; available: {', '.join(available_backbones())}")
-        if pool not in _POOLS:
-            raise ValueError(f"pool must be one of {_POOLS}, got {pool!r}")
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.spec = _REGISTRY[backbone]

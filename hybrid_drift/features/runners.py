@@ -71,6 +71,15 @@ def resolve_backend(backend: str, device: str, precision: str = "fp32") -> str:
     return backend
 
 
+def cuda_available() -> bool:
+    """Whether PyTorch sees a GPU (imports torch only when it is installed: it is a dependency)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return False
+    return torch.cuda.is_available()
+
+
 def _ort_cuda() -> bool:
     if not backend_available("onnxruntime"):
         return False

@@ -128,7 +128,7 @@ class _StatsFeatures:
         self.feature_names = list(features)
 
     def prepare(self, img):
-        from ..branches import _hsv
+        from ..branches.colour import hsv as _hsv
         hsv = _hsv(img, self.min_side)
         extra = {}
         for name in self.feature_names:

@@ -20,19 +20,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .branches import Branch
-from .features.local import LIGHT_STATS, CellFeatures, LightFeatures
-from .scorers import CellScorer, RangeScorer
+from ..scorers.distances import DISTANCES
+from .base import Branch
+from .params import Int, IntPair, Num, Options
+from ..features.local import LIGHT_STATS, CellFeatures, LightFeatures
+from ..scorers import CellScorer, RangeScorer
 
 __all__ = ["LocalBranch", "LightBranch", "LIGHT_FLOORS"]
 
 #: smallest unit of each light statistic (luminance 0-255 levels; CIELAB a*, b*, chroma)
 LIGHT_FLOORS = (2.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0)
-
-
-def _number(name, v, lo, hi):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-        raise ValueError(f"{name} must be a number in [{lo}, {hi}], got {v!r}")
 
 
 class LocalBranch(Branch):
@@ -57,25 +54,16 @@ class LocalBranch(Branch):
 
     default_name = "local"
     _config_keys = ("grid", "level_bins", "edge_bins", "distance", "unit_quantile", "floor", "margin", "min_side")
+    _parameter_constraints = {"grid": IntPair(1, 32), "level_bins": Int(2, 64), "edge_bins": Int(2, 64),
+                              "distance": Options(tuple(DISTANCES)), "unit_quantile": Num(0.5, 1),
+                              "floor": Num(1e-6, 1), "margin": Num(1, 1e6), "min_side": Int(1, 4096)}
 
     def __init__(self, grid=(6, 8), level_bins: int = 12, edge_bins: int = 6, distance: str = "hellinger",
                  unit_quantile: float = 1.0, floor: float = 0.5, margin: float = 1.5, min_side: int = 128):
         self.grid, self.level_bins, self.edge_bins = tuple(grid), level_bins, edge_bins
         self.distance, self.unit_quantile, self.floor = distance, unit_quantile, floor
-        self.margin, self.min_side = margin, int(min_side)
-
-    @classmethod
-    def _check_saved_config(cls, cfg):
-        grid = cfg.get("grid", (6, 8))
-        if not (isinstance(grid, tuple) and len(grid) == 2 and all(isinstance(g, int) and 1 <= g <= 32 for g in grid)):
-            raise ValueError(f"grid must be two ints in 1..32, got {grid!r}")
-        for k in ("level_bins", "edge_bins"):
-            v = cfg.get(k, 8)
-            if isinstance(v, bool) or not isinstance(v, int) or not 2 <= v <= 64:
-                raise ValueError(f"{k} must be an int in 2..64, got {v!r}")
-        _number("margin", cfg.get("margin", 1.5), 1, 1e6)
-        _number("unit_quantile", cfg.get("unit_quantile", 1.0), 0.5, 1)
-        _number("floor", cfg.get("floor", 0.5), 1e-6, 1)
+        self.margin, self.min_side = margin, min_side
+        self._check_params()
 
     @property
     def feature_extractor(self) -> CellFeatures:
@@ -121,17 +109,14 @@ class LightBranch(Branch):
 
     default_name = "light"
     _config_keys = ("margin", "min_side")
+    _parameter_constraints = {"margin": Num(1, 1e6), "min_side": Int(1, 4096)}
 
     def __init__(self, margin: float = 1.5, min_side: int = 128):
-        self.margin, self.min_side = margin, int(min_side)
-        self._feat = LightFeatures()
-
-    @classmethod
-    def _check_saved_config(cls, cfg):
-        _number("margin", cfg.get("margin", 1.5), 1, 1e6)
+        self.margin, self.min_side = margin, min_side
+        self._check_params()
 
     def prepare(self, img):
-        return self._feat.transform(img.at_side(self.min_side))
+        return LightFeatures().transform(img.at_side(self.min_side))
 
     def features(self, prepared, images):
         return np.stack(prepared).astype(np.float32) if prepared else np.empty((0, len(LIGHT_STATS)), np.float32)
