@@ -78,3 +78,31 @@ def test_branch_settings_are_checked_by_one_table_and_take_effect_after_construc
             make(**bad)
     with pytest.raises(ValueError, match="bins"):  # the same table checks a saved model's settings
         check_params(ColourBranch, {"bins": 1000})
+
+
+def test_the_command_line_reads_choices_and_defaults_from_the_library():
+    from hybrid_drift import CNNBranch, ColourBranch, HybridDetector
+    from hybrid_drift.cli import _parser
+    from hybrid_drift.runtime import BACKENDS
+    from hybrid_drift.scorers.distances import DISTANCES
+    sub = next(a for a in _parser()._actions if a.dest == "cmd").choices
+    opts = {a.dest: a for a in sub["fit"]._actions}
+    assert tuple(opts["distance"].choices) == tuple(DISTANCES)
+    assert opts["distance"].default == ColourBranch().distance and opts["bins"].default == ColourBranch().bins
+    assert tuple(opts["grid"].default) == ColourBranch().grid and opts["pool"].default == CNNBranch().pool
+    assert opts["fpr"].default == HybridDetector().fpr and opts["k"].default == HybridDetector().k
+    for cmd in ("bench", "fit", "score", "report", "monitor", "watch"):
+        assert tuple({a.dest: a for a in sub[cmd]._actions}["backend"].choices) == BACKENDS
+
+
+def test_no_module_writes_another_objects_runtime_fields():
+    """How a model runs is set through Runtime and bind(), never by assigning another object's attributes."""
+    import re
+    pattern = re.compile(r"(?<!self)\.(_cache|cache_dir|workers|progress|max_pixels|backend)\s*=[^=]")
+    offenders = []
+    for path in PKG.rglob("*.py"):
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0]
+            if pattern.search(code) and not re.search(r"\ba\.\w+\s*=", code):  # argparse namespaces are the CLI's own
+                offenders.append(f"{path.relative_to(PKG)}:{i}: {line.strip()}")
+    assert not offenders, offenders

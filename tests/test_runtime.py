@@ -177,7 +177,6 @@ def test_a_runtime_given_once_reaches_the_cnn_runner_on_every_path(frames, tmp_p
 
 
 def test_runtime_settings_are_checked_in_one_place_and_cuda_without_a_gpu_fails_in_one_line(monkeypatch):
-    from hybrid_drift.cli import main
     for bad in (dict(backend="tensorrt"), dict(device="tpu"), dict(threads=0), dict(workers=-1),
                 dict(cache=3), dict(progress="yes"), dict(max_pixels=0)):
         with pytest.raises(ValueError):

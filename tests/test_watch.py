@@ -318,7 +318,7 @@ def test_an_rtsp_stream_served_by_vlc_is_scored(model, data_dir):
 
 
 def test_a_slow_scorer_drops_the_oldest_frames_and_counts_them_but_never_a_status_event():
-    from hybrid_drift.watch.sources import Frame, Reader, Status
+    from hybrid_drift.watch.readers import Frame, Reader, Status
     r = Reader("c", "rtsp://127.0.0.1:9/never-opened", queue=4)  # a live source: it never waits for scoring
     r._put(Status("c", "disconnect", 0.0, 0.0), droppable=False)
     for i in range(20):

@@ -24,7 +24,7 @@ from hybrid_drift import HybridDetector
 from hybrid_drift.cli import main
 from hybrid_drift.watch import watch
 from conftest import write_video as _video
-from hybrid_drift.watch.outputs import EventFile, Webhook, redact_url, strict_json
+from hybrid_drift.watch.sinks import EventFile, Webhook, redact_url, strict_json
 
 
 def _strict_lines(text: str) -> list[dict]:
@@ -119,7 +119,7 @@ def test_a_malformed_reply_or_a_redirect_never_stops_later_deliveries(caplog):
     try:
         _Receiver.garbage, _Receiver.bodies = 2, []
         hook = Webhook(f"http://user:pw@127.0.0.1:{port}/alerts?token=s3cret", retries=0, timeout=2)
-        with caplog.at_level(logging.WARNING, logger="hybrid_drift.watch.outputs"):
+        with caplog.at_level(logging.WARNING, logger="hybrid_drift.watch.sinks"):
             for i in range(4):
                 hook.post({"n": i, "score": float("nan")})
             assert _wait(lambda: hook.sent + hook.failed == 4)
@@ -156,7 +156,7 @@ def test_the_webhook_timeout_is_a_deadline_per_request_not_per_read():
 def test_webhook_outcomes_are_in_the_metrics():
     from prometheus_client import generate_latest
 
-    from hybrid_drift.watch.outputs import Metrics
+    from hybrid_drift.watch.sinks import Metrics
     hook = Webhook("http://127.0.0.1:9/nothing-listens", retries=0, timeout=1)
     m = Metrics(0)
     try:
@@ -444,3 +444,52 @@ def test_a_dead_stream_leaves_no_raw_decoder_lines_on_stderr(model, tmp_path):
     assert proc.returncode == 0
     assert "[tcp @" not in err and "VIDEOIO" not in err, err  # FFmpeg's and OpenCV's own lines
     assert "disconnect 1" in err  # the summary counts the outage once
+
+
+def test_each_camera_takes_its_own_settings_from_the_cameras_file(model, frames, tmp_path, capsys):
+    """A [[camera]] table may set its own fps, settle and health limits; wrong types and ranges exit 2 naming
+    the key, the camera and the file."""
+    normal = frames[100:160]
+    video = _video(tmp_path / "frozen.avi", normal[:20] + [normal[20]] * 30 + normal[20:60])  # a 3 s freeze
+    cfg = tmp_path / "cameras.toml"
+    cfg.write_text(f'[[camera]]\nname = "strict"\nsource = "{video}"\nmodel = "{model}"\n\n'
+                   f'[[camera]]\nname = "lenient"\nsource = "{video}"\nmodel = "{model}"\nfrozen_seconds = 60\n'
+                   f'outlier_k = 5\n')
+    events = tmp_path / "events.jsonl"
+    assert main(["watch", "--config", str(cfg), "--events", str(events), "--no-drift", "--no-progress"]) == 0
+    alerts = [e for e in _strict_lines(events.read_text()) if e["type"] == "alert" and e.get("ongoing")]
+    assert {(e["camera"], e["kind"]) for e in alerts if e["kind"] == "frozen"} == {("strict", "frozen")}
+    for body, why in (("frozen_seconds = \"5\"", "frozen_seconds must be a number"),
+                      ("outlier_k = 9\noutlier_n = 5", "outlier_k"), ("settle = -1", "settle"),
+                      ("drift_window = 0", "drift_window")):
+        cfg.write_text(f'[[camera]]\nname = "gate"\nsource = "{video}"\nmodel = "{model}"\n{body}\n')
+        capsys.readouterr()
+        assert main(["watch", "--config", str(cfg), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert why in err and "'gate'" in err and str(cfg) in err
+
+
+def test_the_service_loads_each_model_once_and_fails_before_any_stream_opens(model, frames, tmp_path, monkeypatch):
+    from hybrid_drift.watch import readers
+    from hybrid_drift.watch.config import CameraSpec
+    from hybrid_drift.watch.service import run_service
+    from hybrid_drift.watch.sinks import Sinks
+    video = _video(tmp_path / "v.avi", frames[100:120])
+    loads, starts = [], []
+    real_load = HybridDetector.load.__func__
+    monkeypatch.setattr(HybridDetector, "load", classmethod(lambda cls, p, **kw: loads.append(p) or
+                                                            real_load(cls, p, **kw)))
+    _orig = readers.Reader.start
+
+    def _start(self):
+        starts.append(self.camera)
+        return _orig(self)
+    monkeypatch.setattr(readers.Reader, "start", _start)
+    specs = [CameraSpec("a", str(video), str(model)), CameraSpec("b", str(video), str(model))]
+    res = run_service(specs, Sinks(), max_frames=5, drift=False)
+    assert loads == [str(model)] and sorted(starts) == ["a", "b"] and res.stats.scored == {"a": 5, "b": 5}
+    loads.clear(), starts.clear()
+    with pytest.raises(Exception, match="not a hybrid_drift model"):
+        run_service([CameraSpec("a", str(video), str(model)), CameraSpec("c", str(video), str(tmp_path / "none"))],
+                    Sinks(), max_frames=5)
+    assert starts == []  # no stream was opened

@@ -81,6 +81,8 @@ class CNNBranch(Branch):
                               "batch_size": Int(1, 100_000), "device": Options(DEVICES),
                               "precision": Options(PRECISIONS), "weights_sha256": Hex64()}
     _saved_required = ("weights_sha256",)
+    #: network input (height, width) when ``image_size`` is None: half of a 768x576 frame
+    DEFAULT_IMAGE_SIZE = (288, 384)
 
     def __init__(self, backbone: str = "efficientnet_lite0", weights: str | None = None, pool: str = "max",
                  layers=None, image_size=None, n_components="auto", augment: int = 1000, batch_size: int = 32,
@@ -90,7 +92,7 @@ class CNNBranch(Branch):
             layers = ("block10", "head") if backbone == "efficientnet_lite0" else ("head",)
         self.layers = tuple(layers)
         if image_size is None:
-            image_size = (288, 384)
+            image_size = self.DEFAULT_IMAGE_SIZE
         self.image_size = tuple(image_size) if isinstance(image_size, (list, tuple)) else image_size
         self.backbone, self.weights, self.pool, self.n_components = backbone, weights, pool, n_components
         self.augment = augment

@@ -6,7 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "PartialOutput", "OutputBusyError"]
+__all__ = ["atomic_write_bytes", "PartialOutput", "OutputBusyError", "TABLE_FORMATS", "write_table",
+           "stream_csv", "TableCounts"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -76,3 +77,55 @@ class PartialOutput:
     def __exit__(self, *exc):
         self.fh.close()  # releases the lock
         return False
+
+
+#: what a score table can be written as, by extension
+TABLE_FORMATS = (".csv", ".parquet")
+
+
+class TableCounts:
+    """Rows, outliers and unreadable inputs of a score table, counted as it is written."""
+
+    def __init__(self):
+        self.rows = self.outliers = self.errors = 0
+
+    def add(self, part) -> None:
+        self.rows += len(part)
+        self.outliers += int(part["is_outlier"].fillna(False).sum())
+        self.errors += int(part["error"].notna().sum())
+
+
+def stream_csv(parts, out: str | os.PathLike) -> TableCounts:
+    """Write score tables chunk by chunk to the CSV ``out``: constant memory whatever the number of
+    images; whole or visibly partial (``out.partial`` until the last chunk, renamed then).
+
+    On Ctrl-C the partial file is flushed and kept, and the ``KeyboardInterrupt`` carries
+    ``rows`` (written so far) and ``partial`` (its path) for the message.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    counts = TableCounts()
+    with PartialOutput(out) as po:
+        try:
+            for part in parts:
+                part.to_csv(po.fh, index=False, header=(counts.rows == 0), lineterminator="\n")
+                counts.add(part)
+        except KeyboardInterrupt as exc:
+            po.fh.flush()
+            exc.rows, exc.partial = counts.rows, po.partial
+            raise
+        po.commit()
+    return counts
+
+
+def write_table(table, out: str | os.PathLike) -> Path:
+    """Write a whole score table to ``out`` (``.parquet``, else CSV), whole or not at all."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with PartialOutput(out) as po:
+        if out.suffix == ".parquet":
+            table.to_parquet(po.partial, index=False)
+        else:
+            table.to_csv(po.fh, index=False, lineterminator="\n")
+        po.commit()
+    return out

@@ -162,8 +162,9 @@ class DriftMonitor:
             return float(self.min_change.get(check, 0.0))
         return float(self.min_change)
 
-    def _validate(self):
-        """Check the settings (ValueError naming the parameter); called by :meth:`fit`."""
+    def validate(self) -> None:
+        """Check the settings (ValueError or TypeError naming the parameter): :meth:`fit` does, and a caller
+        can before any data is read."""
         def number(name, v, lo, hi, lo_open=False, hi_open=False):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or \
                     not ((v > lo) if lo_open else (v >= lo)) or not ((v < hi) if hi_open else (v <= hi)):
@@ -185,7 +186,7 @@ class DriftMonitor:
     # ------------------------------------------------------------------ fit
     def fit(self, baseline: BatchProfile, labels=None) -> DriftMonitor:
         """Learn the reference and the alert thresholds from a baseline profile."""
-        self._validate()
+        self.validate()
         t = baseline.table[baseline.table["error"].isna()].reset_index(drop=True)
         n = len(t)
         if n < 2 * self.chunk:

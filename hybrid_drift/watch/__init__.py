@@ -5,7 +5,8 @@
 
 from .health import ALERT_KINDS, CameraHealth, HealthSettings
 from .runner import WatchStats, watch
-from .sources import CameraSpec, Reader, read_config, source_kind
+from .config import CameraSpec, read_config
+from .readers import Reader, source_kind
 
 __all__ = ["watch", "WatchStats", "HealthSettings", "CameraHealth", "ALERT_KINDS", "CameraSpec", "Reader",
            "read_config", "source_kind"]

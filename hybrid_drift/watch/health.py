@@ -19,7 +19,7 @@
                 ``outlier_n`` scored frames are flagged, closes when none of them is;
 ``drift``       the monitor's calibrated checks on each window of ``drift_window`` scored
                 frames against the model's reference period (when the model carries it);
-``disconnect`` / ``reconnect``  from the reader (see :mod:`.sources`).
+``disconnect`` / ``reconnect``  from the reader (see :mod:`.readers`).
 
 An alert is reported when it opens (``"ongoing": true``) and when it closes
 (``"end_frame"``), with its evidence.

@@ -30,7 +30,7 @@ import socket
 import urllib.parse
 
 from .health import ALERT_KINDS
-from .outputs import redact_url, strict_json
+from .wire import redact_url, strict_json
 
 __all__ = ["MqttSink", "parse_mqtt_url"]
 

@@ -25,14 +25,15 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .health import CameraHealth, HealthSettings
-from .sources import CameraSpec, Frame, Reader, Status
+from .config import CameraSpec
+from .readers import Frame, Reader, Status
 
-__all__ = ["watch", "WatchStats"]
+__all__ = ["watch", "WatchStats", "live_runtime"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ class _Camera:
     def __init__(self, spec: CameraSpec, detector, settings: HealthSettings, *, realtime: bool, queue: int,
                  drift: bool, settle: float, stall: float = 10.0):
         self.spec, self.det = spec, detector
+        settings = replace(settings, **spec.health) if spec.health else settings  # the camera's own limits
+        settle = settle if spec.settle is None else spec.settle
         self.reader = Reader(spec.name, spec.source, fps=spec.fps, realtime=realtime, queue=queue, settle=settle,
                              stall=stall)
         monitor, ref_res = None, None
@@ -85,6 +88,13 @@ class _Camera:
         self.snapshots = None
         self.last_index = -1
         self.last_t = 0.0
+
+
+def live_runtime(runtime=None):
+    """``runtime`` (default :class:`~hybrid_drift.runtime.Runtime`) as a watch runs it: live frames are
+    seen once, so caching their features would only churn the disk; no progress bars."""
+    from ..runtime import Runtime
+    return (runtime or Runtime()).replace(cache=False, progress=False)
 
 
 def watch(sources, model, *, fps: float | None = None, realtime: bool = False, max_frames: int | None = None,
@@ -140,17 +150,15 @@ def watch(sources, model, *, fps: float | None = None, realtime: bool = False, m
              for i, s in enumerate(sources if isinstance(sources, (list, tuple)) else [sources])]
     models: dict[str, HybridDetector] = {}
 
-    from ..runtime import Runtime
-
-    def live(base: Runtime) -> Runtime:  # live frames are seen once: caching their features would churn the disk
-        base = base.replace(cache=False, progress=False)
-        return base.replace(backend=backend) if backend is not None else base
+    if backend is not None:
+        from ..runtime import Runtime
+        runtime = (runtime or Runtime()).replace(backend=backend)
 
     def load(path):
         if isinstance(path, HybridDetector):  # a detector given whole keeps its runtime, without the cache
-            return path.bind(live(runtime or path.runtime_))
+            return path.bind(live_runtime(runtime or path.runtime_))
         if path not in models:
-            models[path] = HybridDetector.load(path, runtime=live(runtime or Runtime()))
+            models[path] = HybridDetector.load(path, runtime=live_runtime(runtime))
         return models[path]
 
     cams = []

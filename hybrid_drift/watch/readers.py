@@ -15,8 +15,7 @@ import stat
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -359,58 +358,3 @@ class Reader:
                                     display_id(n), img.error))
                 index += 1
             self._stop.wait(self.poll)
-
-
-@dataclass
-class CameraSpec:
-    """One camera of a watch: a name, a source and its model folder (from the CLI or a config file)."""
-
-    name: str
-    source: str
-    model: str
-    fps: float | None = None
-    options: dict = field(default_factory=dict)
-
-
-#: the keys a [[camera]] table may hold (a typo such as ``fsp`` is an error, not silently ignored)
-CAMERA_KEYS = ("name", "source", "model", "fps")
-_NAME_OK = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-
-def read_config(path: str | os.PathLike) -> list[CameraSpec]:
-    """Cameras from a TOML file::
-
-        [[camera]]
-        name = "gate"
-        source = "rtsp://10.0.0.7/stream1"
-        model = "models/gate"
-        fps = 2            # optional
-    """
-    import tomllib
-    try:
-        cfg = tomllib.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read the cameras file ({exc})") from exc
-    cams = cfg.get("camera")
-    if not isinstance(cams, list) or not cams:
-        raise ValueError(f"{path}: needs one or more [[camera]] tables with name, source and model")
-    out, names = [], set()
-    for i, c in enumerate(cams):
-        if not isinstance(c, dict) or not all(isinstance(c.get(k), str) and c.get(k) for k in ("name", "source",
-                                                                                                  "model")):
-            raise ValueError(f"{path}: camera {i + 1} needs name, source and model (strings)")
-        unknown = sorted(set(c) - set(CAMERA_KEYS))
-        if unknown:
-            raise ValueError(f"{path}: camera {c['name']!r}: unknown key(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(CAMERA_KEYS)}")
-        if not _NAME_OK.fullmatch(c["name"]):
-            raise ValueError(f"{path}: camera name {c['name']!r} must be 1-64 letters, digits, '.', '_' or '-' "
-                             "(it labels metrics and summary lines)")
-        if c["name"] in names:
-            raise ValueError(f"{path}: camera name {c['name']!r} is used twice")
-        names.add(c["name"])
-        fps = c.get("fps")
-        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0):
-            raise ValueError(f"{path}: camera {c['name']!r}: fps must be a number > 0")
-        out.append(CameraSpec(c["name"], c["source"], c["model"], fps))
-    return out

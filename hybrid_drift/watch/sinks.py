@@ -1,4 +1,4 @@
-"""Where a watch's events go: a JSON-lines file, a webhook, Prometheus metrics.
+"""Where a watch's events go: a JSON-lines file, a webhook, Prometheus metrics, MQTT (:mod:`.mqtt`).
 
 None of them may slow scoring down: the events file is appended and flushed per event;
 the webhook posts from its own thread out of a bounded queue (retries with back-off,
@@ -9,9 +9,7 @@ metrics are served by ``prometheus_client`` from its own thread.
 from __future__ import annotations
 
 import http.client
-import json
 import logging
-import math
 import queue
 import socket
 import threading
@@ -20,55 +18,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-__all__ = ["EventFile", "Webhook", "Metrics", "strict_json", "redact_url"]
+from .wire import host_port, redact_url, strict_json
+
+__all__ = ["EventFile", "Webhook", "Metrics", "Sinks", "strict_json", "redact_url"]
 
 log = logging.getLogger(__name__)
-
-
-def _plain(o):
-    """JSON-able ``o`` with every float that JSON cannot hold (NaN, +-inf) as None."""
-    import numpy as np
-    if isinstance(o, dict):
-        return {str(k): _plain(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_plain(v) for v in o]
-    if isinstance(o, np.generic):
-        o = o.item()
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if o is None or isinstance(o, (str, int, bool)):
-        return o
-    return str(o)
-
-
-def strict_json(event: dict) -> str:
-    """``event`` as strict JSON (RFC 8259): NaN and infinities become ``null``, never a bare ``NaN``.
-
-    Every document a watch emits (events file, stdout, webhook body) goes through here: a
-    receiver's JSON parser must never choke on one, and a writer must never refuse one.
-
-    >>> strict_json({"threshold": float("nan"), "fused": float("inf"), "ok": 1.5})
-    '{"threshold": null, "fused": null, "ok": 1.5}'
-    """
-    return json.dumps(_plain(event), allow_nan=False)
-
-
-def _netloc(u: urllib.parse.SplitResult) -> str:
-    """Host and port of a split URL, without user name or password."""
-    return (u.hostname or "") + (f":{u.port}" if u.port else "")
-
-
-def redact_url(url: str) -> str:
-    """``url`` for a log line: no user name, password, query or fragment (tokens live there).
-
-    >>> redact_url("https://user:secret@hooks.example:8443/alerts?token=abc")
-    'https://hooks.example:8443/alerts?…'
-    """
-    try:
-        u = urllib.parse.urlsplit(url)
-        return urllib.parse.urlunsplit((u.scheme, _netloc(u), u.path, "", "")) + ("?…" if u.query else "")
-    except ValueError:
-        return "<url>"
 
 
 class EventFile:
@@ -156,7 +110,7 @@ class Webhook:
             import base64
             cred = f"{urllib.parse.unquote(u.username)}:{urllib.parse.unquote(u.password or '')}"
             self._headers["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
-            url = urllib.parse.urlunsplit((u.scheme, _netloc(u), u.path, u.query, u.fragment))
+            url = urllib.parse.urlunsplit((u.scheme, host_port(u), u.path, u.query, u.fragment))
         self._target = url
         self._conns = _Tracked()
         self._opener = urllib.request.build_opener(_NoRedirect(), *self._conns.handlers)
@@ -248,6 +202,27 @@ class Metrics:
         for outcome in ("sent", "failed", "dropped"):
             g.labels(outcome).set_function(lambda o=outcome: getattr(hook, o))
 
+    def record(self, ev: dict, stats) -> None:
+        """Count one watch event (a frame or an alert) and bring the read/dropped counters up to ``stats``."""
+        cam = ev["camera"]
+        if ev["type"] == "frame":
+            self.frames_scored.labels(cam).inc()
+            if ev.get("is_outlier"):
+                self.outliers.labels(cam).inc()
+            for b, v in (ev.get("scores") or {}).items():
+                if v is not None:
+                    self.last_score.labels(cam, b).set(v)
+            if ev.get("fused") is not None:
+                self.last_score.labels(cam, "fused").set(ev["fused"])
+            self.stream_up.labels(cam).set(1)
+            self.seen(cam, time.time())
+        else:
+            if ev.get("ongoing") or ev.get("kind") == "reconnect":
+                self.alerts.labels(cam, ev["kind"]).inc()
+            if ev["kind"] == "disconnect":
+                self.stream_up.labels(cam).set(0 if ev.get("ongoing") else 1)
+        self.sync_counts(cam, stats.read.get(cam, 0), stats.dropped.get(cam, 0))
+
     def sync_counts(self, camera: str, read: int, dropped: int) -> None:
         """Bring the read / dropped counters up to the reader's totals."""
         last = self._counts.get(camera, (0, 0))
@@ -264,3 +239,49 @@ class Metrics:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+class Sinks:
+    """Every output of a watch together: each event goes to the events file (or, without one, each
+    alert to ``echo`` as a line of JSON), each alert to the webhook and MQTT, each event to the metrics.
+
+    Built from plain settings (each None = off); :meth:`close` flushes and stops them all, and
+    :meth:`summary_lines` says what the webhook delivered.
+    """
+
+    def __init__(self, *, events=None, webhook: str | None = None, metrics_port: int | None = None,
+                 metrics_addr: str = "127.0.0.1", mqtt: str | None = None, cameras=(), echo=None):
+        self.events = EventFile(events) if events else None
+        self.webhook = Webhook(webhook) if webhook else None
+        self.metrics = Metrics(metrics_port, metrics_addr) if metrics_port else None
+        if self.metrics and self.webhook:
+            self.metrics.track_webhook(self.webhook)
+        self.mqtt = None
+        if mqtt:
+            from .mqtt import MqttSink
+            self.mqtt = MqttSink(mqtt, list(cameras))
+        self.echo = echo if echo is not None and not events else None
+
+    def emit(self, ev: dict, stats) -> None:
+        if self.events:
+            self.events.write(ev)
+        if ev["type"] == "alert":
+            if self.webhook:
+                self.webhook.post(ev)
+            if self.mqtt:
+                self.mqtt.publish(ev)
+            if self.echo:
+                self.echo(strict_json(ev))
+            log.info("%s: %s alert %s", ev["camera"], ev["kind"], "opened" if ev.get("ongoing") else "closed")
+        if self.metrics:
+            self.metrics.record(ev, stats)
+
+    def close(self) -> None:
+        for sink in (self.events, self.webhook, self.mqtt, self.metrics):
+            if sink is not None:
+                sink.close()
+
+    def summary_lines(self) -> list[str]:
+        h = self.webhook
+        return [] if h is None else [f"webhook: {h.sent} alerts delivered, {h.failed} failed, {h.dropped} dropped "
+                                     f"(queue full), {h.q.qsize()} not sent at exit"]

@@ -1,0 +1,118 @@
+"""``fit``: fit a detector on normal images and save it."""
+
+from __future__ import annotations
+
+import sys
+
+from .common import (EXIT_OK, UsageError, check_nonempty, default, is_dataset, load_inputs, n_components,
+                     non_negative_int, positive_int, ray_engine, ray_kw, runtime_from)
+
+__all__ = ["add"]
+
+
+def add(sub, parents) -> None:
+    from ..branches import CNNBranch, ColourBranch
+    from ..calibration import CALIBRATION_METHODS
+    from ..detector import HybridDetector
+    from ..fusion import FUSIONS
+    from ..io.order import ORDERS
+    from ..reference_order import FOLDS
+    s = sub.add_parser("fit", parents=[parents["common"], parents["engine"], parents["runtime"]],
+                       help="fit a detector on normal images and save it",
+                       description="Fit on normal reference images; thresholds come from cross-fitting on "
+                                   "them (--val adds held-out images). The images are put in time order "
+                                   "(--order), and the fit checks on their features whether that order looks "
+                                   "like time: when it does not (random names, a shuffled list), cross-fitting "
+                                   "holds out groups of similar images instead of periods, and the summary "
+                                   "says so.")
+    s.add_argument("train", nargs="+", help="normal reference images: folders, files, videos, or a "
+                                           "dataset folder (its train images and val normals)")
+    s.add_argument("--order", choices=list(ORDERS), default="auto",
+                   help="how to put the reference in time order: auto (default: a manifest's time column, else "
+                        "EXIF DateTimeOriginal when every image has one, else the natural order of names, "
+                        "frame_9 before frame_10), given, name, exif, mtime, time")
+    s.add_argument("--video-step", type=positive_int, default=1,
+                   help="fit on every N-th frame of videos (default 1: every frame)")
+    s.add_argument("--folds", choices=list(FOLDS), default=default(HybridDetector, "folds"),
+                   help="cross-fitting folds: auto (default: periods when the order looks like time, else groups "
+                        "of similar images), time, similarity")
+    s.add_argument("--val", nargs="+", help="optional held-out images, pooled with the cross-fitted reference "
+                                            "scores (or a dataset folder: its val split, labelled; for "
+                                            "--fusion logistic)")
+    s.add_argument("--out", required=True, help="model folder to write")
+    s.add_argument("--fusion", choices=list(FUSIONS), default=default(HybridDetector, "fusion"),
+                   help="or (default): an outlier when any branch is over its threshold; logistic: weights "
+                        "learned from a labelled --val")
+    cal = default(HybridDetector, "calibration")
+    s.add_argument("--calibration", choices=[m for m in CALIBRATION_METHODS if m != "fixed"], default=cal,
+                   help=f"threshold rule on out-of-sample normal scores (default: {cal}; f1 needs a labelled --val)")
+    fpr = default(HybridDetector, "fpr")
+    s.add_argument("--fpr", type=float, default=fpr, help=f"target false-positive rate (default {fpr})")
+    k = default(HybridDetector, "k")
+    s.add_argument("--k", type=float, default=k, help=f"standard deviations for --calibration mean_std (default {k:g})")
+    g = s.add_argument_group("colour branch")
+    g.add_argument("--bins", type=int, default=default(ColourBranch, "bins"), help="histogram bins per channel")
+    g.add_argument("--grid", type=int, nargs=2, default=default(ColourBranch, "grid"), metavar=("ROWS", "COLS"),
+                   help="histogram grid (default %d %d)" % default(ColourBranch, "grid"))
+    g.add_argument("--distance", default=default(ColourBranch, "distance"),
+                   choices=ColourBranch._parameter_constraints["distance"].choices, help="histogram distance")
+    g.add_argument("--no-colour", action="store_true", help="no colour branch")
+    g = s.add_argument_group("CNN branch")
+    g.add_argument("--backbone", default=default(CNNBranch, "backbone"),
+                   help="backbone (default %(default)s, bundled offline)")
+    g.add_argument("--weights", default=None, help="weights file for the backbone")
+    g.add_argument("--pool", choices=CNNBranch._parameter_constraints["pool"].choices,
+                   default=default(CNNBranch, "pool"), help="global pooling of each feature map")
+    g.add_argument("--layers", nargs="+", default=None, help="CNN feature maps (default: block10 head)")
+    g.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="CNN input size (default %d %d)" % CNNBranch.DEFAULT_IMAGE_SIZE)
+    g.add_argument("--n-components", type=n_components, default=default(CNNBranch, "n_components"),
+                   help="PCA components: 'auto' (150, or half the reference rows when fewer than 300), an int, "
+                        "or a variance fraction")
+    g.add_argument("--no-cnn", action="store_true", help="no CNN branch")
+    s.add_argument("--fit-sample", type=non_negative_int, default=50_000,
+                   help="--engine ray: fit on at most N training images, a random sample (bounds driver "
+                        "memory to about N x 12 KB; 0 = all)")
+    s.set_defaults(fn=fit)
+
+
+def fit(a) -> int:
+    from ..branches import CNNBranch, ColourBranch
+    from ..detector import HybridDetector
+    from ..reference_order import reference_lines
+    # a dataset: its reference (train + val normals); logistic fusion keeps the val split for calibration
+    train, _ = load_inputs(a.train, ("train" if a.fusion == "logistic" else "reference")
+                           if is_dataset(a.train) else None)
+    items = check_nonempty(train, "training images", a.video_step)
+    colour = ColourBranch(bins=a.bins, grid=tuple(a.grid), distance=a.distance) if not a.no_colour else False
+    cnn = CNNBranch(backbone=a.backbone, weights=a.weights, n_components=a.n_components, pool=a.pool,
+                    layers=tuple(a.layers) if a.layers else None, image_size=a.image_size) if not a.no_cnn else False
+    det = HybridDetector(colour=colour, cnn=cnn, fusion=a.fusion, calibration=a.calibration, fpr=a.fpr,
+                         k=a.k, folds=a.folds, runtime=runtime_from(a))
+    val = labels = None
+    if a.val:
+        val, labels = load_inputs(a.val, "val" if is_dataset(a.val) else None)
+        val = check_nonempty(val, "validation images")
+    elif a.fusion == "logistic":
+        raise UsageError("--fusion logistic needs labelled validation images: --val DATASET")
+    if a.engine == "ray":
+        ray_engine().fit_ray(det, items, val, labels, max_images=a.fit_sample or None, order=a.order, **ray_kw(a))
+    else:
+        det.fit(items, order=a.order)
+        if val is not None:
+            det.calibrate(val, labels)
+    det.save(a.out)
+    where = " on Ray" if a.engine == "ray" else ""
+    print(f"fitted{where} on {det.n_train_} images ({len(det.fit_errors_)} unreadable); model saved to {a.out}")
+    for b in det.branches_:
+        c = b.calibration_
+        nc = getattr(b.scorer_, "n_components_", None)
+        print(f"  {b.name}: threshold {c.threshold:.4g} ({c.method}, from {c.n} {c.source} scores"
+              + (f"; {nc} PCA components" if nc is not None else "") + ")")
+    for line in reference_lines(det.reference_summary()):
+        print(f"  {line}")
+    if det.order_check_ is not None and not det.order_check_.time_like:
+        print("warning: the reference does not look like it is in time order; thresholds were set from groups "
+              "of similar images. If the files have times (EXIF, a manifest column), fit with --order exif|time; "
+              "if they are in time order, --folds time.", file=sys.stderr)
+    return EXIT_OK
