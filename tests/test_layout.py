@@ -106,3 +106,13 @@ def test_no_module_writes_another_objects_runtime_fields():
             if pattern.search(code) and not re.search(r"\ba\.\w+\s*=", code):  # argparse namespaces are the CLI's own
                 offenders.append(f"{path.relative_to(PKG)}:{i}: {line.strip()}")
     assert not offenders, offenders
+
+
+def test_the_command_line_starts_without_loading_pytorch_or_the_dataset_tools():
+    """`hybrid-drift --help`, and a colour-only `watch`, must not pay for PyTorch (~500 MB, seconds)."""
+    import subprocess
+    import sys
+    code = ("import sys; from hybrid_drift.cli import _parser; _parser(); "
+            "print(sorted(m for m in ('torch', 'albumentations', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

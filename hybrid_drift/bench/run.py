@@ -179,7 +179,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
                 raise
             skipped.add(bb)
             notes.append(f"{bb} skipped: {exc}")
-            log.warning("%s skipped: %s", bb, exc)
+            log.info("%s skipped: %s", bb, exc)  # said once, as a note with the results
 
     # one Extracted with every branch's features (same rows: same inputs, same readability)
     merged = Extracted(ext_c.ids, ext_c.errors, ext_c.meta, dict(ext_c.features))

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from .common import EXIT_OK, UsageError, n_components, positive_int, runtime_from, write_json
+from .common import EXIT_OK, UsageError, default, n_components, positive_int, runtime_from, write_json
 
 __all__ = ["add"]
 
 
 def add(sub, parents) -> None:
-    from ..bench.run import BenchConfig
-    from ..calibration import CALIBRATION_METHODS
+    # light imports only: building the parser must not load the dataset tools (Albumentations, PyTorch)
     from ..branches import CNNBranch, ColourBranch
-    from ..datasets import CrossroadConfig
+    from ..calibration import CALIBRATION_METHODS
+    from ..detector import HybridDetector
     common, runtime = parents["common"], parents["runtime"]
     s = sub.add_parser("make-dataset", parents=[common], help="build a benchmark set",
                        description="Build the crossroad outlier set from the bundled OpenCV street video: one "
@@ -30,8 +30,8 @@ def add(sub, parents) -> None:
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed = same files)")
     s.add_argument("--source", default=None, help="folder with vtest.avi and object photos (default: bundled)")
     s.add_argument("--max-frames", type=int, default=None, help=argparse.SUPPRESS)
-    s.add_argument("--n-train", type=int, default=CrossroadConfig.n_train, help=argparse.SUPPRESS)
-    s.add_argument("--n-test-normal", type=int, default=CrossroadConfig.n_test_normal, help=argparse.SUPPRESS)
+    s.add_argument("--n-train", type=int, default=None, help=argparse.SUPPRESS)
+    s.add_argument("--n-test-normal", type=int, default=None, help=argparse.SUPPRESS)
     s.add_argument("--downsample", type=int, default=None, help=argparse.SUPPRESS)
     s.set_defaults(fn=make_dataset)
 
@@ -43,14 +43,15 @@ def add(sub, parents) -> None:
     s.add_argument("dataset", help="dataset folder with manifest.csv, or a protocol folder with protocol.json")
     s.add_argument("--json", help="write results as JSON")
     s.add_argument("--report", help="write plots and an index.html to this folder")
-    s.add_argument("--backbone", default=BenchConfig.backbone)
+    s.add_argument("--backbone", default=default(CNNBranch, "backbone"))
     s.add_argument("--weights", default=None, help="weights file for the backbone")
     s.add_argument("--limit", type=positive_int, default=None, help="at most N images per split (quick runs)")
     unlabelled = [m for m in CALIBRATION_METHODS if m not in ("f1", "fixed")]
-    s.add_argument("--calibration", default=BenchConfig.calibration, choices=unlabelled,
-                   help=f"per-branch threshold rule on cross-fitted reference scores (default: {BenchConfig.calibration})")
-    s.add_argument("--fpr", type=float, default=BenchConfig.fpr,
-                   help=f"target false-positive rate for --calibration conformal|quantile (default {BenchConfig.fpr})")
+    cal, fpr = default(HybridDetector, "calibration"), default(HybridDetector, "fpr")
+    s.add_argument("--calibration", default=cal, choices=unlabelled,
+                   help=f"per-branch threshold rule on cross-fitted reference scores (default: {cal})")
+    s.add_argument("--fpr", type=float, default=fpr,
+                   help=f"target false-positive rate for --calibration conformal|quantile (default {fpr})")
     s.add_argument("--grid", type=int, nargs=2, default=None, metavar=("ROWS", "COLS"),
                    help="colour histogram grid (default %d %d)" % ColourBranch().grid)
     s.add_argument("--pool", choices=CNNBranch._parameter_constraints["pool"].choices, default=None)
@@ -84,7 +85,8 @@ def make_dataset(a) -> int:
     cfg = CrossroadConfig()
     if a.max_frames:
         cfg.max_frames = a.max_frames
-        cfg.n_train, cfg.n_test_normal = a.n_train, a.n_test_normal
+        cfg.n_train = a.n_train or cfg.n_train
+        cfg.n_test_normal = a.n_test_normal or cfg.n_test_normal
     if a.downsample:
         cfg.downsample = a.downsample
     df = make_crossroad(a.out, seed=a.seed, source=a.source, config=cfg, progress=a.progress)
