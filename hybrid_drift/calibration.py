@@ -30,6 +30,7 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve
 
 __all__ = ["choose_threshold", "CALIBRATION_METHODS", "CalibrationRule", "Calibration", "crossfit_scores",
+           "forward_scores",
            "time_blocks"]
 
 CALIBRATION_METHODS = ("conformal", "quantile", "mean_std", "f1", "fixed")
@@ -127,6 +128,11 @@ class CalibrationRule:
         then need held-out images in ``calibrate``).
     max_rows : int
         Cross-fit on at most this many reference rows (evenly spread in time).
+    forward : bool
+        Also score each late time block with a scorer fitted on the blocks *before* it only
+        (forward chaining, :func:`forward_scores`), as a deployment scores frames after all of
+        its reference; each row keeps its larger out-of-sample score. Only when the reference
+        is in time order.
     """
 
     method: str = "conformal"
@@ -134,6 +140,7 @@ class CalibrationRule:
     k: float = 3.0
     blocks: int = 5
     max_rows: int = 10_000
+    forward: bool = True
 
     def __post_init__(self):
         if self.method not in CALIBRATION_METHODS:
@@ -203,6 +210,13 @@ class Calibration:
     def margin(self, scores) -> np.ndarray:
         """``(scores - threshold) / spread``: > 0 means flagged."""
         return (np.asarray(scores, dtype=np.float64) - self.threshold) / self.spread
+
+    def times_threshold(self, scores) -> np.ndarray:
+        """``scores / threshold``, the unit people read: 1.0 is on the threshold, 2.0 twice as strange as
+        the strangest score allowed for normal frames; > 1 means flagged. NaN when the threshold is not
+        positive (a rule such as min/max's range, whose threshold is 0)."""
+        s = np.asarray(scores, dtype=np.float64)
+        return s / self.threshold if self.threshold > 0 else np.full(s.shape, np.nan)
 
     def get_state(self) -> dict[str, Any]:
         return asdict(self)
@@ -293,3 +307,33 @@ def crossfit_scores(make_scorer: Callable, F: np.ndarray, *, blocks: int = 5, ex
             X = np.concatenate([X, extra[(src < lo) | (src > hi)]])
         oof[held] = make_scorer().fit(X).score_samples(F[rows[held]])
     return oof, rows
+
+
+def forward_scores(make_scorer: Callable, F: np.ndarray, *, blocks: int = 5, extra: np.ndarray | None = None,
+                   extra_src: np.ndarray | None = None, max_rows: int = 10_000, first: int = 2) -> np.ndarray:
+    """Forward-chained out-of-sample scores of reference rows in time order: block ``k`` (from ``first``
+    on, 0-based) is scored by a scorer fitted on blocks ``0..k-1`` only, with the extra rows made from
+    them; rows of earlier blocks get ``-inf`` (no score), as do those of a block whose past is too
+    small for the scorer to fit. The rows used are those of
+    :func:`crossfit_scores` with the same ``max_rows``, so the two can be combined row by row.
+
+    Time-blocked cross-fitting fits on the periods before *and after* a held-out one; a deployment
+    scores frames after all of its reference. On a scene whose content keeps changing (a board moved
+    around, a desk rearranged) the past-only scores are the larger; on a steady scene they agree.
+    """
+    n = len(F)
+    rows = np.arange(n) if n <= max_rows else np.unique(np.linspace(0, n - 1, max_rows).round().astype(int))
+    src = None if extra is None else np.asarray(extra_src, dtype=int)
+    out = np.full(len(rows), -np.inf)
+    parts = time_blocks(len(rows), blocks)
+    for k in range(max(first, 1), len(parts)):
+        held = parts[k]
+        cut = rows[held[0]]
+        X = F[rows[:held[0]]]
+        if extra is not None:
+            X = np.concatenate([X, extra[src < cut]])
+        try:
+            out[held] = make_scorer().fit(X).score_samples(F[rows[held]])
+        except ValueError:  # a past too small for the scorer (a tiny reference): that period keeps -inf
+            continue
+    return out

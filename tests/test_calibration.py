@@ -196,3 +196,36 @@ def test_a_save_interrupted_between_its_two_files_is_refused(fitted_detector, tm
         HybridDetector.load(tmp_path / "a")
     cfg = json.loads((tmp_path / "b" / "config.json").read_text())
     assert cfg["format_version"] == 2 and "max_pixels" not in cfg["params"]
+
+
+def test_forward_chaining_widens_thresholds_where_new_content_keeps_appearing():
+    """Time-blocked cross-fitting fits on periods before *and after* a held-out one, so a state that
+    appears in period 3 and again in period 5 is never new to it; a deployment only has the past. The
+    forward (past-only) scores measure how new each period was when it came: a reference that keeps
+    showing new states gets a wider threshold, a steady one the same."""
+    from hybrid_drift.calibration import forward_scores
+    rng = np.random.default_rng(0)
+    n, d = 500, 20
+    steady = rng.normal(size=(n, d))
+    switching = steady + np.repeat([0, 0, 4, 0, 4], 100)[:, None] * np.eye(d)[0]  # a state that comes and goes
+    make = lambda: PCAReconstructionScorer(n_components=3)  # noqa: E731
+    fwd = forward_scores(make, switching, blocks=5)
+    assert np.isneginf(fwd[:200]).all() and np.isfinite(fwd[200:]).all()  # periods 3-5 scored from their past
+    thresholds = {}
+    for name, F in (("steady", steady), ("switching", switching)):
+        for forward in (False, True):
+            b = ColourBranch()  # any branch: its scorer is replaced
+            b.make_scorer = make
+            b.fit_features(F, rule=CalibrationRule(forward=forward))
+            thresholds[name, forward] = b.calibration_.threshold
+    assert thresholds["switching", True] > 1.2 * thresholds["switching", False]
+    assert thresholds["steady", True] == pytest.approx(thresholds["steady", False], rel=0.02)
+    # not in a reference that is not in time order (groups of similar images): there is no past
+    b = ColourBranch()
+    b.make_scorer = make
+    folds = [np.arange(n) % 3]
+    b.fit_features(switching, rule=CalibrationRule(forward=True), folds=folds)
+    alone = ColourBranch()
+    alone.make_scorer = make
+    alone.fit_features(switching, rule=CalibrationRule(forward=False), folds=folds)
+    assert b.calibration_.threshold == alone.calibration_.threshold
