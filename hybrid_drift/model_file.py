@@ -120,6 +120,7 @@ class ModelParts:
     reference_profile: Any
     input_order: Any
     order_check: Any
+    accepted: list
 
 
 def read_model(p: Path, param_names) -> ModelParts:
@@ -158,8 +159,11 @@ def read_model(p: Path, param_names) -> ModelParts:
         except (KeyError, ValueError) as exc:
             raise ModelFormatError(f"{p}: inconsistent reference profile ({exc})") from exc
     input_order, order_check = _read_reference(config.get("reference"), p)
+    accepted = config.get("accepted", [])
+    if not (isinstance(accepted, list) and all(isinstance(a, dict) for a in accepted)):
+        raise ModelFormatError(f"{p}: 'accepted' must be a list of records")
     return ModelParts(branches, fusion, {k: v for k, v in params.items() if k in param_names}, n_train, profile,
-                      input_order, order_check)
+                      input_order, order_check, accepted)
 
 
 def _read_reference(ref, path):

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..calibration import Calibration, CalibrationRule, crossfit_scores
+from ..calibration import Calibration, CalibrationRule, crossfit_scores, forward_scores
 from ..exceptions import ModelFormatError, NotFittedError
 from ..io.decode import DEFAULT_MIN_SIDE, DecodedImage
 from ..scorers import BaseScorer, scorer_from_state
@@ -181,9 +181,12 @@ class Branch:
                 raise ValueError(f"{self.name}: {len(F)} readable reference images are too few to set a threshold "
                                  f"by cross-fitting over {rule.blocks} time blocks; give at least {rule.blocks}")
             has_extra = extra is not None and len(extra) > 0
-            runs = [crossfit_scores(self.make_scorer, F, blocks=rule.blocks, extra=extra if has_extra else None,
-                                    extra_src=extra_src if has_extra else None, max_rows=rule.max_rows,
-                                    folds=f)[0] for f in (folds or [None])]
+            ex, ex_src = (extra, extra_src) if has_extra else (None, None)
+            runs = [crossfit_scores(self.make_scorer, F, blocks=rule.blocks, extra=ex, extra_src=ex_src,
+                                    max_rows=rule.max_rows, folds=f)[0] for f in (folds or [None])]
+            if rule.forward and not folds:  # time order: also score the late periods from the past only
+                runs.append(forward_scores(self.make_scorer, F, blocks=rule.blocks, extra=ex, extra_src=ex_src,
+                                           max_rows=rule.max_rows))
             self.oof_scores_ = np.max(runs, axis=0)
             self.calibration_ = Calibration.from_scores(self.oof_scores_, rule=rule, margin=self.margin,
                                                         source="crossfit")
@@ -206,6 +209,27 @@ class Branch:
         self.calibration_ = Calibration.from_scores(s, y, rule=rule, margin=self.margin,
                                                     source="crossfit+held-out" if pooled else "held-out")
         return self
+
+    #: an accepted frame's score times this is the least the threshold becomes (just above, not on it)
+    ACCEPT_HEADROOM = 1.1
+
+    def accept_scores(self, scores, *, dry_run: bool = False) -> tuple[float, float]:
+        """Take ``scores`` of images a person marked as normal: the threshold becomes the larger of the
+        current one and the largest accepted score times :data:`ACCEPT_HEADROOM` (just enough to cover
+        them). Returns ``(old, new)`` thresholds; with ``dry_run`` nothing changes (the caller decides
+        whether the widening is acceptable; :meth:`HybridDetector.accept` does). Accepted scores are
+        kept (``accepted_scores_``, saved with the model)."""
+        self._check_calibrated()
+        s = np.asarray(scores, dtype=np.float64)
+        s = s[np.isfinite(s)]
+        old = self.calibration_.threshold
+        new = max(old, float(s.max()) * self.ACCEPT_HEADROOM) if len(s) else old
+        if not dry_run:
+            self.accepted_scores_ = np.concatenate([getattr(self, "accepted_scores_", np.empty(0)), s])
+            if new > old:
+                self.calibration_ = replace(self.calibration_, threshold=new, source=self.calibration_.source +
+                                            "+accepted")
+        return old, new
 
     def score_features(self, F: np.ndarray) -> np.ndarray:
         """Scores (higher = stranger) of already extracted features."""
@@ -276,7 +300,8 @@ class Branch:
         state, arrays = self.scorer_.get_state()
         return {"class": type(self).__name__, "name": self.name, "config": self.get_config(),
                 "scorer": state, "calibration": self.calibration_.get_state()}, \
-            {**arrays, "oof_scores_": np.asarray(self.oof_scores_, dtype=np.float64)}
+            {**arrays, "oof_scores_": np.asarray(self.oof_scores_, dtype=np.float64),
+             "accepted_scores_": np.asarray(getattr(self, "accepted_scores_", np.empty(0)), dtype=np.float64)}
 
     @classmethod
     def from_state(cls, state: dict, arrays: dict):
@@ -304,6 +329,10 @@ class Branch:
         if oof.ndim != 1 or not np.isfinite(oof).all():
             raise ModelFormatError(f"branch {name!r}: oof_scores_ must be a finite vector")
         obj.oof_scores_ = oof
+        acc = np.asarray(arrays.get("accepted_scores_", np.empty(0)), dtype=np.float64)
+        if acc.ndim != 1 or not np.isfinite(acc).all():
+            raise ModelFormatError(f"branch {name!r}: accepted_scores_ must be a finite vector")
+        obj.accepted_scores_ = acc
         runtime = state.get("runtime")
         if isinstance(runtime, dict) and isinstance(runtime.get("backend"), str):
             obj.calibrated_backend_ = runtime["backend"]

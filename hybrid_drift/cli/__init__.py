@@ -1,4 +1,4 @@
-"""Command line: ``hybrid-drift make-dataset | bench | fit | score | report | monitor | watch | cache``.
+"""Command line: ``hybrid-drift make-dataset | bench | fit | score | report | accept | monitor | watch | cache``.
 
 One module per command (:mod:`.data`, :mod:`.fit`, :mod:`.score`, :mod:`.monitor`, :mod:`.watch`,
 :mod:`.cache`), each with ``add(sub, parents)`` (its arguments: choices and defaults read from
@@ -17,7 +17,7 @@ import logging
 import sys
 import textwrap
 
-from . import cache, data, fit, monitor, score, watch
+from . import accept, cache, data, fit, monitor, score, watch
 from .common import EXIT_CONSTRAINT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 
 __all__ = ["main", "EXIT_OK", "EXIT_CONSTRAINT", "EXIT_USAGE", "EXIT_INTERRUPTED"]
@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"hybrid-drift {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     shared = parents()
-    for module in (data, fit, score, monitor, watch, cache):
+    for module in (data, fit, score, accept, monitor, watch, cache):
         module.add(sub, shared)
     return p
 
