@@ -61,6 +61,16 @@ class Explanation:
     is_outlier: bool | None = None
     error: str | None = None
 
+    def without(self, zones) -> Explanation:
+        """The same explanation with every map zeroed inside the ignore ``zones`` (returns self)."""
+        if zones and self.heatmap is not None:
+            from .io.zones import zone_mask
+            inside = zone_mask(zones, *self.heatmap.shape)
+            self.heatmap = np.where(inside, 0.0, self.heatmap)
+            self.branch_heatmaps = {k: np.where(zone_mask(zones, *v.shape), 0.0, v) for k, v in
+                                    self.branch_heatmaps.items()}
+        return self
+
 
 def _image_size(meta: dict) -> tuple[int, int] | None:
     """``(height, width)`` of the decoded image (EXIF rotation applied)."""

@@ -17,6 +17,7 @@ import numpy as np
 from .io.decode import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE
 from .io.loader import load_images
 from .io.sources import expand_inputs
+from .io.zones import mask_image
 
 __all__ = ["Extracted", "extract"]
 
@@ -81,7 +82,7 @@ class Extracted:
 
 def extract(branches: Sequence, X, *, workers: int | None = None, reduce="auto",
             max_pixels: int | None = DEFAULT_MAX_PIXELS, chunk: int = 128, progress: bool = False,
-            desc: str = "features", video_step: int = 1, maps: bool = False) -> Extracted:
+            desc: str = "features", video_step: int = 1, maps: bool = False, ignore=()) -> Extracted:
     """Load ``X`` and compute each branch's features.
 
     Parameters
@@ -102,6 +103,8 @@ def extract(branches: Sequence, X, *, workers: int | None = None, reduce="auto",
         Keep every N-th frame of videos.
     maps : bool
         Also compute each (fitted) branch's spatial map per image (``Branch.explain_features``).
+    ignore : polygons
+        Ignore zones (:mod:`hybrid_drift.io.zones`), painted over before any branch sees an image.
 
     Returns
     -------
@@ -113,6 +116,7 @@ def extract(branches: Sequence, X, *, workers: int | None = None, reduce="auto",
         raise ValueError(f"branch names must be unique, got {names}")
 
     def prep(img):
+        mask_image(img, ignore)
         return [b.prepare(img) for b in branches]
 
     ids, errors, meta = [], [], []

@@ -224,7 +224,7 @@ class CNNBranch(Branch):
         return F, residual_heatmaps(self.scorer_.residuals(F), fmaps, self.pool)
 
     def reference_extra(self, items, *, workers=None, reduce="auto", max_pixels=DEFAULT_MAX_PIXELS,
-                        progress=False, **_):
+                        progress=False, ignore=(), **_):
         """Features of up to ``augment`` reference frames with their moving foreground moved.
 
         Two passes over an evenly spread sample of ``items`` (the readable reference
@@ -241,8 +241,13 @@ class CNNBranch(Branch):
             return None
         pick = np.unique(np.linspace(0, n - 1, min(n, self.augment)).round().astype(int))
         bg_pick = pick[np.unique(np.linspace(0, len(pick) - 1, min(len(pick), 64)).round().astype(int))]
+        from ..io.zones import mask_image
+
+        def prepare(img):  # the same ignore zones as the reference frames themselves
+            mask_image(img, ignore)
+            return self.prepare(img)
         kw = dict(workers=workers, reduce=reduce, min_side=[self.min_side], max_pixels=max_pixels,
-                  map_fn=self.prepare, with_hash=False)
+                  map_fn=prepare, with_hash=False)
         background = [p for img, p in load_images([items[i] for i in bg_pick], **kw) if img.ok]
         if not background:
             return None

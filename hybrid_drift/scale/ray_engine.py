@@ -146,7 +146,7 @@ class _PartScorer:
 class _PartFeatures:
     """Ray Data actor: unfitted branches; extracts one part's features per call."""
 
-    def __init__(self, branch_specs: list[dict], threads: int, reduce, max_pixels):
+    def __init__(self, branch_specs: list[dict], threads: int, reduce, max_pixels, ignore=()):
         from ..branches import BRANCHES
         _set_threads(threads)
         self.branches = []
@@ -157,13 +157,14 @@ class _PartFeatures:
             if spec.get("runtime") is not None:  # the actors run the driver's branch as it runs there
                 b.bind(spec["runtime"].replace(progress=False))
             self.branches.append(b)
-        self.threads, self.reduce, self.max_pixels = threads, reduce, max_pixels
+        self.threads, self.reduce, self.max_pixels, self.ignore = threads, reduce, max_pixels, ignore
 
     def __call__(self, batch: dict) -> dict:
         from ..pipeline import extract
         out = {"part": [], "payload": [], "pid": []}
         for k, items in _parts_of(batch):
-            ext = extract(self.branches, items, workers=self.threads, reduce=self.reduce, max_pixels=self.max_pixels)
+            ext = extract(self.branches, items, workers=self.threads, reduce=self.reduce, max_pixels=self.max_pixels,
+                          ignore=self.ignore)
             buf = io.BytesIO()
             np.savez(buf, **{f"f_{name}": v for name, v in ext.features.items()})
             meta = json.dumps({"ids": ext.ids, "errors": ext.errors, "meta": ext.meta}, default=str)
@@ -297,7 +298,8 @@ def _branch_specs(branches) -> list[dict]:
 
 def extract_ray(branches, inputs, *, address: str | None = None, part_size: int = 256, actors: int | None = None,
                 cpus_per_actor: float = 1, gpus_per_actor: float = 0, reduce="auto",
-                max_pixels: int | None = DEFAULT_MAX_PIXELS, progress: bool = False, num_cpus: int | None = None):
+                max_pixels: int | None = DEFAULT_MAX_PIXELS, progress: bool = False, num_cpus: int | None = None,
+                ignore=()):
     """Branch features of ``inputs`` computed on Ray, assembled in input order.
 
     ``max_pixels`` as in :func:`hybrid_drift.pipeline.extract` (``None`` disables the guard).
@@ -313,7 +315,7 @@ def extract_ray(branches, inputs, *, address: str | None = None, part_size: int 
     ray = connect(address, num_cpus=num_cpus)
     ds, _ = _map_parts(ray, rows, _PartFeatures,
                        {"branch_specs": _branch_specs(branches), "threads": max(1, int(cpus_per_actor)),
-                        "reduce": reduce, "max_pixels": max_pixels},
+                        "reduce": reduce, "max_pixels": max_pixels, "ignore": ignore},
                        actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor)
     got: dict[int, tuple] = {}
     for k, row in _each_part_once(ds, len(rows), "features", progress):
@@ -353,7 +355,8 @@ def fit_ray(detector, train, val=None, labels=None, *, max_images: int | None = 
         items = [items[i] for i in keep]
     detector.prepare_branches()
     load = detector.load_settings  # the detector's reduce and max_pixels, as the local path uses them
-    kw = {**ray_kw, "reduce": load.reduce, "max_pixels": load.max_pixels}
+    from ..io.zones import check_zones
+    kw = {**ray_kw, "reduce": load.reduce, "max_pixels": load.max_pixels, "ignore": check_zones(detector.ignore)}
     detector.fit_features(extract_ray(detector.branches_, items, **kw), items=items)
     detector.input_order_ = input_order
     if val is not None:
