@@ -15,16 +15,18 @@ from .exceptions import ModelFormatError, NotFittedError
 from .fusion import FUSIONS, OrFusion, make_fusion
 from .reference_order import FOLDS, CrossfitPlan, plan_crossfit
 from .io.loader import LoadSettings
+from .io.zones import check_zones
 from .model_file import FORMAT_VERSION, read_model, write_model
 from .pipeline import Extracted, extract
 from .runtime import UNSET as _UNSET
 from .runtime import Runtime, RuntimeOwner
+from .feedback import OperatorFeedback
 
 __all__ = ["HybridDetector", "FORMAT_VERSION"]
 
 log = logging.getLogger(__name__)
 
-class HybridDetector(RuntimeOwner):
+class HybridDetector(RuntimeOwner, OperatorFeedback):
     """Outlier detector for fixed-camera images: colour branch + CNN branch + fusion.
 
     Parameters
@@ -69,6 +71,10 @@ class HybridDetector(RuntimeOwner):
         and replaces their own runtime settings (``CNNBranch(backend=..., cache_dir=...)``);
         ``None``: the default :class:`~hybrid_drift.runtime.Runtime` for reading inputs, and each
         branch as constructed.
+    ignore : list of polygons
+        Ignore zones: parts of the frame no branch looks at (a TV screen, a clock overlay), each a
+        list of ``(x, y)`` points in fractions of the width and height (:mod:`hybrid_drift.io.zones`).
+        Part of the model: saved with it, used when it fits and when it scores.
     workers, max_pixels, progress
         Deprecated shortcuts for ``runtime=Runtime(workers=..., max_pixels=..., progress=...)``.
 
@@ -102,7 +108,7 @@ class HybridDetector(RuntimeOwner):
     def __init__(self, colour=None, cnn=None, extra_branches=(), fusion: str = "or",
                  calibration: str = "conformal", fpr: float = 0.001, k: float = 3.0, blocks: int = 5,
                  workers=_UNSET, reduce="auto", max_pixels=_UNSET, progress=_UNSET, folds: str = "auto",
-                 runtime=None):
+                 runtime=None, ignore=()):
         self.colour = colour
         self.cnn = cnn
         self.extra_branches = extra_branches
@@ -117,6 +123,7 @@ class HybridDetector(RuntimeOwner):
         self.max_pixels = max_pixels
         self.progress = progress
         self.runtime = runtime
+        self.ignore = ignore
         if any(v is not _UNSET for v in (workers, max_pixels, progress)):
             import warnings
             warnings.warn("HybridDetector(workers=, max_pixels=, progress=) are deprecated: pass "
@@ -138,6 +145,7 @@ class HybridDetector(RuntimeOwner):
             raise ValueError(f"fusion must be one of {sorted(FUSIONS)}, got {self.fusion!r}")
         if self.folds not in FOLDS:
             raise ValueError(f"folds must be one of {FOLDS}, got {self.folds!r}")
+        check_zones(self.ignore)
         self._rule()
         branches = []
         if self.colour is not False:
@@ -194,7 +202,8 @@ class HybridDetector(RuntimeOwner):
     def extract(self, X, *, desc: str = "features") -> Extracted:
         """Load ``X`` once and compute every branch's features (for reuse across calls)."""
         branches = self.branches_ if hasattr(self, "branches_") else self._build_branches()
-        return extract(branches, X, **self.load_settings.kw(), progress=self.runtime_.progress, desc=desc)
+        return extract(branches, X, **self.load_settings.kw(), progress=self.runtime_.progress, desc=desc,
+                       ignore=check_zones(self.ignore))
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, *, order: str = "auto"):
@@ -255,7 +264,8 @@ class HybridDetector(RuntimeOwner):
         ok_items = None if items is None else [it for it, ok in zip(items, ext.ok) if ok]
         for b in self.branches_:
             if b.name not in extra and ok_items is not None:
-                extra[b.name] = b.reference_extra(ok_items, **self.load_settings.kw(), progress=self.runtime_.progress)
+                extra[b.name] = b.reference_extra(ok_items, **self.load_settings.kw(), progress=self.runtime_.progress,
+                                                  ignore=check_zones(self.ignore))
             ex = extra.get(b.name)
             b.fit_features(ext.features[b.name], extra=None if ex is None else ex[0],
                            extra_src=None if ex is None else ex[1], rule=rule, folds=plan.folds)
@@ -340,11 +350,20 @@ class HybridDetector(RuntimeOwner):
         df["fused"] = fused
         df["is_outlier"] = pd.array(np.where(ok, fused > self.fusion_.threshold_, None), dtype="boolean")
         df["error"] = pd.array(ext.errors, dtype="string")  # same dtype whatever the chunk holds
+        # the same scores in threshold units (1.0 = on the threshold; > 1 = flagged), for people to read
+        for j, b in enumerate(self.branches_):
+            df[f"{b.name}_x"] = cals[j].times_threshold(S[:, j])
+        fused_x = np.full(len(ext.ids), np.nan)
+        if ok.any():
+            fused_x[ok] = self.fusion_.times_threshold(S[ok], cals)
+        df["fused_x"] = fused_x
         return df
 
     def score(self, X, explain: bool = False):
         """One row per input: ``path``, each branch's score, ``<branch>_flag``, ``fused``,
-        ``is_outlier`` (nullable boolean, NA when unreadable) and ``error``.
+        ``is_outlier`` (nullable boolean, NA when unreadable), ``error``, then each score in
+        threshold units, ``<branch>_x`` and ``fused_x`` (score / threshold: 1.0 is on the
+        threshold, > 1 is flagged; NaN where a rule has no positive threshold).
 
         With ``explain=True`` returns ``(table, explanations)``: the same table and one
         :class:`~hybrid_drift.explain.Explanation` (heat maps) per row, from the same pass.
@@ -353,10 +372,11 @@ class HybridDetector(RuntimeOwner):
         if not explain:
             return self.score_features(self.extract(X, desc="score"))
         from .explain import explanations
+        zones = check_zones(self.ignore)
         ext = extract(self.branches_, X, **self.load_settings.kw(), progress=self.runtime_.progress, desc="explain",
-                      maps=True)
+                      maps=True, ignore=zones)
         table = self.score_features(ext)
-        return table, explanations(self, ext, table)
+        return table, [e.without(zones) for e in explanations(self, ext, table)]
 
     def explain(self, X) -> list:
         """Where each input is strange: one :class:`~hybrid_drift.explain.Explanation` per input, in order.
@@ -403,10 +423,10 @@ class HybridDetector(RuntimeOwner):
     # ------------------------------------------------------------------ persistence
     #: settings saved with the model (runtime settings -- workers, progress and the max_pixels safety
     #: guard -- are not: a model file cannot switch the decompression-bomb guard off)
-    _MODEL_PARAMS = ("fusion", "calibration", "fpr", "k", "blocks", "folds", "reduce")
+    _MODEL_PARAMS = ("fusion", "calibration", "fpr", "k", "blocks", "folds", "reduce", "ignore")
 
     _INIT_PARAMS = ("colour", "cnn", "extra_branches", "fusion", "calibration", "fpr", "k", "blocks", "folds",
-                    "workers", "reduce", "max_pixels", "progress", "runtime")
+                    "workers", "reduce", "max_pixels", "progress", "runtime", "ignore")
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor arguments (scikit-learn's contract: ``sklearn.base.clone`` works)."""
@@ -423,7 +443,8 @@ class HybridDetector(RuntimeOwner):
 
     def _model_params(self) -> dict:
         """Settings saved with the model (branches are saved separately)."""
-        return {k: getattr(self, k) for k in self._MODEL_PARAMS}
+        return {**{k: getattr(self, k) for k in self._MODEL_PARAMS},
+                "ignore": [[list(p) for p in poly] for poly in check_zones(self.ignore)]}
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``config.json`` + ``arrays.npz`` to the directory ``path`` (no pickle).
@@ -435,7 +456,7 @@ class HybridDetector(RuntimeOwner):
         self._check_fitted(calibrated=True)
         return write_model(Path(path), self.branches_, self.fusion_, getattr(self, "reference_profile_", None),
                            {"params": self._model_params(), "n_train": int(self.n_train_),
-                            "reference": self.reference_summary()})
+                            "reference": self.reference_summary(), "accepted": getattr(self, "accepted_", [])})
 
     def reference_summary(self) -> dict:
         """What the model was fitted on, for the fit summary, the model file, reports and the benchmark:
@@ -473,6 +494,7 @@ class HybridDetector(RuntimeOwner):
             det.reference_profile_ = m.reference_profile
         det.branches_, det.fusion_, det.n_train_ = m.branches, m.fusion, m.n_train
         det.input_order_, det.order_check_ = m.input_order, m.order_check
+        det.accepted_ = m.accepted
         det.fit_errors_ = pd.DataFrame({"path": [], "error": []})
         if backend is not None:
             runtime = (runtime or Runtime()).replace(backend=backend)

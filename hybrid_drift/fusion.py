@@ -74,6 +74,14 @@ class OrFusion:
             raise ValueError("OR fusion needs the branches' calibrations")
         return np.column_stack([c.margin(S[:, j]) for j, c in enumerate(calibrations)]).max(axis=1)
 
+    def times_threshold(self, S, calibrations: Sequence[Calibration]) -> np.ndarray:
+        """The fused score in threshold units: the largest ``score / threshold`` over the branches
+        (> 1 = outlier; branches without a positive threshold are left out)."""
+        S = _check_S(S, len(calibrations))
+        with np.errstate(all="ignore"):
+            r = np.column_stack([c.times_threshold(S[:, j]) for j, c in enumerate(calibrations)])
+            return np.where(np.isnan(r).all(axis=1), np.nan, np.nanmax(np.where(np.isnan(r), -np.inf, r), axis=1))
+
     def get_state(self):
         """``(json_state, arrays)`` for :func:`fusion_from_state`."""
         return {"kind": self.kind}, {}
@@ -125,6 +133,10 @@ class LogisticFusion:
         z = ((S - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
         with np.errstate(over="ignore"):
             return 1.0 / (1.0 + np.exp(-z))
+
+    def times_threshold(self, S, calibrations=()) -> np.ndarray:
+        """The fused probability over its border (0.5): > 1 = outlier."""
+        return self.score(S) / self.threshold_
 
     def get_state(self):
         """``(json_state, arrays)`` for :func:`fusion_from_state`."""

@@ -55,7 +55,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["OrderCheck", "CrossfitPlan", "plan_crossfit", "FOLDS", "reference_lines", "input_rows", "TIME_LIKE_LEAK",
+__all__ = ["OrderCheck", "CrossfitPlan", "plan_crossfit", "FOLDS", "reference_lines", "reference_warnings", "SMALL_REFERENCE", "input_rows", "TIME_LIKE_LEAK",
            "TIME_LIKE_RATIO", "leak", "consecutive_ratio", "order_space", "check_order", "seriate", "reference_order"]
 
 #: share of nearest neighbours in another cross-fitting block below which an order is taken as time
@@ -378,3 +378,19 @@ def reference_lines(summary: dict) -> list[str]:
     if chk:
         lines.append(OrderCheck.from_dict(chk).sentence())
     return lines
+
+
+#: fewer reference images than this and the fit warns that its thresholds rest on too little footage
+SMALL_REFERENCE = 200
+
+
+def reference_warnings(summary: dict, fpr: float = 0.001) -> list[str]:
+    """Warnings on what a model was fitted on: too few reference images for its thresholds to mean a rate."""
+    n = int(summary.get("n", 0))
+    if n >= SMALL_REFERENCE:
+        return []
+    rate = int(round(1 / fpr))
+    return [f"the reference has only {n} readable images: each threshold is the score of the strangest of them, "
+            f"one frame's accident more than a rate (the conformal rule at fpr {fpr:g} needs about {rate:,} to "
+            f"mean 1 in {rate:,}). Fit on at least {SMALL_REFERENCE}, better {rate:,} or more spread over a day "
+            "or more of the camera's normal footage (one frame a minute for a day is 1,440)."]

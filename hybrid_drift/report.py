@@ -63,6 +63,12 @@ def _item(src):
 def overlay_uris(detector, srcs, captions) -> list[tuple[str, str]]:
     """``(data URI, caption)`` of each image with its fused heat map on top (one explain pass);
     the caption gets the branch the map comes from. Unreadable images are left out."""
+    return [(u, f"{cap} · heat map: {branch}") for (u, branch), cap in zip(_overlays(detector, srcs), captions) if u]
+
+
+def _overlays(detector, srcs, width: int = 192) -> list[tuple[str | None, str | None]]:
+    """Per input, ``(data URI of the image with its fused heat map, the branch the map comes from)``, or
+    ``(None, None)`` for an image that cannot be read or has no map; one explain pass."""
     import cv2
 
     from .explain import overlay
@@ -72,14 +78,13 @@ def overlay_uris(detector, srcs, captions) -> list[tuple[str, str]]:
         return []
     _, explained = detector.score(items, explain=True)
     out = []
-    for (img, _), e, cap in zip(load_images(items, reduce="auto", min_side=288), explained, captions):
-        if not img.ok or e.heatmap is None:
-            continue
-        pic = overlay(img.rgb, e.heatmap, width=192)
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
-        if ok:
-            out.append(("data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode(),
-                        f"{cap} · heat map: {e.branch}"))
+    for (img, _), e in zip(load_images(items, reduce="auto", min_side=288), explained):
+        uri = None
+        if img.ok and e.heatmap is not None:
+            pic = overlay(img.rgb, e.heatmap, width=width)
+            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+            uri = "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else None
+        out.append((uri, e.branch if uri else None))
     return out
 
 
@@ -232,6 +237,7 @@ def score_report(table: pd.DataFrame, detector, out, *, labels=None, kinds=None,
     sections.append(Section(f"Top {len(thumbs)} images by fused score",
                             "Which branch flagged each one is in the caption; flagged images carry their heat map "
                             "(brighter = stranger; the cross marks the hottest point).", thumbs=thumbs))
+    sections.append(_flagged_section(table, detector, names, items))
     if labels is not None:
         y = np.asarray(labels).astype(int)
         pred = table["is_outlier"].fillna(False).to_numpy(dtype=int)
@@ -254,6 +260,79 @@ def score_report(table: pd.DataFrame, detector, out, *, labels=None, kinds=None,
         sections.append(Section("Files that could not be read", "",
                                 table=errors[["path", "error"]].to_html(index=False)))
     return render_report(title, cards, sections, out)
+
+
+#: flagged images shown with their pictures in the table (the rest are listed without, so a page stays small)
+FLAGGED_PICTURES = 500
+
+_FLAGGED_JS = """<script>
+(function () {
+  const t = document.getElementById('flagged'), sel = document.getElementById('flag-branch'),
+        q = document.getElementById('flag-search'), n = document.getElementById('flag-shown');
+  function filter() {
+    let shown = 0;
+    for (const r of t.tBodies[0].rows) {
+      const ok = (sel.value === '' || r.dataset.branches.split(' ').includes(sel.value)) &&
+                 r.dataset.name.toLowerCase().includes(q.value.toLowerCase());
+      r.style.display = ok ? '' : 'none';
+      shown += ok;
+    }
+    n.textContent = shown;
+  }
+  t.tHead.querySelectorAll('th[data-key]').forEach((th, i) => th.addEventListener('click', () => {
+    const key = th.dataset.key, desc = th.dataset.dir !== 'desc';
+    th.dataset.dir = desc ? 'desc' : 'asc';
+    const rows = Array.from(t.tBodies[0].rows);
+    rows.sort((a, b) => {
+      const x = a.dataset[key], y = b.dataset[key], nx = parseFloat(x), ny = parseFloat(y);
+      const c = isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny;
+      return desc ? -c : c;
+    });
+    rows.forEach(r => t.tBodies[0].appendChild(r));
+  }));
+  sel.addEventListener('change', filter);
+  q.addEventListener('input', filter);
+  filter();
+})();
+</script>"""
+
+
+def _flagged_section(table: pd.DataFrame, detector, names: list[str], items=None) -> Section:
+    """Every flagged image in one sortable, filterable table: input position, file, the image as it is
+    and with its heat map, the fused score and each branch's in threshold units, the branches that
+    flagged it. Sorting and filtering run in the page (no server)."""
+    flagged = table[table["is_outlier"].fillna(False).astype(bool)].sort_values("fused", ascending=False)
+    pics = flagged.head(FLAGGED_PICTURES)
+    srcs = [items[i] if items is not None else r["path"] for i, r in pics.iterrows()]
+    overlays = {i: u for i, (u, _) in zip(pics.index, _overlays(detector, srcs, width=128)) if u}
+    head = "".join(f'<th data-key="{k}">{escape(label)} &#x21C5;</th>' for k, label in
+                   [("row", "input #"), ("name", "file")]) + "<th>image</th><th>where (heat map)</th>" + \
+        "".join(f'<th data-key="x{j}">{escape(c)} &#xD7; threshold &#x21C5;</th>'
+                for j, c in enumerate(["fused", *names])) + "<th>flagged by</th>"
+    rows = []
+    for i, r in flagged.iterrows():
+        by = [b for b in names if bool(r.get(f"{b}_flag", False))]
+        xs = [r.get(f"{c}_x", np.nan) for c in ["fused", *names]]
+        name = Path(str(r["path"])).name
+        raw = thumb_uri(items[i] if items is not None else r["path"], size=(128, 96)) if i in pics.index else None
+        img = (lambda u: f'<img src="{u}" alt="{escape(name)}" width="128">' if u else "")
+        attrs = " ".join([f'data-row="{i}"', f'data-name="{escape(name)}"', f'data-branches="{" ".join(by)}"'] +
+                         [f'data-x{j}="{x:.6g}"' for j, x in enumerate(xs)])
+        rows.append(f"<tr {attrs}><td>{i}</td><td>{escape(name)}</td><td>{img(raw)}</td>"
+                    f"<td>{img(overlays.get(i))}</td>" + "".join(f"<td>{x:.2f}</td>" for x in xs) +
+                    f"<td>{escape(', '.join(by))}</td></tr>")
+    options = '<option value="">every branch</option>' + "".join(
+        f'<option value="{escape(b)}">flagged by {escape(b)}</option>' for b in names)
+    controls = (f'<p><label>show <select id="flag-branch">{options}</select></label> '
+                f'<label>file name contains <input id="flag-search" type="search"></label> '
+                f'&#x2014; <span id="flag-shown">{len(flagged)}</span> of {len(flagged)} shown</p>')
+    html = controls + f'<table id="flagged"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>' + \
+        _FLAGGED_JS
+    note = (f" Pictures for the {FLAGGED_PICTURES} strangest; the rest are listed." if len(flagged) > len(pics) else "")
+    return Section(f"Every flagged image ({len(flagged)})",
+                   "Scores are in threshold units: 1.0 is on the branch's threshold, 2.0 twice as strange as the "
+                   "strangest score allowed for normal frames (the raw scores are in the score table). Click a "
+                   "column to sort; choose a branch or type part of a name to filter." + note, table=html)
 
 
 def _reference_section(summary: dict, thresholds: dict) -> Section:

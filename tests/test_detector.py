@@ -19,7 +19,7 @@ def test_score_table_has_every_input_with_scores_or_error(fitted_detector, frame
     inputs = [frames[150], str(tmp_path / "empty.jpg"), b"not an image", frames[151]]
     table = fitted_detector.score(inputs)
     assert list(table.columns) == ["path", "colour", "cnn", "colour_flag", "cnn_flag", "fused",
-                                   "is_outlier", "error"]
+                                   "is_outlier", "error", "colour_x", "cnn_x", "fused_x"]
     assert len(table) == 4
     assert table["error"].isna().tolist() == [True, False, False, True]
     assert np.isfinite(table.loc[[0, 3], ["colour", "cnn", "fused"]].to_numpy()).all()
@@ -223,3 +223,16 @@ def test_repr_names_the_branches_that_run():
     from hybrid_drift import HybridDetector
     assert repr(HybridDetector()).startswith("HybridDetector(branches=[ColourBranch(), CNNBranch()]")
     assert "CNNBranch" not in repr(HybridDetector(cnn=False))
+
+
+def test_scores_in_threshold_units_say_the_same_as_the_flags(fitted_detector, frames):
+    """``<branch>_x`` = score / threshold and ``fused_x`` = the largest of them (OR fusion): > 1 exactly when
+    flagged, 1.0 on the threshold, and the raw scores stay beside them."""
+    inverted = [255 - f for f in frames[150:155]]
+    table = fitted_detector.score(frames[150:160] + inverted)
+    for b, cal in zip(fitted_detector.branches_, fitted_detector.calibrations):
+        np.testing.assert_allclose(table[f"{b.name}_x"], table[b.name] / cal.threshold)
+        assert (table[f"{b.name}_x"] > 1).tolist() == table[f"{b.name}_flag"].tolist()
+    np.testing.assert_allclose(table["fused_x"], table[["colour_x", "cnn_x"]].max(axis=1))
+    assert (table["fused_x"] > 1).tolist() == table["is_outlier"].tolist()
+    assert table["fused_x"].iloc[10:].min() > 1 and table["fused_x"].iloc[:10].median() < 1

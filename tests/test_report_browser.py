@@ -77,3 +77,58 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     import cv2
     img = cv2.imread(str(shot))
     assert img is not None and img.shape[1] == 1200 and img.std() > 10  # not a blank page
+
+
+ACT = """<script>
+window.addEventListener('load', () => {
+  const b = document.body, t = document.getElementById('flagged'), sel = document.getElementById('flag-branch');
+  const visible = () => Array.from(t.tBodies[0].rows).filter(r => r.style.display !== 'none');
+  b.setAttribute('data-rows', t.tBodies[0].rows.length);
+  b.setAttribute('data-pictures', t.querySelectorAll('img').length);
+  sel.value = 'colour'; sel.dispatchEvent(new Event('change'));
+  b.setAttribute('data-colour', visible().length);
+  sel.value = 'cnn'; sel.dispatchEvent(new Event('change'));
+  b.setAttribute('data-cnn', visible().length);
+  sel.value = ''; sel.dispatchEvent(new Event('change'));
+  const q = document.getElementById('flag-search');
+  q.value = 'inv'; q.dispatchEvent(new Event('input'));
+  b.setAttribute('data-inv', visible().length);
+  q.value = ''; q.dispatchEvent(new Event('input'));
+  const th = t.tHead.querySelector('th[data-key="row"]');
+  th.click(); b.setAttribute('data-firstdesc', t.tBodies[0].rows[0].dataset.row);
+  th.click(); b.setAttribute('data-firstasc', t.tBodies[0].rows[0].dataset.row);
+});
+</script></body>"""
+
+
+def test_every_flagged_image_is_in_a_sortable_filterable_table(frames, tmp_path):
+    """More flags than the top-12 thumbnails: the table lists every one, with the image and its heat map,
+    and filtering by branch or name and sorting work in a real browser."""
+    import cv2
+    det = HybridDetector(cnn=CNNBranch(image_size=TEST_IMAGE_SIZE, cache_dir=False))
+    det.fit(frames[:60])
+    changed = [("inv", 255 - f) for f in frames[100:108]] + [("flip", np.ascontiguousarray(f[::-1]))
+                                                            for f in frames[108:118]] + \
+        [("blur", cv2.GaussianBlur(f, (0, 0), 4)) for f in frames[118:124]]  # the CNN's, not the colour's
+    paths = []
+    for i, (kind, f) in enumerate([("ok", f) for f in frames[90:100]] + changed):
+        p = tmp_path / f"{i:03d}-{kind}.jpg"
+        cv2.imwrite(str(p), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        paths.append(str(p))
+    table = det.score(paths)
+    n_flag = int(table["is_outlier"].sum())
+    assert n_flag > 12  # more than the top-12 thumbnails show
+    out = score_report(table, det, tmp_path / "report.html")
+    page = tmp_path / "act.html"
+    page.write_text(out.read_text().replace("</body>", ACT, 1))
+    run = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                          "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    attrs = dict(re.findall(r'data-(\w+)="(\d+)"', re.search(r"<body([^>]*)>", run.stdout).group(1)))
+    flagged = table[table["is_outlier"] == True]  # noqa: E712
+    assert int(attrs["rows"]) == n_flag and int(attrs["pictures"]) == 2 * n_flag  # the image and its heat map
+    assert int(attrs["colour"]) == int(flagged["colour_flag"].sum()) < n_flag  # the filter does filter
+    assert int(attrs["cnn"]) == int(flagged["cnn_flag"].sum())
+    assert int(attrs["inv"]) == int(flagged["path"].str.contains("inv").sum())
+    assert int(attrs["firstdesc"]) == flagged.index.max() and int(attrs["firstasc"]) == flagged.index.min()

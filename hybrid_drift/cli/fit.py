@@ -70,16 +70,30 @@ def add(sub, parents) -> None:
                    help="PCA components: 'auto' (150, or half the reference rows when fewer than 300), an int, "
                         "or a variance fraction")
     g.add_argument("--no-cnn", action="store_true", help="no CNN branch")
+    s.add_argument("--ignore", type=_zone, action="append", default=[], metavar="'x,y x,y x,y ...'",
+                   help="an ignore zone (repeatable): a polygon in fractions of the frame's width and height, "
+                        "e.g. '0.7,0 1,0 1,0.1 0.7,0.1' for a clock in the top right corner; no branch looks there, "
+                        "when fitting and when scoring (saved with the model)")
     s.add_argument("--fit-sample", type=non_negative_int, default=50_000,
                    help="--engine ray: fit on at most N training images, a random sample (bounds driver "
                         "memory to about N x 12 KB; 0 = all)")
     s.set_defaults(fn=fit)
 
 
+def _zone(text: str):
+    import argparse
+
+    from ..io.zones import parse_zone
+    try:
+        return parse_zone(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def fit(a) -> int:
     from ..branches import CNNBranch, ColourBranch
     from ..detector import HybridDetector
-    from ..reference_order import reference_lines
+    from ..reference_order import reference_lines, reference_warnings
     # a dataset: its reference (train + val normals); logistic fusion keeps the val split for calibration
     train, _ = load_inputs(a.train, ("train" if a.fusion == "logistic" else "reference")
                            if is_dataset(a.train) else None)
@@ -88,7 +102,7 @@ def fit(a) -> int:
     cnn = CNNBranch(backbone=a.backbone, weights=a.weights, n_components=a.n_components, pool=a.pool,
                     layers=tuple(a.layers) if a.layers else None, image_size=a.image_size) if not a.no_cnn else False
     det = HybridDetector(colour=colour, cnn=cnn, fusion=a.fusion, calibration=a.calibration, fpr=a.fpr,
-                         k=a.k, folds=a.folds, runtime=runtime_from(a))
+                         k=a.k, folds=a.folds, runtime=runtime_from(a), ignore=a.ignore)
     val = labels = None
     if a.val:
         val, labels = load_inputs(a.val, "val" if is_dataset(a.val) else None)
@@ -111,6 +125,10 @@ def fit(a) -> int:
               + (f"; {nc} PCA components" if nc is not None else "") + ")")
     for line in reference_lines(det.reference_summary()):
         print(f"  {line}")
+    if a.ignore:
+        print(f"  ignore zones: {len(a.ignore)} (no branch looks there)")
+    for line in reference_warnings(det.reference_summary(), det.fpr):
+        print(f"warning: {line}", file=sys.stderr)
     if det.order_check_ is not None and not det.order_check_.time_like:
         print("warning: the reference does not look like it is in time order; thresholds were set from groups "
               "of similar images. If the files have times (EXIF, a manifest column), fit with --order exif|time; "

@@ -185,7 +185,8 @@ class CameraHealth:
             n_flag = sum(self._flags)
             if n_flag >= self.s.outlier_k:
                 out += self._start("outlier", index, t, flagged=f"{n_flag} of the last {len(self._flags)}",
-                                   fused=round(float(scored.get("fused", float("nan"))), 4))
+                                   fused=round(float(scored.get("fused", float("nan"))), 4),
+                                   x_threshold=round(float(scored.get("fused_x", float("nan"))), 3))
             elif n_flag == 0:
                 out += self._end("outlier", index, t)
         # drift: tumbling windows of scored frames against the model's reference period

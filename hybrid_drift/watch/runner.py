@@ -7,7 +7,10 @@ Event format (one JSON object per line in ``--events``)::
 
     {"type": "frame", "camera": "gate", "frame": 412, "time": "2026-11-25T17:02:03.120+00:00",
      "stream_time": 41.2, "latency": 0.031, "scores": {"colour": 1.2, "cnn": 0.83}, "fused": -0.7,
-     "is_outlier": false, "error": null}
+     "is_outlier": false, "x_threshold": {"colour": 0.26, "cnn": 0.71, "fused": 0.71}, "error": null}
+
+``x_threshold`` is each score divided by its threshold (1.0 = on the threshold, > 1 = flagged);
+``scores`` and ``fused`` are the raw values.
     {"type": "alert", "camera": "gate", "frame": 521, "time": "...", "kind": "frozen",
      "start_frame": 521, "ongoing": true, "start_stream_time": 52.1, "at_frame": 531, "stream_time": 53.1}
     {"type": "alert", ..., "kind": "frozen", "start_frame": 521, "end_frame": 560, "ongoing": false, ...}
@@ -261,7 +264,8 @@ def _score(cam: _Camera, frames: list[Frame], stats: WatchStats, frame_events: b
         err = f.error or (None if f.rgb is not None else "no pixels")
         if err is None and isinstance(r["error"], str):
             err = r["error"]
-        row = None if err else {"is_outlier": bool(r["is_outlier"]), "fused": float(r["fused"])}
+        row = None if err else {"is_outlier": bool(r["is_outlier"]), "fused": float(r["fused"]),
+                                "fused_x": float(r["fused_x"])}
         stats.scored[name] = stats.scored.get(name, 0) + 1
         if row and row["is_outlier"]:
             stats.outliers[name] = stats.outliers.get(name, 0) + 1
@@ -271,6 +275,7 @@ def _score(cam: _Camera, frames: list[Frame], stats: WatchStats, frame_events: b
                    "stream_time": round(f.stream_time, 3), "latency": round(now - f.read_at, 4),
                    "scores": {b: None if err else float(r[b]) for b in branches},
                    "fused": None if err else float(r["fused"]), "is_outlier": None if err else bool(r["is_outlier"]),
+                   "x_threshold": {b: None if err else float(r[f"{b}_x"]) for b in [*branches, "fused"]},
                    "error": err, **({"file": f.name} if f.name else {})}
         prof = frame_profile(f.rgb, fmt="VIDEO") if (drift and cam.health.monitor is not None and not err) else None
         for a in cam.health.frame(f.index, f.stream_time, None if err else f.rgb, f.fmt, row, prof):
