@@ -33,6 +33,18 @@ def _chromium():
     return exe
 
 
+def _body_numbers(html: str, tmp_path) -> dict[str, str]:
+    """Load ``html`` in headless Chromium (its scripts run) and return the numeric ``data-*`` attributes
+    its scripts left on ``<body>``."""
+    page = tmp_path / "page.html"
+    page.write_text(html)
+    run = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                          "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return dict(re.findall(r'data-(\w+)="(\d+)"', re.search(r"<body([^>]*)>", run.stdout).group(1)))
+
+
 @pytest.fixture(scope="module")
 def report(frames, tmp_path_factory):
     det = HybridDetector(cnn=CNNBranch(image_size=TEST_IMAGE_SIZE, cache_dir=False))
@@ -60,14 +72,7 @@ def test_report_is_self_contained(report):
 
 
 def test_report_renders_in_headless_chromium(report, tmp_path):
-    page = tmp_path / "probe.html"
-    page.write_text(report.read_text().replace("</head>", PROBE, 1))
-    run = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                          "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr[-2000:]
-    body = re.search(r"<body([^>]*)>", run.stdout).group(1)
-    attrs = dict(re.findall(r'data-(\w+)="(\d+)"', body))
+    attrs = _body_numbers(report.read_text().replace("</head>", PROBE, 1), tmp_path)
     assert int(attrs["images"]) >= 6
     assert attrs["decoded"] == attrs["images"], attrs  # every embedded image decoded
     assert attrs["errors"] == "0"
@@ -119,13 +124,7 @@ def test_every_flagged_image_is_in_a_sortable_filterable_table(frames, tmp_path)
     n_flag = int(table["is_outlier"].sum())
     assert n_flag > 12  # more than the top-12 thumbnails show
     out = score_report(table, det, tmp_path / "report.html")
-    page = tmp_path / "act.html"
-    page.write_text(out.read_text().replace("</body>", ACT, 1))
-    run = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                          "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr[-2000:]
-    attrs = dict(re.findall(r'data-(\w+)="(\d+)"', re.search(r"<body([^>]*)>", run.stdout).group(1)))
+    attrs = _body_numbers(out.read_text().replace("</body>", ACT, 1), tmp_path)
     flagged = table[table["is_outlier"] == True]  # noqa: E712
     assert int(attrs["rows"]) == n_flag and int(attrs["pictures"]) == 2 * n_flag  # the image and its heat map
     assert int(attrs["colour"]) == int(flagged["colour_flag"].sum()) < n_flag  # the filter does filter
