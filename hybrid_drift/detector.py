@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .branches import Branch, CNNBranch, ColourBranch
 from .calibration import Calibration, CalibrationRule
-from .exceptions import ModelFormatError, NotFittedError
+from .exceptions import NotFittedError
 from .fusion import FUSIONS, OrFusion, make_fusion
 from .reference_order import FOLDS, CrossfitPlan, plan_crossfit
 from .io.loader import LoadSettings
 from .io.zones import check_zones
-from .model_file import FORMAT_VERSION, read_model, write_model
+from .model_file import FORMAT_VERSION, ModelFile
 from .pipeline import Extracted, extract
 from .runtime import UNSET as _UNSET
-from .runtime import Runtime, RuntimeOwner
+from .runtime import RuntimeOwner
 from .feedback import OperatorFeedback
 
 __all__ = ["HybridDetector", "FORMAT_VERSION"]
 
 log = logging.getLogger(__name__)
 
-class HybridDetector(RuntimeOwner, OperatorFeedback):
+class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     """Outlier detector for fixed-camera images: colour branch + CNN branch + fusion.
 
     Parameters
@@ -441,23 +439,6 @@ class HybridDetector(RuntimeOwner, OperatorFeedback):
             setattr(self, k, v)
         return self
 
-    def _model_params(self) -> dict:
-        """Settings saved with the model (branches are saved separately)."""
-        return {**{k: getattr(self, k) for k in self._MODEL_PARAMS},
-                "ignore": [[list(p) for p in poly] for poly in check_zones(self.ignore)]}
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write ``config.json`` + ``arrays.npz`` to the directory ``path`` (no pickle).
-
-        Each file is written to a temporary name and renamed, arrays first; the
-        config records the arrays' SHA-256, so a save interrupted between the two
-        renames (new arrays beside an old config) is refused by :meth:`load`.
-        """
-        self._check_fitted(calibrated=True)
-        return write_model(Path(path), self.branches_, self.fusion_, getattr(self, "reference_profile_", None),
-                           {"params": self._model_params(), "n_train": int(self.n_train_),
-                            "reference": self.reference_summary(), "accepted": getattr(self, "accepted_", [])})
-
     def reference_summary(self) -> dict:
         """What the model was fitted on, for the fit summary, the model file, reports and the benchmark:
         ``n`` readable reference images, ``input_order`` (how they were ordered, or None when
@@ -467,40 +448,6 @@ class HybridDetector(RuntimeOwner, OperatorFeedback):
         chk = getattr(self, "order_check_", None)
         return {"n": int(self.n_train_), "input_order": None if io_ is None else io_.as_dict(),
                 "order_check": None if chk is None else chk.as_dict()}
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, *, runtime: Runtime | None = None,
-             backend: str | None = None) -> HybridDetector:
-        """Load a detector saved by :meth:`save` (format 2, or format 1 migrated); never executes code.
-
-        Every field is checked as data: types and ranges of the settings, array
-        shapes against the config, finite values, the arrays file's hash and its
-        members' sizes before they are inflated. ``runtime`` says how it runs here
-        (never read from the model file); ``backend`` is a shortcut for
-        ``runtime=Runtime(backend=...)``.
-        """
-        p = Path(path)
-        m = read_model(p, cls._MODEL_PARAMS)
-        try:
-            det = cls(colour=False, cnn=False, extra_branches=tuple(m.branches), **m.params)
-            det._build_branches()  # validates fusion, calibration rule and branch names
-            if det.reduce not in (1, 2, 4, 8, "auto"):
-                raise ValueError(f"reduce must be 1, 2, 4, 8 or 'auto', got {det.reduce!r}")
-            if type(m.fusion).kind != det.fusion:
-                raise ValueError(f"fusion state is {type(m.fusion).kind!r} but params say {det.fusion!r}")
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ModelFormatError(f"{p}: inconsistent model files ({type(exc).__name__}: {exc})") from exc
-        if m.reference_profile is not None:
-            det.reference_profile_ = m.reference_profile
-        det.branches_, det.fusion_, det.n_train_ = m.branches, m.fusion, m.n_train
-        det.input_order_, det.order_check_ = m.input_order, m.order_check
-        det.accepted_ = m.accepted
-        det.fit_errors_ = pd.DataFrame({"path": [], "error": []})
-        if backend is not None:
-            runtime = (runtime or Runtime()).replace(backend=backend)
-        if runtime is not None:
-            det.bind(runtime)
-        return det
 
     def __repr__(self):
         """The branches that run (the fitted ones, or those the next fit builds: ``None`` means the

@@ -24,11 +24,12 @@ import numpy as np
 from ._version import __version__
 from .branches import Branch
 from .exceptions import ModelFormatError
+from .io.zones import check_zones as _zones
 from .fusion import fusion_from_state
 from .reference_order import OrderCheck
 from .io.outputs import atomic_write_bytes
 
-__all__ = ["FORMAT_VERSION", "ModelParts", "read_model", "write_model"]
+__all__ = ["FORMAT_VERSION", "ModelFile", "ModelParts", "read_model", "write_model"]
 
 #: version of the saved-model layout (config.json + arrays.npz); format 1 files are migrated on load
 FORMAT_VERSION = 2
@@ -219,3 +220,62 @@ def _read_files(p: Path) -> tuple[dict, dict[str, np.ndarray]]:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelFormatError(f"{p}: inconsistent model files ({type(exc).__name__}: {exc})") from exc
     return config, arrays
+
+
+class ModelFile:
+    """Saving and loading a detector (mixed into :class:`~hybrid_drift.detector.HybridDetector`; the host
+    names the settings it saves in ``_MODEL_PARAMS`` and checks them in ``_build_branches``)."""
+
+    def _model_params(self) -> dict:
+        """Settings saved with the model (branches are saved separately)."""
+        return {**{k: getattr(self, k) for k in self._MODEL_PARAMS},
+                "ignore": [[list(p) for p in poly] for poly in _zones(self.ignore)]}
+
+    def save(self, path) -> Path:
+        """Write ``config.json`` + ``arrays.npz`` to the directory ``path`` (no pickle).
+
+        Each file is written to a temporary name and renamed, arrays first; the
+        config records the arrays' SHA-256, so a save interrupted between the two
+        renames (new arrays beside an old config) is refused by :meth:`load`.
+        """
+        self._check_fitted(calibrated=True)
+        return write_model(Path(path), self.branches_, self.fusion_, getattr(self, "reference_profile_", None),
+                           {"params": self._model_params(), "n_train": int(self.n_train_),
+                            "reference": self.reference_summary(), "accepted": getattr(self, "accepted_", [])})
+
+    @classmethod
+    def load(cls, path, *, runtime=None,
+             backend: str | None = None):
+        """Load a detector saved by :meth:`save` (format 2, or format 1 migrated); never executes code.
+
+        Every field is checked as data: types and ranges of the settings, array
+        shapes against the config, finite values, the arrays file's hash and its
+        members' sizes before they are inflated. ``runtime`` says how it runs here
+        (never read from the model file); ``backend`` is a shortcut for
+        ``runtime=Runtime(backend=...)``.
+        """
+        p = Path(path)
+        m = read_model(p, cls._MODEL_PARAMS)
+        try:
+            det = cls(colour=False, cnn=False, extra_branches=tuple(m.branches), **m.params)
+            det._build_branches()  # validates fusion, calibration rule and branch names
+            if det.reduce not in (1, 2, 4, 8, "auto"):
+                raise ValueError(f"reduce must be 1, 2, 4, 8 or 'auto', got {det.reduce!r}")
+            if type(m.fusion).kind != det.fusion:
+                raise ValueError(f"fusion state is {type(m.fusion).kind!r} but params say {det.fusion!r}")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelFormatError(f"{p}: inconsistent model files ({type(exc).__name__}: {exc})") from exc
+        if m.reference_profile is not None:
+            det.reference_profile_ = m.reference_profile
+        det.branches_, det.fusion_, det.n_train_ = m.branches, m.fusion, m.n_train
+        det.input_order_, det.order_check_ = m.input_order, m.order_check
+        det.accepted_ = m.accepted
+        import pandas as pd
+        det.fit_errors_ = pd.DataFrame({"path": [], "error": []})
+        if backend is not None:
+            from .runtime import Runtime
+            runtime = (runtime or Runtime()).replace(backend=backend)
+        if runtime is not None:
+            det.bind(runtime)
+        return det
+
