@@ -21,7 +21,8 @@ array([[0, 0, 0, 0, 1, 1, 1, 1],
 
 from __future__ import annotations
 
-import cv2
+from functools import lru_cache
+
 import numpy as np
 
 __all__ = ["check_zones", "parse_zone", "zone_mask", "mask_image", "FILL"]
@@ -60,12 +61,20 @@ def parse_zone(text: str) -> tuple:
 
 
 def zone_mask(zones, height: int, width: int) -> np.ndarray:
-    """Boolean ``(height, width)`` mask, True inside any zone."""
-    m = np.zeros((height, width), np.uint8)
+    """Boolean ``(height, width)`` mask, True for the pixels whose centre lies inside any zone
+    (computed once per size and zones)."""
+    return _mask(tuple(tuple(map(tuple, poly)) for poly in zones), int(height), int(width)).copy()
+
+
+@lru_cache(maxsize=64)
+def _mask(zones: tuple, height: int, width: int) -> np.ndarray:
+    from matplotlib.path import Path as _Poly
+    yy, xx = np.mgrid[0:height, 0:width]
+    centres = np.column_stack([(xx.ravel() + 0.5) / width, (yy.ravel() + 0.5) / height])
+    m = np.zeros(height * width, bool)
     for poly in zones:
-        pts = np.array([[round(x * width), round(y * height)] for x, y in poly], np.int32)
-        cv2.fillPoly(m, [pts], 1)
-    return m.astype(bool)
+        m |= _Poly(poly).contains_points(centres)
+    return m.reshape(height, width)
 
 
 def _painted(arr: np.ndarray, zones) -> np.ndarray:
