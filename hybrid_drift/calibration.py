@@ -29,11 +29,26 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import precision_recall_curve
 
-__all__ = ["choose_threshold", "CALIBRATION_METHODS", "CalibrationRule", "Calibration", "crossfit_scores",
+__all__ = ["choose_threshold", "fpr_for", "CALIBRATION_METHODS", "CalibrationRule", "Calibration", "crossfit_scores",
            "forward_scores",
            "time_blocks"]
 
 CALIBRATION_METHODS = ("conformal", "quantile", "mean_std", "f1", "fixed")
+
+
+def fpr_for(per_day: float, fps: float, branches: int = 2) -> float:
+    """The per-branch false-positive rate for about ``per_day`` false alarms a day on clean footage
+    scored at ``fps`` frames a second, when ``branches`` branches are ORed (each may flag).
+
+    >>> round(fpr_for(per_day=2, fps=1), 8)  # 2 a day at one frame a second, colour + CNN
+    1.157e-05
+    """
+    if not (per_day > 0 and fps > 0 and branches >= 1):
+        raise ValueError(f"need per_day > 0, fps > 0 and branches >= 1, got {per_day!r}, {fps!r}, {branches!r}")
+    fpr = per_day / (fps * 86_400.0 * branches)
+    if not fpr < 1:
+        raise ValueError(f"{per_day} false alarms a day at {fps} frames/s is more than one per scored frame")
+    return fpr
 
 
 def choose_threshold(scores, labels=None, *, method: str = "conformal", fpr: float = 0.001,

@@ -331,9 +331,25 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         return self
 
     # ------------------------------------------------------------------ score
+    def _note_resolution(self, ext: Extracted) -> None:
+        """Say once when scored images have another size than the reference's: scores of another
+        resolution or crop are not comparable with the thresholds (fit on frames of this stream)."""
+        ref = getattr(self, "reference_profile_", None)
+        if ref is None or not ref.n_images or getattr(self, "_resolution_noted", False):
+            return
+        want = f"{int(ref.table['width'].iloc[0])}x{int(ref.table['height'].iloc[0])}"
+        got = [f"{m.get('width')}x{m.get('height')}" for m, e in zip(ext.meta, ext.errors) if not e and m.get("width")]
+        other = [g for g in got if g != want]
+        if other:
+            self._resolution_noted = True
+            log.warning("%d of %d images are %s, the model's reference was %s: scores of another resolution are "
+                        "not comparable with its thresholds (fit on frames of this camera's stream)",
+                        len(other), len(got), max(set(other), key=other.count), want)
+
     def score_features(self, ext: Extracted) -> pd.DataFrame:
         """:meth:`score` on already extracted features."""
         self._check_fitted(calibrated=True)
+        self._note_resolution(ext)
         S = self.branch_scores(ext)
         cals = self.calibrations
         ok = np.isfinite(S).all(axis=1)

@@ -343,6 +343,17 @@ def _reference_section(summary: dict, thresholds: dict) -> Section:
     return Section("What the model was fitted on", "", table=table)
 
 
+def _methods_table(res: dict) -> pd.DataFrame:
+    """The benchmark's methods as people read them: percentages, counts as whole numbers, and the false
+    alarms per 1,000 clean frames (the number that decides a deployment)."""
+    rows = []
+    for name, r in res["methods"].items():
+        rows.append({"method": name, "precision": f"{r['precision']:.1%}", "recall": f"{r['recall']:.1%}",
+                     "F1": f"{r['f1']:.3f}", "AUROC": f"{r['auroc']:.3f}", "false alarms": int(r["fp"]),
+                     "missed": int(r["fn"]), "false alarms / 1,000 clean": f"{r['false_alarms_per_1000']:.1f}"})
+    return pd.DataFrame(rows)
+
+
 def bench_report(res: dict, frames: pd.DataFrame, out, detector=None) -> Path:
     """Self-contained page for a benchmark result (``run_bench`` output and its per-image frame).
 
@@ -352,7 +363,7 @@ def bench_report(res: dict, frames: pd.DataFrame, out, detector=None) -> Path:
     from .bench.plots import write_bench_figures
     out = _html_path(out)
     figs = [_file_uri(p) for p in write_bench_figures(res, frames, out.parent)]
-    m = pd.DataFrame(res["methods"]).T[["precision", "recall", "f1", "auroc", "fp", "fn"]]
+    m = _methods_table(res)
     best = "fusion_or" if "fusion_or" in frames else "cnn"
     y, pred = frames["label"].to_numpy(), frames[f"{best}_pred"].to_numpy()
     miss = frames[(y == 1) & (pred == 0)]
@@ -371,7 +382,7 @@ def bench_report(res: dict, frames: pd.DataFrame, out, detector=None) -> Path:
              (f"{best} precision", f"{res['methods'][best]['precision']:.1%}"),
              (f"{best} recall", f"{res['methods'][best]['recall']:.1%}")]
     sections = [Section("Methods (test split)", f"{res['date']} · {res['machine']} · backbone {res['backbone']}",
-                        table=m.to_html(float_format=lambda v: f"{v:.3f}")),
+                        table=m.to_html(index=False)),
                 _reference_section(res.get("reference") or {}, {k: v for k, v in res.get("thresholds", {}).items()
                                                                   if k in ("colour", "cnn")}),
                 Section("Plots", "", figs),

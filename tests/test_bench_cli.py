@@ -49,6 +49,13 @@ def test_bench_report_files(bench_json):
     html = (rep / "index.html").read_text()
     assert "fusion_or" in html and 'src="http' not in html
     assert html.count("data:image/png;base64,") >= 4  # distributions, PR curves, per-kind heat map
+    # the methods table: counts as whole numbers (never "3.000"), rates as percentages, false alarms per 1,000
+    import re
+    table = html[html.index("<table"):html.index("</table>")]
+    assert "false alarms / 1,000 clean" in table
+    for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]:
+        cells = re.findall(r"<td>(.*?)</td>", row)
+        assert cells[1].endswith("%") and cells[5].isdigit() and cells[6].isdigit(), cells
 
 
 def test_cli_fit_score_roundtrip_and_exit_codes(frames, tmp_path, capsys):
@@ -161,3 +168,18 @@ def test_fit_takes_every_nth_frame_of_a_video(tmp_path, capsys, data_dir):
     rc = main(["fit", str(data_dir / "vtest.avi"), "--video-step", "50", "--no-cnn", "--out", str(tmp_path / "m"),
                "--no-progress"])
     assert rc == 0 and "fitted on 16 images" in capsys.readouterr().out  # 795 frames: 0, 50, ..., 750
+
+
+def test_fit_takes_sensitivity_in_false_alarms_per_day(frames, tmp_path, capsys):
+    import cv2
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for i, f in enumerate(frames[:40]):
+        cv2.imwrite(str(ref / f"{i:03d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    assert main(["fit", str(ref), "--out", str(tmp_path / "m"), "--no-cnn", "--false-alarms-per-day", "2",
+                 "--fps", "1", "--no-progress"]) == 0
+    assert "about 2 false alarms a day at 1 frames/s" in capsys.readouterr().out
+    fpr = json.loads((tmp_path / "m" / "config.json").read_text())["params"]["fpr"]
+    assert fpr == pytest.approx(2 / 86_400)  # one branch: colour
+    for bad in (["--fpr", "0.01", "--false-alarms-per-day", "2", "--fps", "1"], ["--false-alarms-per-day", "2"]):
+        assert main(["fit", str(ref), "--out", str(tmp_path / "x"), "--no-cnn", *bad]) == 2

@@ -236,3 +236,17 @@ def test_scores_in_threshold_units_say_the_same_as_the_flags(fitted_detector, fr
     np.testing.assert_allclose(table["fused_x"], table[["colour_x", "cnn_x"]].max(axis=1))
     assert (table["fused_x"] > 1).tolist() == table["is_outlier"].tolist()
     assert table["fused_x"].iloc[10:].min() > 1 and table["fused_x"].iloc[:10].median() < 1
+
+
+def test_scoring_another_resolution_than_the_reference_says_so_once(frames, caplog):
+    import logging
+
+    import cv2
+    det = HybridDetector(cnn=False).fit(frames[:40])
+    with caplog.at_level(logging.WARNING, logger="hybrid_drift.detector"):
+        det.score(frames[40:45])
+        assert "reference was" not in caplog.text  # same size: nothing to say
+        big = [cv2.resize(f, (384, 288)) for f in frames[45:50]]
+        det.score(big)
+        det.score(big)
+    assert caplog.text.count("5 of 5 images are 384x288, the model's reference was 192x144") == 1

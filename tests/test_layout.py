@@ -116,3 +116,12 @@ def test_the_command_line_starts_without_loading_pytorch_or_the_dataset_tools():
             "print(sorted(m for m in ('torch', 'albumentations', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+def test_every_command_help_has_examples_and_the_exit_codes_are_in_the_top_level_help():
+    from hybrid_drift.cli import _parser
+    p = _parser()
+    sub = next(a for a in p._actions if a.dest == "cmd").choices
+    missing = [name for name, sp in sub.items() if "examples:" not in sp.format_help()]
+    assert not missing, missing
+    assert "130 interrupted" in p.format_help() and "1 a requested constraint failed" in p.format_help()

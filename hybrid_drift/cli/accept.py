@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import EXIT_OK, UsageError, check_nonempty, runtime_from
+from .common import EXIT_OK, examples, UsageError, check_nonempty, runtime_from
 
 __all__ = ["add"]
 
@@ -17,8 +17,8 @@ def add(sub, parents) -> None:
                                    "cover them, recording what was accepted, by whom and when in the model. "
                                    "Refused (exit 2) when a threshold would grow by more than --max-widen: "
                                    "images that far from the reference are drift, to fit on, not false alarms.",
-                       epilog="example: hybrid-drift accept model/ alarms/2026-11-30T0412.jpg --by alice "
-                              "--note 'delivery van'")
+                       **examples("hybrid-drift accept model/ alarms/2026-11-30T0412.jpg --by alice --note 'delivery van'",
+                                  "hybrid-drift accept model/ alarms/ --max-widen 1.2"))
     s.add_argument("model", help="model folder (updated in place)")
     s.add_argument("images", nargs="+", help="the frames a person judged normal")
     s.add_argument("--by", default=None, help="who accepted them (recorded in the model)")

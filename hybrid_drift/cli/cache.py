@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import EXIT_OK
+from .common import EXIT_OK, examples
 
 __all__ = ["add"]
 
 
 def add(sub, parents) -> None:
     s = sub.add_parser("cache", parents=[parents["common"]], help="show or empty the CNN feature cache",
+                       **examples("hybrid-drift cache info", "hybrid-drift cache info --json",
+                                  "hybrid-drift cache clear"),
                        description="The feature cache (content-keyed CNN features; $HYBRID_DRIFT_CACHE, "
                                    "default ~/.cache/hybrid_drift, bounded by $HYBRID_DRIFT_CACHE_MAX, default 2G).")
     s.add_argument("action", choices=["info", "clear"])

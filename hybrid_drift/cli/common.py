@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["EXIT_OK", "EXIT_CONSTRAINT", "EXIT_USAGE", "EXIT_INTERRUPTED", "UsageError", "default", "parents",
+__all__ = ["examples", "EXIT_OK", "EXIT_CONSTRAINT", "EXIT_USAGE", "EXIT_INTERRUPTED", "UsageError", "default", "parents",
            "runtime_from", "load_inputs", "check_nonempty", "is_dataset", "write_json", "positive_int",
            "non_negative_int", "non_negative_float", "at_least", "n_components", "ray_engine", "ray_kw", "plain"]
 
@@ -20,6 +20,12 @@ EXIT_OK, EXIT_CONSTRAINT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 class UsageError(Exception):
     """A wrong command line or input (exit 2, one line)."""
+
+
+def examples(*lines: str, more: str = "") -> dict:
+    """``add_parser`` keywords for an ``examples:`` block under a command's help (kept as written)."""
+    text = "examples:\n" + "\n".join(f"  {ln}" for ln in lines) + (f"\n{more}" if more else "")
+    return {"epilog": text, "formatter_class": argparse.RawDescriptionHelpFormatter}
 
 
 def default(obj, name: str):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import EXIT_OK, UsageError, default, n_components, positive_int, runtime_from, write_json
+from .common import EXIT_OK, examples, UsageError, default, n_components, positive_int, runtime_from, write_json
 
 __all__ = ["add"]
 
@@ -16,6 +16,9 @@ def add(sub, parents) -> None:
     from ..detector import HybridDetector
     common, runtime = parents["common"], parents["runtime"]
     s = sub.add_parser("make-dataset", parents=[common], help="build a benchmark set",
+                       **examples("hybrid-drift make-dataset crossroad build/crossroad --seed 0",
+                                  "hybrid-drift make-dataset crossroad-protocol build/protocol",
+                                  "hybrid-drift make-dataset scenes build/scenes    # downloads footage once"),
                        description="Build the crossroad outlier set from the bundled OpenCV street video: one "
                                    "split (crossroad), or every time-ordered split of the benchmark protocol "
                                    "on seeds 0 and 1 (crossroad-protocol); both offline. 'scenes' builds the "
@@ -36,6 +39,8 @@ def add(sub, parents) -> None:
     s.set_defaults(fn=make_dataset)
 
     s = sub.add_parser("bench", parents=[common, runtime], help="precision/recall of every method on a dataset",
+                       **examples("hybrid-drift bench build/crossroad --json build/bench.json --report build/report",
+                                  "hybrid-drift bench build/protocol --json build/protocol.json"),
                        description="Fit on the reference (train + val normals; logistic fusion: train, then the "
                                    "labelled val split), report on test, for every method. On a protocol folder "
                                    "(make-dataset crossroad-protocol): every split and seed, the mean and the "

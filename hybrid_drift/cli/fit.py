@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import (EXIT_OK, UsageError, check_nonempty, default, is_dataset, load_inputs, n_components,
+from .common import (EXIT_OK, examples, UsageError, check_nonempty, default, is_dataset, load_inputs, n_components,
                      non_negative_int, positive_int, ray_engine, ray_kw, runtime_from)
 
 __all__ = ["add"]
@@ -19,6 +19,10 @@ def add(sub, parents) -> None:
     from ..reference_order import FOLDS
     s = sub.add_parser("fit", parents=[parents["common"], parents["engine"], parents["runtime"]],
                        help="fit a detector on normal images and save it",
+                       **examples("hybrid-drift fit frames/reference --out model/",
+                                  "hybrid-drift fit camera.mp4 --video-step 25 --out model/",
+                                  "hybrid-drift fit export/ --order exif --ignore '0.7,0 1,0 1,0.1 0.7,0.1' --out model/",
+                                  "hybrid-drift fit build/crossroad --fusion logistic --val build/crossroad --out model/"),
                        description="Fit on normal reference images; thresholds come from cross-fitting on "
                                    "them (--val adds held-out images). The images are put in time order "
                                    "(--order), and the fit checks on their features whether that order looks "
@@ -47,7 +51,11 @@ def add(sub, parents) -> None:
     s.add_argument("--calibration", choices=[m for m in CALIBRATION_METHODS if m != "fixed"], default=cal,
                    help=f"threshold rule on out-of-sample normal scores (default: {cal}; f1 needs a labelled --val)")
     fpr = default(HybridDetector, "fpr")
-    s.add_argument("--fpr", type=float, default=fpr, help=f"target false-positive rate (default {fpr})")
+    s.add_argument("--fpr", type=float, default=None,
+                   help=f"target false-positive rate per branch and frame (default {fpr})")
+    s.add_argument("--false-alarms-per-day", type=float, default=None, metavar="N",
+                   help="the same in plain units: about N false alarms a day on clean footage, with --fps")
+    s.add_argument("--fps", type=float, default=None, help="frames scored per second, for --false-alarms-per-day")
     k = default(HybridDetector, "k")
     s.add_argument("--k", type=float, default=k, help=f"standard deviations for --calibration mean_std (default {k:g})")
     g = s.add_argument_group("colour branch")
@@ -90,6 +98,25 @@ def _zone(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _fpr(a, branches: int) -> float:
+    """--fpr, or --false-alarms-per-day with --fps mapped to it (one or the other)."""
+    from ..calibration import fpr_for
+    from ..detector import HybridDetector
+    if a.false_alarms_per_day is None and a.fps is None:
+        return a.fpr if a.fpr is not None else default(HybridDetector, "fpr")
+    if a.fpr is not None:
+        raise UsageError("give --fpr or --false-alarms-per-day with --fps, not both")
+    if a.false_alarms_per_day is None or a.fps is None:
+        raise UsageError("--false-alarms-per-day needs --fps (the frames scored per second), and --fps needs it")
+    try:
+        fpr = fpr_for(a.false_alarms_per_day, a.fps, max(branches, 1))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"sensitivity: about {a.false_alarms_per_day:g} false alarms a day at {a.fps:g} frames/s = fpr {fpr:.3g} "
+          f"per branch and frame")
+    return fpr
+
+
 def fit(a) -> int:
     from ..branches import CNNBranch, ColourBranch
     from ..detector import HybridDetector
@@ -101,7 +128,8 @@ def fit(a) -> int:
     colour = ColourBranch(bins=a.bins, grid=tuple(a.grid), distance=a.distance) if not a.no_colour else False
     cnn = CNNBranch(backbone=a.backbone, weights=a.weights, n_components=a.n_components, pool=a.pool,
                     layers=tuple(a.layers) if a.layers else None, image_size=a.image_size) if not a.no_cnn else False
-    det = HybridDetector(colour=colour, cnn=cnn, fusion=a.fusion, calibration=a.calibration, fpr=a.fpr,
+    fpr = _fpr(a, sum(b is not False for b in (colour, cnn)))
+    det = HybridDetector(colour=colour, cnn=cnn, fusion=a.fusion, calibration=a.calibration, fpr=fpr,
                          k=a.k, folds=a.folds, runtime=runtime_from(a), ignore=a.ignore)
     val = labels = None
     if a.val:

@@ -23,6 +23,9 @@ def add(sub, parents) -> None:
                                    "videos), with alert thresholds set from the baseline's own "
                                    "chunk-to-chunk variation.",
                        epilog=textwrap.dedent("""\
+                           examples:
+                             hybrid-drift monitor frames/last_week frames/today --chunk 50 --report build/monitor
+                             hybrid-drift monitor baseline.mp4 today.mp4 --config constraints.json --json
                            constraints file (JSON), all keys optional:
                              {"chunk": 50, "k": "auto", "alpha": 0.05, "max_alert_chunks": 0, "semantic": false,
                               "features": ["brightness_mean", "saturation_mean"], "stats": ["psi"],

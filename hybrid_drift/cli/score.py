@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .common import (EXIT_CONSTRAINT, EXIT_OK, UsageError, check_nonempty, is_dataset, load_inputs, positive_int,
+from .common import (EXIT_CONSTRAINT, examples, EXIT_OK, UsageError, check_nonempty, is_dataset, load_inputs, positive_int,
                      ray_engine, ray_kw, runtime_from)
 
 __all__ = ["add"]
@@ -20,6 +20,10 @@ def add(sub, parents) -> None:
     common, engine, runtime = parents["common"], parents["engine"], parents["runtime"]
     scoring = parents["scoring"] = _scoring_parent()
     s = sub.add_parser("score", parents=[common, scoring, engine, runtime], help="score images with a saved detector",
+                       **examples("hybrid-drift score model/ frames/today --out scores.csv --max-outliers 0",
+                                  "hybrid-drift score model/ camera.mp4 --video-step 25 --out video.parquet",
+                                  "hybrid-drift score model/ frames/today --report today.html --explain overlays/",
+                                  "hybrid-drift score model/ /data/cam12 --engine ray --address auto --out job/"),
                        description="One row per input: path, branch scores, fused, is_outlier, error. "
                                    "With --engine ray: a resumable job folder of Parquet parts.")
     s.add_argument("--out", help=f"write the table ({' or '.join(TABLE_FORMATS)}); default: CSV on stdout. "
@@ -39,6 +43,8 @@ def add(sub, parents) -> None:
     s.set_defaults(fn=score)
 
     s = sub.add_parser("report", parents=[common, scoring, runtime],
+                       **examples("hybrid-drift report model/ frames/today --out today.html",
+                                  "hybrid-drift report model/ build/crossroad --split test --out build/report.html"),
                        help="score images and write a self-contained HTML report",
                        description="Score INPUT with a saved model and write one HTML file (images embedded).")
     s.add_argument("--out", required=True, help="report path (.html) or folder")
