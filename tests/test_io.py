@@ -312,3 +312,29 @@ def test_plain_jpeg_header_with_undecodable_data_falls_back_to_pillow(half_white
     r = decode_image(bad, name="junk-scan.jpg")
     assert r.rgb is None and r.source == "junk-scan.jpg"
     assert r.error.startswith("corrupt or truncated image:")
+
+
+def test_a_video_cut_short_is_read_to_its_real_end_with_one_note(tmp_path):
+    """A header that claims more frames than the file holds (a recording cut short): the frames that are
+    there, one note naming the file, and no error rows for frames that never existed."""
+    import cv2
+
+    from hybrid_drift import HybridDetector
+    from hybrid_drift.io import expand_inputs
+    full = tmp_path / "full.avi"
+    out = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    rng = np.random.default_rng(0)
+    frames = [np.full((48, 64, 3), 100, np.uint8) + rng.integers(0, 20, (48, 64, 3), dtype=np.uint8) for _ in range(30)]
+    for f in frames:
+        out.write(f)
+    out.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    assert cv2.VideoCapture(str(cut)).get(cv2.CAP_PROP_FRAME_COUNT) == 30  # the header still says 30
+    notes: list = []
+    items = expand_inputs([str(cut)], notes=notes)
+    assert 5 < len(items) < 30 and len(notes) == 1 and "header says 30 frames" in notes[0]
+    notes.clear()
+    assert len(expand_inputs([str(full)], notes=notes)) == 30 and not notes  # a whole file: no note
+    table = HybridDetector(cnn=False).fit(frames).score(items)
+    assert table["error"].isna().all()

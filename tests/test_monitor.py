@@ -225,3 +225,23 @@ def test_a_short_last_chunk_joins_the_one_before(frames):
 def test_monitor_settings_are_validated(frames, kw, word):
     with pytest.raises(ValueError, match=word):
         DriftMonitor(**kw).fit(profile_images(np.stack(frames[:40])))
+
+
+def test_the_plot_draws_the_floor_that_keeps_a_point_outside_the_band_from_alerting(frames):
+    """A chunk alerts only outside both the ±k band and the min_change floor: the figure draws the floor,
+    in the band's units, so a point outside the grey band with no red dot is explained; chunks are whole."""
+    from hybrid_drift.monitor.plots import checks_figure
+    base = profile_images(np.stack(frames[:100]))
+    darker = [np.clip(f.astype(int) - 3, 0, 255).astype(np.uint8) for f in frames[100:140]]  # a small change
+    mon = DriftMonitor(chunk=10, min_change=0.5).fit(base)  # a floor far above it
+    res = mon.run(profile_images(np.stack(darker)))
+    means = res[res["check"].str.endswith(":mean")]
+    assert "floor" in res and (means["floor"] > 0).all()
+    quiet = means[(means["statistic"].abs() > means["threshold"]) & ~means["alert"]]
+    assert len(quiet) and (quiet["statistic"].abs() <= quiet["floor"]).all()  # outside the band, inside the floor
+    fig = checks_figure(res)
+    ax = fig.axes[list(dict.fromkeys(means["check"])).index(quiet["check"].iloc[0])]
+    dashed = sorted(round(ln.get_ydata()[0], 6) for ln in ax.lines if ln.get_linestyle() == "--")
+    f = round(float(means.loc[means["check"] == quiet["check"].iloc[0], "floor"].max()), 6)
+    assert dashed == [-f, f]
+    assert all(float(t).is_integer() for t in ax.get_xticks())

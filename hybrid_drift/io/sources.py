@@ -262,7 +262,7 @@ def expand_inputs(inputs: Any, *, recursive: bool = True,
                 if notes is not None and scan.summary():
                     notes.append(f"{display_id(p)}: {scan.summary()}")
             elif p.lower().endswith(VIDEO_EXTENSIONS) and os.path.isfile(p):
-                items.extend(_video_items(p, video_step))
+                items.extend(_video_items(p, video_step, notes))
             else:
                 items.append(InputItem(display_id(p), p))
         else:
@@ -270,11 +270,32 @@ def expand_inputs(inputs: Any, *, recursive: bool = True,
     return items
 
 
-def _video_items(path: str, step: int) -> list[InputItem]:
+def _frames_that_decode(cap, claimed: int) -> int:
+    """How many frames a video really holds when its header claims ``claimed``: one seek to the last
+    claimed frame when the header is right (the usual case), else a binary search for the last frame
+    that can be read (a file cut short: OpenCV's ``tree.avi`` claims 444 frames and holds 68)."""
+    def there(i: int) -> bool:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, i)
+        return bool(cap.grab())
+    if claimed <= 0 or there(claimed - 1):
+        return claimed
+    lo, hi = 0, claimed - 1  # frame lo can be read (or none can), frame hi cannot
+    if not there(0):
+        return 0
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if there(mid) else (lo, mid)
+    return lo + 1
+
+
+def _video_items(path: str, step: int, notes: list | None = None) -> list[InputItem]:
     cap = cv2.VideoCapture(path)
-    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    n = _frames_that_decode(cap, claimed) if cap.isOpened() else 0
     cap.release()
     name = display_id(path)
+    if n < claimed and notes is not None:
+        notes.append(f"{name}: its header says {claimed} frames but {n} can be read; using those {n}")
     if n <= 0:  # unknown length or unreadable: one error record names the file
         return [InputItem(name, (path, None))]
     return [InputItem(f"{name}#frame={i}", (path, i)) for i in range(0, n, step)]

@@ -280,6 +280,7 @@ class DriftMonitor:
             floor = self._floor(c)
             d_ks, p_ks = ks(self.base_values_[c], vals[c])
             rows.append({"check": f"{c}:mean", "statistic": float(z), "p_value": p_ks, "threshold": self.k_,
+                         "floor": float(floor / self.ref_sd_[c]) if self.ref_sd_[c] > 0 else 0.0,
                          "alert": bool(abs(z) > self.k_ and abs(change) > floor),
                          "detail": f"chunk mean {vals[c].mean():.4g} vs baseline chunks "
                                    f"{self.ref_mean_[c]:.4g} ± {self.ref_sd_[c]:.2g} (change {change:+.3g}, "

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["plot_hsb_overlay", "plot_checks_over_time", "plot_embedding_projection", "write_monitor_figures"]
+__all__ = ["plot_hsb_overlay", "plot_checks_over_time", "checks_figure", "plot_embedding_projection", "write_monitor_figures"]
 
 
 def plot_hsb_overlay(baseline, batch, path, label="batch") -> Path:
@@ -31,23 +31,40 @@ def plot_hsb_overlay(baseline, batch, path, label="batch") -> Path:
 
 
 def plot_checks_over_time(results: pd.DataFrame, path, checks=None) -> Path:
-    """Each ``:mean`` check's z-score per chunk with its ±k band, alerts in red."""
+    """Each ``:mean`` check's z-score per chunk with its ±k band, alerts in red (see :func:`checks_figure`)."""
+    fig = checks_figure(results, checks)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def checks_figure(results: pd.DataFrame, checks=None):
+    """The figure of :func:`plot_checks_over_time`: per check, the chunk z-scores, the grey ±k band and, dashed,
+    the ``min_change`` floor in the same units (a chunk alerts only outside both, so a point outside the
+    band but inside the floor is not an alert), on an axis of whole chunks."""
+    from matplotlib.ticker import MaxNLocator
     res = results[results["check"].str.endswith(":mean")]
     checks = checks or list(dict.fromkeys(res["check"]))
-    fig, axes = plt.subplots(len(checks), 1, figsize=(9, 1.6 * len(checks) + 0.6), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(checks), 1, figsize=(9, 1.7 * len(checks) + 0.8), sharex=True, squeeze=False)
     for ax, c in zip(axes[:, 0], checks):
         r = res[res["check"] == c]
         k = float(r["threshold"].iloc[0])
         ax.axhspan(-k, k, color="0.9")
+        if "floor" in r and np.isfinite(r["floor"]).any():
+            f = float(r["floor"].max())
+            if f > 0:
+                ax.axhline(f, ls="--", lw=1, color="0.45")
+                ax.axhline(-f, ls="--", lw=1, color="0.45")
         ax.plot(r["chunk"], r["statistic"], "-o", ms=3, color="tab:blue")
         al = r[r["alert"]]
-        ax.plot(al["chunk"], al["statistic"], "o", color="tab:red", ms=5)
-        ax.set_ylabel(c.replace(":mean", ""), fontsize=7, rotation=0, ha="right")
-    axes[-1, 0].set_xlabel("chunk (z-score of the chunk mean vs baseline chunks; grey = ±k band)")
+        ax.plot(al["chunk"], al["statistic"], "o", color="tab:red", ms=6)
+        ax.set_ylabel(c.replace(":mean", ""), fontsize=9, rotation=0, ha="right", va="center")
+        ax.tick_params(labelsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1, 0].set_xlabel("chunk (z-score of the chunk mean against the baseline's chunks; grey: the ±k band, "
+                           "dashed: the min_change floor; red: an alert, outside both)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
 def plot_embedding_projection(embeddings, batch_ids, path) -> Path:
