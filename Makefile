@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 BUILD  := build
 
-.PHONY: test bench bench-scenes install perf peers clean
+.PHONY: test bench bench-scenes screenshots install perf peers clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench: $(VENV)/.installed
 bench-scenes: $(VENV)/.installed
 	$(VENV)/bin/hybrid-drift make-dataset scenes $(BUILD)/scenes
 	$(VENV)/bin/hybrid-drift bench $(BUILD)/scenes --json $(BUILD)/scenes.json
+
+# docs/report.png from the current report (after `make bench`); tests/test_docs.py fails when it is stale
+screenshots: $(VENV)/.installed
+	$(PY) benchmarks/screenshots.py --model $(BUILD)/model --dataset $(BUILD)/crossroad
 
 # peer tools for side-by-side benchmarks, in their own venv (whylogs 1.6 needs numpy < 2)
 .venv-peers/.installed: benchmarks/requirements-peers.txt

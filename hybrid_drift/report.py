@@ -224,7 +224,7 @@ def score_report(table: pd.DataFrame, detector, out, *, labels=None, kinds=None,
     for i, r in top.iterrows():  # the table's index is the input's position
         src = items[i] if items is not None else r["path"]
         flagged = [b for b in names if bool(r.get(f"{b}_flag", False))]
-        cap = f"{Path(str(r['path'])).name} · fused {r['fused']:.3g} · " + \
+        cap = f"{Path(str(r['path'])).name} · {r.get('fused_x', float('nan')):.2f}× threshold · " + \
               (("flagged by " + ", ".join(flagged)) if flagged else "not flagged")
         if bool(r["is_outlier"]):  # flagged: the heat map shows where
             flagged_srcs.append(src)
@@ -235,8 +235,9 @@ def score_report(table: pd.DataFrame, detector, out, *, labels=None, kinds=None,
                 thumbs.append((uri, cap))
     thumbs = overlay_uris(detector, flagged_srcs, flagged_caps) + thumbs
     sections.append(Section(f"Top {len(thumbs)} images by fused score",
-                            "Which branch flagged each one is in the caption; flagged images carry their heat map "
-                            "(brighter = stranger; the cross marks the hottest point).", thumbs=thumbs))
+                            "Which branch flagged each one is in the caption, with its fused score in threshold units "
+                            "(1.0 is on the threshold); flagged images carry their heat map (brighter = stranger; the "
+                            "cross marks the hottest point).", thumbs=thumbs))
     sections.append(_flagged_section(table, detector, names, items))
     if labels is not None:
         y = np.asarray(labels).astype(int)
