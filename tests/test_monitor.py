@@ -245,3 +245,26 @@ def test_the_plot_draws_the_floor_that_keeps_a_point_outside_the_band_from_alert
     f = round(float(means.loc[means["check"] == quiet["check"].iloc[0], "floor"].max()), 6)
     assert dashed == [-f, f]
     assert all(float(t).is_integer() for t in ax.get_xticks())
+
+
+def test_monitor_chunks_a_stream_by_the_hour_when_images_have_times(frames, tmp_path, capsys):
+    """`--chunk-by hour`: one chunk per calendar hour of the images' times (here file times), in time order
+    whatever the names; without a time per image it exits 2 naming one."""
+    import os
+    base, stream = tmp_path / "base", tmp_path / "stream"
+    base.mkdir(), stream.mkdir()
+    for i, f in enumerate(frames[:60]):
+        cv2.imwrite(str(base / f"{i:03d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    t0 = 1_764_460_800  # 2025-11-30T00:00Z
+    for i, f in enumerate(frames[60:120]):  # names in reverse time order; 20 images an hour for 3 hours
+        p = stream / f"{119 - i:03d}.png"
+        cv2.imwrite(str(p), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        os.utime(p, (t0 + i * 180, t0 + i * 180))
+    assert main(["monitor", str(base), str(stream), "--chunk", "20", "--chunk-by", "hour", "--times", "mtime",
+                 "--json", "--no-progress"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    periods = [c["period"] for c in out["per_chunk"]]
+    assert periods == ["2025-11-30T00:00Z", "2025-11-30T01:00Z", "2025-11-30T02:00Z"]
+    assert [c["stop"] - c["start"] for c in out["per_chunk"]] == [20, 20, 20]
+    assert main(["monitor", str(base), str(stream), "--chunk-by", "day", "--times", "exif", "--no-progress"]) == 2
+    assert "needs a time for every image" in capsys.readouterr().err

@@ -36,6 +36,12 @@ def add(sub, parents) -> None:
     s.add_argument("stream", help="images to monitor, in time order (folder, video)")
     chunk = DriftMonitor.chunk
     s.add_argument("--chunk", type=positive_int, default=chunk, help=f"images per chunk (default {chunk})")
+    s.add_argument("--chunk-by", choices=["hour", "day"], default=None,
+                   help="cut the stream into calendar hours or days (UTC) instead of --chunk images; needs a time "
+                        "per image (--times); the baseline's bands still come from chunks of --chunk images")
+    s.add_argument("--times", choices=["auto", "time", "exif", "mtime"], default="auto",
+                   help="where --chunk-by reads each image's time: auto (a manifest's time column, else EXIF), time, "
+                        "exif, mtime (file modification time)")
     s.add_argument("--config", help="constraints file (JSON)")
     s.add_argument("--max-alert-chunks", type=non_negative_int, default=None, metavar="N",
                    help="a constraint: exit 1 when more than N chunks alert (default: none; alerts alone exit 0)")
@@ -95,6 +101,24 @@ def _monitor(cfg: dict):
     return DriftMonitor(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k in _MONITOR_ARGS})
 
 
+def _by_time(a):
+    """The stream's images in time order, and its chunks by calendar period (UsageError when a time is missing)."""
+    from ..io import expand_inputs
+    from ..io.order import input_times
+    from ..monitor.drift import time_bounds
+    items = expand_inputs([a.stream])
+    times = input_times(items, a.times)
+    missing = [it.id for it, t in zip(items, times) if t is None]
+    if missing:
+        raise UsageError(f"--chunk-by {a.chunk_by} needs a time for every image ({a.times}); {missing[0]} has none "
+                         f"({len(missing)} of {len(items)}): try --times mtime, or a manifest with a time column")
+    order = sorted(range(len(items)), key=lambda i: times[i])
+    bounds, labels = time_bounds([times[i] for i in order], a.chunk_by)
+    print(f"stream: {len(items)} images in {len(bounds)} {a.chunk_by}s ({labels[0]} to {labels[-1]})",
+          file=sys.stderr)
+    return [items[i] for i in order], bounds, labels
+
+
 def monitor(a) -> int:
     from ..monitor import DriftMonitor, profile_images
     cfg = _config(a)
@@ -105,9 +129,14 @@ def monitor(a) -> int:
     for x in (a.baseline, a.stream):
         check_nonempty([x], "images")
     base = profile_images(a.baseline, embedder=embedder, workers=a.workers, progress=a.progress)
-    stream = profile_images(a.stream, embedder=embedder, workers=a.workers, progress=a.progress)
+    bounds = labels = None
+    if a.chunk_by:
+        items, bounds, labels = _by_time(a)
+        stream = profile_images(items, embedder=embedder, workers=a.workers, progress=a.progress)
+    else:
+        stream = profile_images(a.stream, embedder=embedder, workers=a.workers, progress=a.progress)
     mon = _monitor(cfg).fit(base)
-    res = mon.run(stream)
+    res = mon.run(stream, bounds=bounds, labels=labels)
     summ = DriftMonitor.summary(res)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -194,3 +194,26 @@ def order_inputs(items: list[InputItem], order: str = "auto") -> tuple[list[Inpu
     if videos and all(_video_pos(it) is not None for it in items):
         return done(new, "video", f"{n} frames of {len(videos)} video(s) by position")
     return done(new, "name", f"{n} inputs by name (natural order: frame_9 before frame_10)")
+
+
+def input_times(items: list[InputItem], source: str = "auto") -> list[float | None]:
+    """Each input's time in seconds since the epoch, or None: ``"time"`` a manifest's time column,
+    ``"exif"`` EXIF DateTimeOriginal, ``"mtime"`` the file's modification time, ``"auto"`` the time
+    column when every input has one, else EXIF."""
+    if source not in ("auto", "time", "exif", "mtime"):
+        raise ValueError(f"times come from 'auto', 'time', 'exif' or 'mtime', got {source!r}")
+    if source == "time" or (source == "auto" and all(it.time is not None for it in items)):
+        return [it.time for it in items]
+    out: list[float | None] = []
+    for it in items:
+        f = _file_of(it)
+        if f is None:
+            out.append(None)
+        elif source == "mtime":
+            try:
+                out.append(os.stat(f).st_mtime)
+            except OSError:
+                out.append(None)
+        else:
+            out.append(exif_time(f))
+    return out

@@ -34,7 +34,7 @@ import pandas as pd
 from .profile import BatchProfile
 from .stats import NUMERIC_STATS, chi2_categorical, ks, mmd_permutation, numeric_stat
 
-__all__ = ["DriftMonitor", "HSB_FEATURES", "DEFAULT_MIN_CHANGE", "semantic_distances", "chunk_bounds"]
+__all__ = ["time_bounds", "PERIODS", "DriftMonitor", "HSB_FEATURES", "DEFAULT_MIN_CHANGE", "semantic_distances", "chunk_bounds"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,31 @@ def _ncc_distance(a: np.ndarray, b: np.ndarray) -> float:
     b = b.astype(np.float64).ravel() - b.mean()
     den = np.sqrt((a * a).sum() * (b * b).sum())
     return float(1.0 - (a * b).sum() / den) if den > 0 else 0.0
+
+
+#: chunk lengths ``monitor --chunk-by`` knows, in seconds
+PERIODS = {"hour": 3600, "day": 86400}
+
+
+def time_bounds(times, period: str) -> tuple[list[tuple[int, int]], list[str]]:
+    """``([(start, stop)], labels)``: one chunk per calendar ``period`` (``"hour"``, ``"day"``, UTC) of
+    ``times`` (seconds since the epoch, ascending), labelled by the period's start.
+
+    >>> time_bounds([0, 10, 3600, 3700, 7300], "hour")
+    ([(0, 2), (2, 4), (4, 5)], ['1970-01-01T00:00Z', '1970-01-01T01:00Z', '1970-01-01T02:00Z'])
+    """
+    import datetime as _dt
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {sorted(PERIODS)}, got {period!r}")
+    t = np.asarray(times, dtype=float)
+    if np.any(np.diff(t) < 0):
+        raise ValueError("times must be in ascending order (sort the stream by time first)")
+    keys = np.floor(t / PERIODS[period]).astype(np.int64)
+    edges = [0] + [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]] + [len(keys)]
+    fmt = "%Y-%m-%dT%H:%MZ" if period == "hour" else "%Y-%m-%d"
+    labels = [_dt.datetime.fromtimestamp(int(keys[a]) * PERIODS[period], _dt.timezone.utc).strftime(fmt)
+              for a in edges[:-1]]
+    return list(zip(edges[:-1], edges[1:])), labels
 
 
 def chunk_bounds(n: int, chunk: int) -> list[tuple[int, int]]:
@@ -313,18 +338,22 @@ class DriftMonitor:
                              "alert": False, "detail": "raw permutation p-value (not calibrated)"})
         return pd.DataFrame(rows)
 
-    def run(self, stream: BatchProfile) -> pd.DataFrame:
+    def run(self, stream: BatchProfile, bounds=None, labels=None) -> pd.DataFrame:
         """Check every consecutive chunk of a stream; one row per chunk and check.
 
-        Chunks as :func:`chunk_bounds` cuts them (a short tail joins the last chunk).
-        Columns: ``chunk, start, stop, check, statistic, p_value, threshold, alert, detail``.
+        Chunks as :func:`chunk_bounds` cuts them (a short tail joins the last chunk), or as
+        ``bounds`` gives them (``[(start, stop)]``, e.g. :func:`time_bounds`: one chunk per hour or
+        day), with ``labels`` naming each (a ``period`` column). Columns: ``chunk, start, stop,
+        check, statistic, p_value, threshold, floor, alert, detail``.
         """
         frames = []
-        for i, (a, b) in enumerate(chunk_bounds(len(stream.table), self.chunk)):
+        for i, (a, b) in enumerate(bounds if bounds is not None else chunk_bounds(len(stream.table), self.chunk)):
             df = self.check(stream.slice(a, b))
             df.insert(0, "chunk", i)
             df.insert(1, "start", a)
             df.insert(2, "stop", b)
+            if labels is not None:
+                df.insert(3, "period", labels[i])
             frames.append(df)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -380,7 +409,8 @@ class DriftMonitor:
     def summary(results: pd.DataFrame) -> pd.DataFrame:
         """One row per chunk: number of alerts and the checks that alerted."""
         g = results.groupby("chunk")
-        return pd.DataFrame({"start": g["start"].first(), "stop": g["stop"].first(),
+        cols = {"period": g["period"].first()} if "period" in results else {}
+        return pd.DataFrame({**cols, "start": g["start"].first(), "stop": g["stop"].first(),
                              "alerts": g["alert"].sum().astype(int),
                              "checks": g.apply(lambda d: ", ".join(d.loc[d["alert"], "check"]),
                                                include_groups=False)}).reset_index()
