@@ -14,28 +14,24 @@ from typing import Any
 __all__ = ["Int", "Num", "Options", "IntPair", "Size", "Hex64", "OptionalStr", "Bool", "Backbone", "check_params"]
 
 
-def _num(v) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, float))
-
-
-@dataclass(frozen=True)
-class Int:
-    lo: int
-    hi: int
-
-    def check(self, name, v):
-        if isinstance(v, bool) or not isinstance(v, int) or not self.lo <= v <= self.hi:
-            raise ValueError(f"{name} must be an int in {self.lo}..{self.hi}, got {v!r}")
-
-
 @dataclass(frozen=True)
 class Num:
+    """A number in ``lo..hi`` (an int when ``integer``)."""
+
     lo: float
     hi: float
+    integer: bool = False
 
     def check(self, name, v):
-        if not _num(v) or not self.lo <= v <= self.hi:
-            raise ValueError(f"{name} must be a number in [{self.lo:g}, {self.hi:g}], got {v!r}")
+        kind = int if self.integer else (int, float)
+        if isinstance(v, bool) or not isinstance(v, kind) or not self.lo <= v <= self.hi:
+            what = f"an int in {self.lo}..{self.hi}" if self.integer else f"a number in [{self.lo:g}, {self.hi:g}]"
+            raise ValueError(f"{name} must be {what}, got {v!r}")
+
+
+def Int(lo: int, hi: int) -> Num:  # noqa: N802 - reads like the other rules in a constraints table
+    """An int in ``lo..hi``."""
+    return Num(lo, hi, integer=True)
 
 
 @dataclass(frozen=True)
