@@ -78,9 +78,9 @@ class OrFusion:
         """The fused score in threshold units: the largest ``score / threshold`` over the branches
         (> 1 = outlier; branches without a positive threshold are left out)."""
         S = _check_S(S, len(calibrations))
-        with np.errstate(all="ignore"):
-            r = np.column_stack([c.times_threshold(S[:, j]) for j, c in enumerate(calibrations)])
-            return np.where(np.isnan(r).all(axis=1), np.nan, np.nanmax(np.where(np.isnan(r), -np.inf, r), axis=1))
+        r = np.column_stack([c.times_threshold(S[:, j]) for j, c in enumerate(calibrations)])
+        best = np.where(np.isnan(r), -np.inf, r).max(axis=1)
+        return np.where(np.isneginf(best), np.nan, best)
 
     def get_state(self):
         """``(json_state, arrays)`` for :func:`fusion_from_state`."""

@@ -63,12 +63,14 @@ def _item(src):
 def overlay_uris(detector, srcs, captions) -> list[tuple[str, str]]:
     """``(data URI, caption)`` of each image with its fused heat map on top (one explain pass);
     the caption gets the branch the map comes from. Unreadable images are left out."""
-    return [(u, f"{cap} · heat map: {branch}") for (u, branch), cap in zip(_overlays(detector, srcs), captions) if u]
+    return [(u, f"{cap} · heat map: {branch}") for (u, branch, _), cap in zip(_overlays(detector, srcs), captions)
+            if u]
 
 
-def _overlays(detector, srcs, width: int = 192) -> list[tuple[str | None, str | None]]:
-    """Per input, ``(data URI of the image with its fused heat map, the branch the map comes from)``, or
-    ``(None, None)`` for an image that cannot be read or has no map; one explain pass."""
+def _overlays(detector, srcs, width: int = 192) -> list[tuple[str | None, str | None, str | None]]:
+    """Per input, ``(data URI of the image with its fused heat map, the branch the map comes from, data URI
+    of the image as it is)`` from one decode and one explain pass; None where an image cannot be read
+    (or, for the first two, has no map)."""
     import cv2
 
     from .explain import overlay
@@ -77,14 +79,20 @@ def _overlays(detector, srcs, width: int = 192) -> list[tuple[str | None, str | 
     if not items:
         return []
     _, explained = detector.score(items, explain=True)
+
+    def jpeg(rgb):
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+        return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else None
+
     out = []
     for (img, _), e in zip(load_images(items, reduce="auto", min_side=288), explained):
-        uri = None
-        if img.ok and e.heatmap is not None:
-            pic = overlay(img.rgb, e.heatmap, width=width)
-            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
-            uri = "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else None
-        out.append((uri, e.branch if uri else None))
+        if not img.ok:
+            out.append((None, None, None))
+            continue
+        h, w = img.rgb.shape[:2]
+        raw = jpeg(cv2.resize(img.rgb, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA))
+        uri = jpeg(overlay(img.rgb, e.heatmap, width=width)) if e.heatmap is not None else None
+        out.append((uri, e.branch if uri else None, raw))
     return out
 
 
@@ -305,7 +313,7 @@ def _flagged_section(table: pd.DataFrame, detector, names: list[str], items=None
     flagged = table[table["is_outlier"].fillna(False).astype(bool)].sort_values("fused", ascending=False)
     pics = flagged.head(FLAGGED_PICTURES)
     srcs = [items[i] if items is not None else r["path"] for i, r in pics.iterrows()]
-    overlays = {i: u for i, (u, _) in zip(pics.index, _overlays(detector, srcs, width=128)) if u}
+    pictures = dict(zip(pics.index, _overlays(detector, srcs, width=128)))  # (overlay, branch, image) per row
     head = "".join(f'<th data-key="{k}">{escape(label)} &#x21C5;</th>' for k, label in
                    [("row", "input #"), ("name", "file")]) + "<th>image</th><th>where (heat map)</th>" + \
         "".join(f'<th data-key="x{j}">{escape(c)} &#xD7; threshold &#x21C5;</th>'
@@ -315,12 +323,12 @@ def _flagged_section(table: pd.DataFrame, detector, names: list[str], items=None
         by = [b for b in names if bool(r.get(f"{b}_flag", False))]
         xs = [r.get(f"{c}_x", np.nan) for c in ["fused", *names]]
         name = Path(str(r["path"])).name
-        raw = thumb_uri(items[i] if items is not None else r["path"], size=(128, 96)) if i in pics.index else None
+        heat, _, raw = pictures.get(i, (None, None, None))
         img = (lambda u: f'<img src="{u}" alt="{escape(name)}" width="128">' if u else "")
         attrs = " ".join([f'data-row="{i}"', f'data-name="{escape(name)}"', f'data-branches="{" ".join(by)}"'] +
                          [f'data-x{j}="{x:.6g}"' for j, x in enumerate(xs)])
         rows.append(f"<tr {attrs}><td>{i}</td><td>{escape(name)}</td><td>{img(raw)}</td>"
-                    f"<td>{img(overlays.get(i))}</td>" + "".join(f"<td>{x:.2f}</td>" for x in xs) +
+                    f"<td>{img(heat)}</td>" + "".join(f"<td>{x:.2f}</td>" for x in xs) +
                     f"<td>{escape(', '.join(by))}</td></tr>")
     options = '<option value="">every branch</option>' + "".join(
         f'<option value="{escape(b)}">flagged by {escape(b)}</option>' for b in names)

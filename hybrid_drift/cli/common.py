@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import math
 import os
 import sys
 from pathlib import Path
 
 __all__ = ["examples", "EXIT_OK", "EXIT_CONSTRAINT", "EXIT_USAGE", "EXIT_INTERRUPTED", "UsageError", "default", "parents",
            "runtime_from", "load_inputs", "check_nonempty", "is_dataset", "write_json", "positive_int",
-           "non_negative_int", "non_negative_float", "at_least", "n_components", "ray_engine", "ray_kw", "plain"]
+           "non_negative_int", "non_negative_float", "at_least", "n_components", "ray_engine", "ray_kw"]
 
 EXIT_OK, EXIT_CONSTRAINT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -158,23 +157,10 @@ def check_nonempty(inputs, what, video_step: int = 1):
     return items
 
 
-def plain(o):
-    """NaN and infinities -> None, numpy scalars -> Python, recursively, so the JSON is standard."""
-    import numpy as np
-    if isinstance(o, dict):
-        return {k: plain(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [plain(v) for v in o]
-    if isinstance(o, np.generic):
-        o = o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return o
-
-
 def write_json(path, res) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(plain(res), indent=2, default=str))
+    from ..watch.wire import jsonable
+    Path(path).write_text(json.dumps(jsonable(res), indent=2))
     print(f"results: {path}")
 
 

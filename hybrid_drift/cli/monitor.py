@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from .common import (EXIT_CONSTRAINT, EXIT_OK, UsageError, check_nonempty, non_negative_int, plain, positive_int,
+from .common import (EXIT_CONSTRAINT, EXIT_OK, UsageError, check_nonempty, non_negative_int, positive_int,
                      runtime_from)
 
 __all__ = ["add"]
@@ -146,9 +146,10 @@ def monitor(a) -> int:
     first = summ.loc[summ["alerts"] > 0, "chunk"].min() if n_alert else None
     why = mon.explain(res, stream)
     if a.json:
-        print(json.dumps(plain({"chunks": len(summ), "alert_chunks": n_alert,
+        from ..watch.wire import jsonable
+        print(json.dumps(jsonable({"chunks": len(summ), "alert_chunks": n_alert,
                                 "first_alert_chunk": None if first is None else int(first),
-                                "per_chunk": summ.to_dict(orient="records"), "alerts": why}), default=str))
+                                "per_chunk": summ.to_dict(orient="records"), "alerts": why})))
     else:
         print(summ.to_string(index=False))
         for w in why:

@@ -6,16 +6,17 @@ import json
 import math
 import urllib.parse
 
-__all__ = ["strict_json", "redact_url"]
+__all__ = ["strict_json", "jsonable", "redact_url"]
 
 
-def _plain(o):
-    """JSON-able ``o`` with every float that JSON cannot hold (NaN, +-inf) as None."""
+def jsonable(o):
+    """JSON-able ``o`` (numpy scalars as Python numbers, keys as strings, anything else as its ``str``) with
+    every float that JSON cannot hold (NaN, +-inf) as None."""
     import numpy as np
     if isinstance(o, dict):
-        return {str(k): _plain(v) for k, v in o.items()}
+        return {str(k): jsonable(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
-        return [_plain(v) for v in o]
+        return [jsonable(v) for v in o]
     if isinstance(o, np.generic):
         o = o.item()
     if isinstance(o, float):
@@ -34,7 +35,7 @@ def strict_json(event: dict) -> str:
     >>> strict_json({"threshold": float("nan"), "fused": float("inf"), "ok": 1.5})
     '{"threshold": null, "fused": null, "ok": 1.5}'
     """
-    return json.dumps(_plain(event), allow_nan=False)
+    return json.dumps(jsonable(event), allow_nan=False)
 
 
 def host_port(u: urllib.parse.SplitResult) -> str:
