@@ -36,12 +36,12 @@ __all__ = ["choose_threshold", "fpr_for", "CALIBRATION_METHODS", "CalibrationRul
 CALIBRATION_METHODS = ("conformal", "quantile", "mean_std", "f1", "fixed")
 
 
-def fpr_for(per_day: float, fps: float, branches: int = 2) -> float:
+def fpr_for(per_day: float, fps: float, branches: int = 3) -> float:
     """The per-branch false-positive rate for about ``per_day`` false alarms a day on clean footage
     scored at ``fps`` frames a second, when ``branches`` branches are ORed (each may flag).
 
-    >>> round(fpr_for(per_day=2, fps=1), 8)  # 2 a day at one frame a second, colour + CNN
-    1.157e-05
+    >>> round(fpr_for(per_day=2, fps=1), 8)  # 2 a day at one frame a second, colour + CNN + light
+    7.72e-06
     """
     if not (per_day > 0 and fps > 0 and branches >= 1):
         raise ValueError(f"need per_day > 0, fps > 0 and branches >= 1, got {per_day!r}, {fps!r}, {branches!r}")
@@ -205,18 +205,25 @@ class Calibration:
 
     @classmethod
     def from_scores(cls, scores, labels=None, *, rule: CalibrationRule, margin: float = 1.0,
-                    source: str = "held-out") -> Calibration:
-        """Fit from out-of-sample scores with ``rule``."""
+                    source: str = "held-out", least: float = 0.0) -> Calibration:
+        """Fit from out-of-sample scores with ``rule``; the threshold is at least ``least`` (a branch
+        whose scores are 0 on everything its reference saw says how far beyond that still counts as
+        seen, so a steady reference does not give a threshold of 0)."""
         s = np.asarray(scores, dtype=np.float64)
         y = np.zeros(len(s), int) if labels is None else np.asarray(labels).astype(int)
         t = choose_threshold(s, y if labels is not None else None, method=rule.method, fpr=rule.fpr, k=rule.k,
                              margin=margin)
+        if not (math.isfinite(least) and least >= 0):
+            raise ValueError(f"least must be a finite number >= 0, got {least!r}")
+        extra = {}
+        if least > 0 and rule.method != "fixed":
+            t, extra = max(float(t), float(least)), {"least": float(least)}
         normal = s[(y == 0) & np.isfinite(s)]
         sd = float(normal.std(ddof=1)) if normal.size > 1 else 1.0
         if rule.method == "fixed":
             source = "rule"
         return cls(rule.method, float(t), sd if math.isfinite(sd) and sd > 0 else 1.0, int(normal.size), source,
-                   {"fpr": rule.fpr, "k": rule.k, "margin": float(margin)})
+                   {"fpr": rule.fpr, "k": rule.k, "margin": float(margin), **extra})
 
     def flags(self, scores) -> np.ndarray:
         """``scores > threshold`` (False for NaN)."""

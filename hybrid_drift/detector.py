@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .branches import Branch, CNNBranch, ColourBranch
+from .branches import Branch, CNNBranch, ColourBranch, LightBranch
 from .calibration import Calibration, CalibrationRule
 from .exceptions import NotFittedError
 from .fusion import FUSIONS, OrFusion, make_fusion
@@ -25,7 +25,7 @@ __all__ = ["HybridDetector", "FORMAT_VERSION"]
 log = logging.getLogger(__name__)
 
 class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
-    """Outlier detector for fixed-camera images: colour branch + CNN branch + fusion.
+    """Outlier detector for fixed-camera images: colour branch + CNN branch + light branch + fusion.
 
     Parameters
     ----------
@@ -34,6 +34,12 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     cnn : CNNBranch, None or False
         The CNN branch; ``None`` = ``CNNBranch()`` (bundled offline EfficientNet-Lite0);
         ``False`` = no CNN branch.
+    light : LightBranch, None or False
+        The light branch (:class:`~hybrid_drift.branches.LightBranch`: global light and colour
+        cast outside the range the reference covered, a quarter of a stop of tolerance);
+        ``None`` = ``LightBranch()``; ``False`` = none. Cheap (no network), and it keeps
+        catching night, fog and a colour cast on scenes where moving content makes the
+        other branches' thresholds wide.
     extra_branches : sequence of Branch
         More branches (each with a unique ``name``); fusion handles any number.
     fusion : {"or", "logistic"}
@@ -106,9 +112,10 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     def __init__(self, colour=None, cnn=None, extra_branches=(), fusion: str = "or",
                  calibration: str = "conformal", fpr: float = 0.001, k: float = 3.0, blocks: int = 5,
                  workers=_UNSET, reduce="auto", max_pixels=_UNSET, progress=_UNSET, folds: str = "auto",
-                 runtime=None, ignore=()):
+                 runtime=None, ignore=(), light=None):
         self.colour = colour
         self.cnn = cnn
+        self.light = light
         self.extra_branches = extra_branches
         self.fusion = fusion
         self.calibration = calibration
@@ -130,7 +137,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     # ------------------------------------------------------------------ runtime (see RuntimeOwner)
     def _runtime_targets(self) -> list[Branch]:
         """The branches a runtime is handed to: the fitted ones and those the next ``fit`` uses."""
-        given = [x for x in (self.colour, self.cnn) if isinstance(x, Branch)]
+        given = [x for x in (self.colour, self.cnn, self.light) if isinstance(x, Branch)]
         return list({id(b): b for b in (*getattr(self, "branches_", ()), *given, *self.extra_branches)}.values())
 
     # ------------------------------------------------------------------ helpers
@@ -150,6 +157,8 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
             branches.append(self.colour if self.colour is not None else ColourBranch())
         if self.cnn is not False:
             branches.append(self.cnn if self.cnn is not None else CNNBranch())
+        if self.light is not False:
+            branches.append(self.light if self.light is not None else LightBranch())
         branches.extend(self.extra_branches)
         if not branches:
             raise ValueError("HybridDetector needs at least one branch")
@@ -235,8 +244,8 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         if not hasattr(self, "branches_"):
             self.branches_ = self._build_branches()
         mode = {"auto": "auto", "time": "given", "similarity": "similarity"}[self.folds]
-        plan = plan_crossfit({b.name: ext.features[b.name] for b in self.branches_}, mode=mode,
-                             blocks=self._rule().blocks)
+        readers = [b for b in self.branches_ if b.checks_order] or self.branches_
+        plan = plan_crossfit({b.name: ext.features[b.name] for b in readers}, mode=mode, blocks=self._rule().blocks)
         (log.warning if not plan.check.time_like and mode == "auto" else log.info)("%s", plan.check.sentence())
         return plan
 
@@ -440,7 +449,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     _MODEL_PARAMS = ("fusion", "calibration", "fpr", "k", "blocks", "folds", "reduce", "ignore")
 
     _INIT_PARAMS = ("colour", "cnn", "extra_branches", "fusion", "calibration", "fpr", "k", "blocks", "folds",
-                    "workers", "reduce", "max_pixels", "progress", "runtime", "ignore")
+                    "workers", "reduce", "max_pixels", "progress", "runtime", "ignore", "light")
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor arguments (scikit-learn's contract: ``sklearn.base.clone`` works)."""
@@ -471,7 +480,8 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         if hasattr(self, "branches_"):
             names = [type(b).__name__ for b in self.branches_]
         else:  # without building them (a CNN branch loads its network)
-            names = [cls for cls, v in (("ColourBranch", self.colour), ("CNNBranch", self.cnn)) if v is not False]
+            names = [cls for cls, v in (("ColourBranch", self.colour), ("CNNBranch", self.cnn),
+                                        ("LightBranch", self.light)) if v is not False]
             names += [type(b).__name__ for b in self.extra_branches]
         shown = "[" + ", ".join(f"{n}()" for n in names) + "]"
         return (f"HybridDetector(branches={shown}, fusion={self.fusion!r}, calibration={self.calibration!r}, "

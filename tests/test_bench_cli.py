@@ -143,7 +143,7 @@ def test_protocol_every_split_mean_and_worst(tmp_path):
     assert res["datasets"]["B-s0-uuid"]["reference"]["order_check"]["action"] == "reordered"
     assert set(res["by_order"]) == {"time", "uuid"}
     ratios = res["threshold_ratios"]["per_dataset"]
-    assert set(ratios) == {"A-s0-uuid", "B-s0-uuid"} and set(ratios["A-s0-uuid"]) == {"colour", "cnn"}
+    assert set(ratios) == {"A-s0-uuid", "B-s0-uuid"} and set(ratios["A-s0-uuid"]) == {"colour", "cnn", "light"}
     for name, r in res["datasets"].items():
         fo = r["methods"]["fusion_or"]
         assert fo["false_alarms_per_1000"] == pytest.approx(1000 * fo["fp"] / (fo["fp"] + fo["tn"]))
@@ -180,6 +180,25 @@ def test_fit_takes_sensitivity_in_false_alarms_per_day(frames, tmp_path, capsys)
                  "--fps", "1", "--no-progress"]) == 0
     assert "about 2 false alarms a day at 1 frames/s" in capsys.readouterr().out
     fpr = json.loads((tmp_path / "m" / "config.json").read_text())["params"]["fpr"]
-    assert fpr == pytest.approx(2 / 86_400)  # one branch: colour
+    assert fpr == pytest.approx(2 / 86_400 / 2)  # two branches: colour and light
     for bad in (["--fpr", "0.01", "--false-alarms-per-day", "2", "--fps", "1"], ["--false-alarms-per-day", "2"]):
         assert main(["fit", str(ref), "--out", str(tmp_path / "x"), "--no-cnn", *bad]) == 2
+
+
+def test_fit_has_the_light_branch_unless_told_otherwise(frames, tmp_path):
+    import cv2
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for i, f in enumerate(frames[:30]):
+        cv2.imwrite(str(ref / f"{i:03d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+
+    def branches(*flags):
+        out = tmp_path / ("m" + "".join(flags))
+        assert main(["fit", str(ref), "--out", str(out), "--no-cnn", "--no-progress", *flags]) == 0
+        return {b["class"]: b for b in json.loads((out / "config.json").read_text())["branches"]}
+    light = branches()["LightBranch"]
+    assert light["config"]["tolerance"] == 1.0 and light["calibration"]["threshold"] >= 1.0
+    assert list(branches()) == ["ColourBranch", "LightBranch"]
+    assert branches("--light-tolerance", "2")["LightBranch"]["config"]["tolerance"] == 2.0
+    assert list(branches("--no-light")) == ["ColourBranch"]
+    assert main(["fit", str(ref), "--out", str(tmp_path / "bad"), "--no-cnn", "--light-tolerance", "-1"]) == 2

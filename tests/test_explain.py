@@ -29,7 +29,7 @@ def test_explain_gives_one_item_per_input_with_maps_covering_the_image(fitted_de
     # the explained scores are the scored ones
     assert ex[1].scores["cnn"] == pytest.approx(table.loc[1, "cnn"]) and ex[1].is_outlier == table.loc[1, "is_outlier"]
     # on the branch's own grid: the colour map's mean is the colour score, the CNN map sums to at most the score
-    b_colour, b_cnn = fitted_detector.branches_
+    b_colour, b_cnn = fitted_detector.branches_[:2]
     F, maps = b_colour.explain_features([b_colour.prepare(_decoded(fish))], [None])
     assert maps[0].shape == b_colour.grid and maps[0].mean() == pytest.approx(b_colour.score_features(F)[0])
     prep = [b_cnn.prepare(_decoded(fish))]

@@ -43,7 +43,8 @@ def scene():
 def test_a_two_percent_band_of_dead_rows_alerts_and_a_person_in_the_busy_cells_does_not(scene):
     ref, later = scene
     # frames in time order (this generated scene's per-frame noise hides that from the order check)
-    b = HybridDetector(colour=False, cnn=False, extra_branches=(LocalBranch(),), folds="time").fit(ref).branches_[0]
+    b = HybridDetector(colour=False, cnn=False, light=False, extra_branches=(LocalBranch(),),
+                       folds="time").fit(ref).branches_[0]
     dead = later[0].copy()
     dead[100:103, 60:] = 0                           # 3 rows of 144 (2%) over the quiet part of the frame
     person = later[1].copy()
@@ -74,9 +75,33 @@ def test_light_the_reference_saw_is_normal_and_night_is_not(scene):
     assert np.abs(a - c).max() < 0.05
 
 
+def test_light_a_little_beyond_a_steady_reference_is_normal_and_a_stop_is_not():
+    """A reference under steady light spans almost nothing: 10% brighter (0.14 stops) is still the same
+    light, half the light (1 stop) is not. Without the tolerance, the brighter frame alarmed."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:H, 0:W]
+    base = 100 + 40 * np.sin(xx / 9.0) * np.cos(yy / 13.0)
+    ref = [np.repeat(np.clip(base + rng.normal(0, 2, (H, W)), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+           for _ in range(60)]
+    brighter = np.clip(ref[0].astype(np.float32) * 1.1, 0, 255).astype(np.uint8)
+    half = (ref[0].astype(np.float32) * 0.5).astype(np.uint8)
+    b = LightBranch().fit(ref, order="given")
+    assert b.predict([brighter, half]).tolist() == [0, 1]
+    assert b.calibration_.threshold == 1.0 and b.calibration_.params["least"] == 1.0  # not 0: a unit at least
+    assert LightBranch(tolerance=0.0).fit(ref, order="given").predict([brighter, half]).tolist() == [1, 1]
+    # the statistics are in stops: halving the light moves the median by about one
+    f, g = LightFeatures().transform(ref[0]), LightFeatures().transform(half)
+    assert 0.85 < f[0] - g[0] < 1.0
+    with pytest.raises(ValueError, match="tolerance"):
+        LightBranch(tolerance=-1.0)
+    from hybrid_drift.calibration import Calibration, CalibrationRule
+    with pytest.raises(ValueError, match="least"):
+        Calibration.from_scores(np.zeros(5), rule=CalibrationRule(), least=-1.0)
+
+
 def test_scorers_check_their_state_and_round_trip(tmp_path, scene):
     ref, later = scene
-    det = HybridDetector(colour=False, cnn=False, extra_branches=(LocalBranch(), LightBranch())).fit(ref)
+    det = HybridDetector(colour=False, cnn=False, light=LightBranch(), extra_branches=(LocalBranch(),)).fit(ref)
     det.save(tmp_path / "m")
     back = HybridDetector.load(tmp_path / "m")
     a, b = det.score(later[:5]), back.score(later[:5])
@@ -104,3 +129,43 @@ def test_every_camera_fault_changes_the_frame_and_is_reproducible(scene):
     rows, _ = apply_corruption(frame, "dead_rows", np.random.default_rng(0))
     changed = np.flatnonzero((rows != frame).any(axis=(1, 2)))
     assert 1 <= len(changed) <= 0.03 * H + 1 and np.all(np.diff(changed) == 1)  # one band, at most 3% of the rows
+
+
+def _board_scene(rng, n):
+    """A textured wall and a large board (a fifth of the frame, dark or bright) moving over it, like the
+    ``wall`` scene: the colour histograms of the reference vary a lot, so their threshold is wide."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    base = 150 + 50 * np.sin(xx / 7.0) * np.cos(yy / 11.0)
+    out = []
+    for i in range(n):
+        img = base + rng.normal(0, 3, (H, W))
+        cx, cy = int(W / 2 + 60 * np.sin(i / 11.0)), int(H / 2 + 35 * np.cos(i / 7.0))
+        img[max(0, cy - 35):cy + 35, max(0, cx - 50):cx + 50] = 20 + 200 * (i % 3 == 0)
+        cv2.circle(img, (cx, cy), 12, 240 if i % 3 else 20, -1)
+        out.append(np.repeat(np.clip(img, 0, 255).astype(np.uint8)[..., None], 3, axis=2))
+    return out
+
+
+def test_the_default_detector_has_the_light_branch_and_it_catches_night_and_fog_the_colour_branch_misses():
+    frames = _board_scene(np.random.default_rng(0), 160)
+    ref, later = frames[:120], frames[120:]
+    night = [(f.astype(np.float32) * 0.3).astype(np.uint8) for f in later[:10]]
+    fog = [(f.astype(np.float32) * 0.5 + 100).astype(np.uint8) for f in later[:10]]
+    flags = {}
+    for light in (None, False):
+        det = HybridDetector(cnn=False, light=light).fit(ref)
+        f = det.score(later + night + fog)["is_outlier"].astype(bool).to_numpy()
+        flags[light] = (int(f[:40].sum()), int(f[40:50].sum()), int(f[50:].sum()))
+    assert [b.name for b in det.branches_] == ["colour"]
+    assert [b.name for b in HybridDetector(cnn=False).fit(ref).branches_] == ["colour", "light"]
+    assert flags[None] == (0, 10, 10)           # no false alarm on 40 clean frames; night and fog all caught
+    assert flags[False][1] + flags[False][2] < 5  # the colour branch alone: its threshold covers the board
+
+
+def test_light_percentiles_from_the_histogram_equal_numpys():
+    rng = np.random.default_rng(5)
+    for shape in ((1, 1), (1, 7), (13, 3), (48, 64)):
+        L = rng.integers(0, 256, shape, dtype=np.uint8)
+        np.testing.assert_allclose(LightFeatures._percentiles(L), np.percentile(L, (5, 25, 50, 75, 95)), atol=1e-9)
+    L = np.full((10, 10), 7, np.uint8)
+    np.testing.assert_allclose(LightFeatures._percentiles(L), [7] * 5)

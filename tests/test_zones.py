@@ -3,7 +3,6 @@ zones are part of the model (saved, used at fit and at scoring), given from the 
 and heat maps are zero inside them."""
 
 import cv2
-import numpy as np
 import pytest
 
 from conftest import TEST_IMAGE_SIZE

@@ -11,9 +11,11 @@ from ..scorers.distances import DISTANCES
 
 __all__ = ["markdown_table", "per_kind_table", "protocol_tables", "scene_kind_table"]
 
-_LABELS = {"minmax": "Min/max range (trivial baseline)", "cnn": "CNN + PCA", "fusion_or": "Fusion (OR)",
-           "local": "Local cells (opt-in)", "light": "Light range (opt-in)",
-           "fusion_or_local": "Fusion (OR) + local + light (opt-in)",
+_LABELS = {"minmax": "Min/max range (trivial baseline)", "cnn": "CNN + PCA",
+           "fusion_or": "Fusion (OR) of colour + CNN + light (default)",
+           "fusion_or_colour_cnn": "Fusion (OR) of colour + CNN (before the light branch)",
+           "local": "Local cells (opt-in)", "light": "Light range",
+           "fusion_or_local": "Fusion (OR) + local cells (opt-in)",
            "fusion_logistic": "Fusion (logistic)", "fusion_or_study": "Fusion (OR) of colour + study CNN"}
 
 
@@ -24,7 +26,8 @@ def markdown_table(res: dict[str, Any]) -> str:
     order = ["minmax"] + [f"colour_{d}" for d in DISTANCES] + \
         sorted(k for k in res["methods"] if k.startswith("cnn_study")) + ["cnn"] + \
         sorted(k for k in res["methods"] if k.startswith("cnn_") and not k.startswith("cnn_study")) + \
-        ["local", "light", "fusion_or_study", "fusion_or", "fusion_or_local", "fusion_logistic"]
+        ["light", "local", "fusion_or_study", "fusion_or_colour_cnn", "fusion_or", "fusion_or_local",
+         "fusion_logistic"]
     for k in order:
         if k not in res["methods"]:
             continue
@@ -44,8 +47,9 @@ def markdown_table(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def per_kind_table(res: dict[str, Any], methods=("minmax", "colour", "cnn_study_efficientnet_lite0", "cnn",
-                                                 "fusion_or_study", "fusion_or", "fusion_logistic")) -> str:
+def per_kind_table(res: dict[str, Any], methods=("minmax", "colour", "cnn_study_efficientnet_lite0", "cnn", "light",
+                                                 "fusion_or_study", "fusion_or_colour_cnn", "fusion_or",
+                                                 "fusion_logistic")) -> str:
     methods = [m for m in methods if m in res["per_kind_recall"]]
     kinds = sorted({k for m in methods for k in res["per_kind_recall"][m]})
     lines = ["| kind | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
@@ -79,7 +83,8 @@ def _prf(r: dict) -> str:
 
 def protocol_tables(res: dict[str, Any]) -> str:
     """Markdown: one row per split and seed (P / R / false alarms per 1,000 clean frames), then the summary."""
-    methods = [m for m in ("colour", "cnn", "fusion_or", "fusion_logistic", "fusion_or_local") if m in res["summary"]]
+    methods = [m for m in ("colour", "cnn", "fusion_or_colour_cnn", "fusion_or", "fusion_logistic", "fusion_or_local")
+               if m in res["summary"]]
     lines = ["| split | order | frames train / val / test | " + " | ".join(f"{m}: P / R / FA" for m in methods)
              + " |", "|---|---|---|" + "---:|" * len(methods)]
     for name, r in res["datasets"].items():

@@ -5,7 +5,8 @@
 * :mod:`.params` — each class's parameter-constraints table, checked in one place;
 * :mod:`.colour` — :class:`ColourBranch` (HSB histograms) and :class:`MinMaxBranch` (baseline);
 * :mod:`.cnn` — :class:`CNNBranch` (pretrained embedding → PCA reconstruction error);
-* :mod:`.local` — the opt-in :class:`LocalBranch` (strangest cell) and :class:`LightBranch`.
+* :mod:`.local` — :class:`LightBranch` (global light against the reference's range: one of the
+  default detector's three branches) and the opt-in :class:`LocalBranch` (strangest cell).
 """
 
 from .base import BRANCHES, Branch

@@ -68,6 +68,11 @@ class Branch:
     _config_keys: ClassVar[tuple[str, ...]] = ()
     #: multiplier of the conformal threshold (see ``choose_threshold``); instances may set ``margin``
     margin: float = 1.0
+    #: the least threshold, in the score's units (0: none; see ``Calibration.from_scores``)
+    least_threshold: float = 0.0
+    #: whether the reference-order check (:mod:`hybrid_drift.reference_order`) reads this branch's
+    #: features: a handful of global numbers cannot tell near-duplicate frames apart
+    checks_order: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -189,7 +194,7 @@ class Branch:
                                            max_rows=rule.max_rows))
             self.oof_scores_ = np.max(runs, axis=0)
             self.calibration_ = Calibration.from_scores(self.oof_scores_, rule=rule, margin=self.margin,
-                                                        source="crossfit")
+                                                        source="crossfit", least=self.least_threshold)
         log.info("%s: fitted on %d reference rows (+%d extra); threshold %s", self.name, len(F),
                  0 if extra is None else len(extra),
                  "none yet" if self.calibration_ is None else f"{self.calibration_.threshold:.4g}")
@@ -207,7 +212,8 @@ class Branch:
             y0 = np.zeros(len(s), int) if y is None else np.asarray(y).astype(int)
             s, y = np.concatenate([oof, s]), (None if y is None else np.concatenate([np.zeros(len(oof), int), y0]))
         self.calibration_ = Calibration.from_scores(s, y, rule=rule, margin=self.margin,
-                                                    source="crossfit+held-out" if pooled else "held-out")
+                                                    source="crossfit+held-out" if pooled else "held-out",
+                                                    least=self.least_threshold)
         return self
 
     #: an accepted frame's score times this is the least the threshold becomes (just above, not on it)

@@ -11,7 +11,7 @@ __all__ = ["add"]
 
 
 def add(sub, parents) -> None:
-    from ..branches import CNNBranch, ColourBranch
+    from ..branches import CNNBranch, ColourBranch, LightBranch
     from ..calibration import CALIBRATION_METHODS
     from ..detector import HybridDetector
     from ..fusion import FUSIONS
@@ -78,6 +78,11 @@ def add(sub, parents) -> None:
                    help="PCA components: 'auto' (150, or half the reference rows when fewer than 300), an int, "
                         "or a variance fraction")
     g.add_argument("--no-cnn", action="store_true", help="no CNN branch")
+    g = s.add_argument_group("light branch")
+    g.add_argument("--light-tolerance", type=float, default=default(LightBranch, "tolerance"),
+                   help="light this many units (a quarter of a stop, 2 CIELAB units of colour cast) beyond what "
+                        "the reference saw still counts as seen (default %(default)g)")
+    g.add_argument("--no-light", action="store_true", help="no light branch")
     s.add_argument("--ignore", type=_zone, action="append", default=[], metavar="'x,y x,y x,y ...'",
                    help="an ignore zone (repeatable): a polygon in fractions of the frame's width and height, "
                         "e.g. '0.7,0 1,0 1,0.1 0.7,0.1' for a clock in the top right corner; no branch looks there, "
@@ -118,7 +123,7 @@ def _fpr(a, branches: int) -> float:
 
 
 def fit(a) -> int:
-    from ..branches import CNNBranch, ColourBranch
+    from ..branches import CNNBranch, ColourBranch, LightBranch
     from ..detector import HybridDetector
     from ..reference_order import reference_lines, reference_warnings
     # a dataset: its reference (train + val normals); logistic fusion keeps the val split for calibration
@@ -128,8 +133,9 @@ def fit(a) -> int:
     colour = ColourBranch(bins=a.bins, grid=tuple(a.grid), distance=a.distance) if not a.no_colour else False
     cnn = CNNBranch(backbone=a.backbone, weights=a.weights, n_components=a.n_components, pool=a.pool,
                     layers=tuple(a.layers) if a.layers else None, image_size=a.image_size) if not a.no_cnn else False
-    fpr = _fpr(a, sum(b is not False for b in (colour, cnn)))
-    det = HybridDetector(colour=colour, cnn=cnn, fusion=a.fusion, calibration=a.calibration, fpr=fpr,
+    light = LightBranch(tolerance=a.light_tolerance) if not a.no_light else False
+    fpr = _fpr(a, sum(b is not False for b in (colour, cnn, light)))
+    det = HybridDetector(colour=colour, cnn=cnn, light=light, fusion=a.fusion, calibration=a.calibration, fpr=fpr,
                          k=a.k, folds=a.folds, runtime=runtime_from(a), ignore=a.ignore)
     val = labels = None
     if a.val:

@@ -8,8 +8,9 @@ Two small, cheap descriptors computed on the colour branch's working size (no ne
   dusk) is divided out; what is left is the content of each cell: a band of dead rows,
   a frozen banner, a smudge on the lens or a pasted object changes a few cells a lot.
 * :class:`LightFeatures` — the global photometry the cell features divide out: median,
-  spread and tails of the luminance, and the colour cast (mean a*, b* of CIELAB) and
-  chroma. Night, fog and a lost white balance move these; traffic barely does.
+  spread and tails of the luminance in **stops** (log2, so a cloud that halves the light
+  moves them by 1 whether the scene is bright or dark), and the colour cast (mean a*, b*
+  of CIELAB) and chroma. Night, fog and a lost white balance move these; traffic barely does.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ import numpy as np
 
 __all__ = ["CellFeatures", "LightFeatures", "LIGHT_STATS"]
 
-#: names of :class:`LightFeatures` columns (luminance on 0-255; a*, b*, chroma in CIELAB units)
+#: names of :class:`LightFeatures` columns (luminance statistics in stops: log2 of 8 + the 0-255
+#: value, the 8 keeping a black frame finite; a*, b*, chroma in CIELAB units)
 LIGHT_STATS = ("L_median", "L_iqr", "L_p05", "L_p95", "a_mean", "b_mean", "chroma_mean")
+#: offset (0-255 levels) added before the log: below ~8 levels sensor noise, not light, decides
+_DARK = 8.0
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
@@ -95,10 +99,25 @@ class LightFeatures:
 
     n_features = len(LIGHT_STATS)
 
+    #: luminance percentiles read (5, 25, 50, 75, 95) as fractions
+    _QUANTILES = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
+
+    @classmethod
+    def _percentiles(cls, L: np.ndarray) -> np.ndarray:
+        """``np.percentile(L, (5, 25, 50, 75, 95))`` (linear interpolation) of a uint8 image, from its
+        256-bin histogram instead of a sort: the same numbers at a fraction of the cost."""
+        cdf = np.cumsum(cv2.calcHist([np.ascontiguousarray(L)], [0], None, [256], [0, 256]).ravel())
+        pos = cls._QUANTILES * (cdf[-1] - 1)
+        k = np.floor(pos)
+        lo = np.searchsorted(cdf, k, side="right")
+        hi = np.searchsorted(cdf, np.minimum(k + 1, cdf[-1] - 1), side="right")
+        return lo + (pos - k) * (hi - lo)
+
     def transform(self, rgb: np.ndarray) -> np.ndarray:
-        lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
-        L = lab[..., 0].ravel() * (100.0 / 255.0) * 2.55  # OpenCV's 8-bit L is already 0-255
-        a, b = lab[..., 1] - 128.0, lab[..., 2] - 128.0
-        p05, q25, med, q75, p95 = np.percentile(L, (5, 25, 50, 75, 95))
-        return np.array([med, q75 - q25, p05, p95, a.mean(), b.mean(), np.sqrt(a * a + b * b).mean()],
-                        dtype=np.float32)
+        lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)  # 8-bit: L on 0-255, a* and b* offset by 128
+        p05, q25, med, q75, p95 = self._percentiles(lab[..., 0])
+        _, a_mean, b_mean, _ = cv2.mean(lab)
+        a, b = (c.astype(np.float32) - np.float32(128.0) for c in cv2.split(lab)[1:])
+        stops = np.log2(np.array([med, q75 - q25, p05, p95], np.float64) + _DARK)
+        return np.concatenate([stops, [a_mean - 128.0, b_mean - 128.0, float(cv2.magnitude(a, b).mean())]]
+                              ).astype(np.float32)
