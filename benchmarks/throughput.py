@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hybrid_drift import CNNBranch, ColourBranch, LightBranch, extract  # noqa: E402
+from hybrid_drift import CNNBranch, ColourBranch, LightBranch, ShiftBranch, extract  # noqa: E402
 from hybrid_drift.features.runners import backend_available  # noqa: E402
 from hybrid_drift.datasets.crossroad import bundled_data_dir  # noqa: E402
 from hybrid_drift.io import decode_image, iter_video_frames, list_images  # noqa: E402
@@ -140,7 +140,7 @@ def main():
         for p in paths:  # warm the OS page cache so every row reads from memory
             Path(p).read_bytes()
         workers = a.workers or os.cpu_count()
-        colour, colour_1x1, light = ColourBranch(), ColourBranch(grid=(1, 1)), LightBranch()
+        colour, colour_1x1, light, shift = ColourBranch(), ColourBranch(grid=(1, 1)), LightBranch(), ShiftBranch()
         pool = ThreadPoolExecutor(workers)
 
         def decode_pool(flag):
@@ -158,6 +158,7 @@ def main():
             "colour_n": lambda: extract([colour], paths, workers=workers),
             "colour1x1_n": lambda: extract([colour_1x1], paths, workers=workers),
             "colour_light_n": lambda: extract([colour, light], paths, workers=workers),
+            "cheap_n": lambda: extract([colour, light, shift], paths, workers=workers),
         })
         pool.shutdown()
         r = {k: max(v) for k, v in rr.items()}
@@ -181,8 +182,10 @@ def main():
                  (f"colour branch, whole-image histograms (grid 1x1, the whylogs-style profile), {workers} threads",
                   r["colour1x1_n"], f"{paired(rr, 'colour1x1_n', 'red4_n')} bare 1/4 decode ({workers} threads)"
                   + vs_wl(r["colour1x1_n"])),
-                 (f"colour + light branches (the default detector's cheap branches), {workers} threads",
-                  r["colour_light_n"], f"{paired(rr, 'colour_light_n', 'colour_n')} colour branch alone ({workers} threads)")]
+                 (f"colour + light branches, {workers} threads",
+                  r["colour_light_n"], f"{paired(rr, 'colour_light_n', 'colour_n')} colour branch alone ({workers} threads)"),
+                 (f"colour + light + shift features (the default detector's cheap branches), {workers} threads",
+                  r["cheap_n"], f"{paired(rr, 'cheap_n', 'colour_n')} colour branch alone ({workers} threads)")]
         if wl:
             rows.append((f"peer: whylogs {wl['version']} log_image, default features, PIL decode, 1 thread "
                          f"({wl['n']} images)", r_wl, ""))

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .branches import Branch, CNNBranch, ColourBranch, LightBranch
+from .branches import Branch, CNNBranch, ColourBranch, LightBranch, ShiftBranch
 from .calibration import Calibration, CalibrationRule
 from .exceptions import NotFittedError
 from .fusion import FUSIONS, OrFusion, make_fusion
@@ -25,7 +25,7 @@ __all__ = ["HybridDetector", "FORMAT_VERSION"]
 log = logging.getLogger(__name__)
 
 class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
-    """Outlier detector for fixed-camera images: colour branch + CNN branch + light branch + fusion.
+    """Outlier detector for fixed-camera images: colour, CNN, light and shift branches + fusion.
 
     Parameters
     ----------
@@ -40,6 +40,10 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         ``None`` = ``LightBranch()``; ``False`` = none. Cheap (no network), and it keeps
         catching night, fog and a colour cast on scenes where moving content makes the
         other branches' thresholds wide.
+    shift : ShiftBranch, None or False
+        The shift branch (:class:`~hybrid_drift.branches.ShiftBranch`: has the camera moved,
+        by phase correlation against the reference's median picture, in percent of the
+        frame, never under 1%); ``None`` = ``ShiftBranch()``; ``False`` = none. Cheap.
     extra_branches : sequence of Branch
         More branches (each with a unique ``name``); fusion handles any number.
     fusion : {"or", "logistic"}
@@ -112,10 +116,11 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     def __init__(self, colour=None, cnn=None, extra_branches=(), fusion: str = "or",
                  calibration: str = "conformal", fpr: float = 0.001, k: float = 3.0, blocks: int = 5,
                  workers=_UNSET, reduce="auto", max_pixels=_UNSET, progress=_UNSET, folds: str = "auto",
-                 runtime=None, ignore=(), light=None):
+                 runtime=None, ignore=(), light=None, shift=None):
         self.colour = colour
         self.cnn = cnn
         self.light = light
+        self.shift = shift
         self.extra_branches = extra_branches
         self.fusion = fusion
         self.calibration = calibration
@@ -137,7 +142,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     # ------------------------------------------------------------------ runtime (see RuntimeOwner)
     def _runtime_targets(self) -> list[Branch]:
         """The branches a runtime is handed to: the fitted ones and those the next ``fit`` uses."""
-        given = [x for x in (self.colour, self.cnn, self.light) if isinstance(x, Branch)]
+        given = [x for x in (self.colour, self.cnn, self.light, self.shift) if isinstance(x, Branch)]
         return list({id(b): b for b in (*getattr(self, "branches_", ()), *given, *self.extra_branches)}.values())
 
     # ------------------------------------------------------------------ helpers
@@ -159,6 +164,8 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
             branches.append(self.cnn if self.cnn is not None else CNNBranch())
         if self.light is not False:
             branches.append(self.light if self.light is not None else LightBranch())
+        if self.shift is not False:
+            branches.append(self.shift if self.shift is not None else ShiftBranch())
         branches.extend(self.extra_branches)
         if not branches:
             raise ValueError("HybridDetector needs at least one branch")
@@ -449,7 +456,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     _MODEL_PARAMS = ("fusion", "calibration", "fpr", "k", "blocks", "folds", "reduce", "ignore")
 
     _INIT_PARAMS = ("colour", "cnn", "extra_branches", "fusion", "calibration", "fpr", "k", "blocks", "folds",
-                    "workers", "reduce", "max_pixels", "progress", "runtime", "ignore", "light")
+                    "workers", "reduce", "max_pixels", "progress", "runtime", "ignore", "light", "shift")
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor arguments (scikit-learn's contract: ``sklearn.base.clone`` works)."""
@@ -481,7 +488,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
             names = [type(b).__name__ for b in self.branches_]
         else:  # without building them (a CNN branch loads its network)
             names = [cls for cls, v in (("ColourBranch", self.colour), ("CNNBranch", self.cnn),
-                                        ("LightBranch", self.light)) if v is not False]
+                                        ("LightBranch", self.light), ("ShiftBranch", self.shift)) if v is not False]
             names += [type(b).__name__ for b in self.extra_branches]
         shown = "[" + ", ".join(f"{n}()" for n in names) + "]"
         return (f"HybridDetector(branches={shown}, fusion={self.fusion!r}, calibration={self.calibration!r}, "

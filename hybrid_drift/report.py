@@ -393,7 +393,7 @@ def bench_report(res: dict, frames: pd.DataFrame, out, detector=None) -> Path:
     sections = [Section("Methods (test split)", f"{res['date']} · {res['machine']} · backbone {res['backbone']}",
                         table=m.to_html(index=False)),
                 _reference_section(res.get("reference") or {}, {k: v for k, v in res.get("thresholds", {}).items()
-                                                                  if k in ("colour", "cnn", "light")}),
+                                                                  if k in ("colour", "cnn", "light", "shift")}),
                 Section("Plots", "", figs),
                 Section(f"{best}: missed outliers ({len(miss)})", thumbs=thumbs(miss)),
                 Section(f"{best}: false alarms ({len(fa)})", thumbs=thumbs(fa, flagged=True))]

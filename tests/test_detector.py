@@ -18,8 +18,9 @@ def test_score_table_has_every_input_with_scores_or_error(fitted_detector, frame
     (tmp_path / "empty.jpg").write_bytes(b"")
     inputs = [frames[150], str(tmp_path / "empty.jpg"), b"not an image", frames[151]]
     table = fitted_detector.score(inputs)
-    assert list(table.columns) == ["path", "colour", "cnn", "light", "colour_flag", "cnn_flag", "light_flag", "fused",
-                                   "is_outlier", "error", "colour_x", "cnn_x", "light_x", "fused_x"]
+    assert list(table.columns) == ["path", "colour", "cnn", "light", "shift", "colour_flag", "cnn_flag", "light_flag",
+                                   "shift_flag", "fused", "is_outlier", "error", "colour_x", "cnn_x", "light_x",
+                                   "shift_x", "fused_x"]
     assert len(table) == 4
     assert table["error"].isna().tolist() == [True, False, False, True]
     assert np.isfinite(table.loc[[0, 3], ["colour", "cnn", "fused"]].to_numpy()).all()
@@ -139,7 +140,7 @@ def test_bad_configuration_errors(frames):
     with pytest.raises(ValueError, match="fusion"):
         HybridDetector(fusion="and").fit(frames[:5])
     with pytest.raises(ValueError, match="at least one branch"):
-        HybridDetector(colour=False, cnn=False, light=False).fit(frames[:5])
+        HybridDetector(colour=False, cnn=False, light=False, shift=False).fit(frames[:5])
     with pytest.raises(ValueError, match="unique"):
         HybridDetector(cnn=False, extra_branches=[ColourBranch()]).fit(frames[:5])
     with pytest.raises(ValueError, match="no readable training image"):
@@ -221,7 +222,8 @@ def test_colour_features_do_not_depend_on_the_branches_beside_them(tmp_path, dat
 def test_repr_names_the_branches_that_run():
     """It used to show `colour=None, cnn=None` for the default detector, whose two branches are both on."""
     from hybrid_drift import HybridDetector
-    assert repr(HybridDetector()).startswith("HybridDetector(branches=[ColourBranch(), CNNBranch(), LightBranch()]")
+    assert repr(HybridDetector()).startswith(
+        "HybridDetector(branches=[ColourBranch(), CNNBranch(), LightBranch(), ShiftBranch()]")
     assert "CNNBranch" not in repr(HybridDetector(cnn=False))
 
 
@@ -233,7 +235,7 @@ def test_scores_in_threshold_units_say_the_same_as_the_flags(fitted_detector, fr
     for b, cal in zip(fitted_detector.branches_, fitted_detector.calibrations):
         np.testing.assert_allclose(table[f"{b.name}_x"], table[b.name] / cal.threshold)
         assert (table[f"{b.name}_x"] > 1).tolist() == table[f"{b.name}_flag"].tolist()
-    np.testing.assert_allclose(table["fused_x"], table[["colour_x", "cnn_x", "light_x"]].max(axis=1))
+    np.testing.assert_allclose(table["fused_x"], table[["colour_x", "cnn_x", "light_x", "shift_x"]].max(axis=1))
     assert (table["fused_x"] > 1).tolist() == table["is_outlier"].tolist()
     assert table["fused_x"].iloc[10:].min() > 1 and table["fused_x"].iloc[:10].median() < 1
 

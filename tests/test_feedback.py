@@ -46,7 +46,7 @@ def test_frames_far_from_the_reference_are_refused_unless_forced(colour_model, f
     det = HybridDetector.load(colour_model)
     before = det.branches_[0].calibration_.threshold
     inverted = [255 - f for f in frames[120:123]]
-    with pytest.raises(ValueError, match=r"would widen the (colour|light) threshold"):
+    with pytest.raises(ValueError, match=r"would widen the (colour|light|shift) threshold"):
         det.accept(inverted)
     assert det.branches_[0].calibration_.threshold == before and not getattr(det, "accepted_", [])
     img = tmp_path / "inverted.png"

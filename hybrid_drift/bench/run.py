@@ -33,7 +33,7 @@ import pandas as pd
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
 from .._version import __version__
-from ..branches import Branch, CNNBranch, ColourBranch, LightBranch, LocalBranch, MinMaxBranch
+from ..branches import Branch, CNNBranch, ColourBranch, LightBranch, LocalBranch, MinMaxBranch, ShiftBranch
 
 from ..datasets.manifest import Dataset, read_manifest
 from ..detector import HybridDetector
@@ -119,7 +119,7 @@ def _split(ext: Extracted, ds: Dataset, name: str) -> Extracted:
 
 
 def _det(branches: list[Branch], fusion: str, cfg: BenchConfig) -> HybridDetector:
-    return HybridDetector(colour=False, cnn=False, light=False, extra_branches=tuple(branches), fusion=fusion,
+    return HybridDetector(colour=False, cnn=False, light=False, shift=False, extra_branches=tuple(branches), fusion=fusion,
                           calibration=cfg.calibration, fpr=cfg.fpr, k=cfg.k, blocks=cfg.blocks)
 
 
@@ -145,9 +145,10 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     colour = ColourBranch(**cfg.colour)
     minmax = MinMaxBranch()
     light = LightBranch()  # a default branch
+    shift = ShiftBranch()
     local = LocalBranch() if cfg.local else None
     t0 = time.perf_counter()
-    ext_c = extract([b for b in (colour, minmax, local, light) if b is not None], paths,
+    ext_c = extract([b for b in (colour, minmax, local, light, shift) if b is not None], paths,
                     workers=cfg.runtime.workers, progress=cfg.runtime.progress, desc="colour features")
     seconds["colour"] = time.perf_counter() - t0
 
@@ -274,18 +275,19 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     main_cnn = cnn_exts["cnn"][0]
     for name, (br, _) in cnn_exts.items():
         evaluate(name, _det([br], "or", cfg))
-    # the default detector: colour + CNN + light; and the two branches it had before the light branch
+    # the default detector: colour + CNN + light + shift; and the two branches it had before those
     evaluate("light", _det([light], "or", cfg))
+    evaluate("shift", _det([shift], "or", cfg))
     evaluate("fusion_or_colour_cnn", _det([copy.deepcopy(colour_best), main_cnn], "or", cfg))
-    fusion_or_det = evaluate("fusion_or", _det([copy.deepcopy(colour_best), main_cnn, light], "or", cfg))
+    fusion_or_det = evaluate("fusion_or", _det([copy.deepcopy(colour_best), main_cnn, light, shift], "or", cfg))
     study_name = f"cnn_study_{cfg.backbone}"
     if study_name in cnn_exts:  # the study's own pairing: whylogs-style colour + avg-pool CNN
         evaluate("fusion_or_study", _det([copy.deepcopy(colour_best), cnn_exts[study_name][0]], "or", cfg))
     if local is not None:  # the opt-in local branch (issue 21), alone and added to the default fusion
         evaluate("local", _det([local], "or", cfg))
-        evaluate("fusion_or_local", _det([copy.deepcopy(colour_best), main_cnn, light, local], "or", cfg))
+        evaluate("fusion_or_local", _det([copy.deepcopy(colour_best), main_cnn, light, shift, local], "or", cfg))
     if (y_val == 1).any():
-        evaluate("fusion_logistic", _det([copy.deepcopy(colour_best), main_cnn, light], "logistic", cfg))
+        evaluate("fusion_logistic", _det([copy.deepcopy(colour_best), main_cnn, light, shift], "logistic", cfg))
     else:
         notes.append("fusion_logistic skipped: the val split has no labelled outliers")
 
@@ -319,7 +321,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
 
 #: methods summarised across the splits of a protocol (the default fusion first)
 PROTOCOL_METHODS = ("fusion_or", "fusion_logistic", "cnn", "colour", "light", "fusion_or_colour_cnn", "minmax", "local",
-                    "fusion_or_local")
+                    "fusion_or_local", "shift")
 _METRICS = ("precision", "recall", "f1", "auroc", "false_alarms_per_1000")
 
 

@@ -5,13 +5,17 @@
 * :mod:`.params` — each class's parameter-constraints table, checked in one place;
 * :mod:`.colour` — :class:`ColourBranch` (HSB histograms) and :class:`MinMaxBranch` (baseline);
 * :mod:`.cnn` — :class:`CNNBranch` (pretrained embedding → PCA reconstruction error);
+* :mod:`.shift` — :class:`ShiftBranch` (has the camera moved: phase correlation against the
+  reference's median picture; a default branch);
 * :mod:`.local` — :class:`LightBranch` (global light against the reference's range: one of the
-  default detector's three branches) and the opt-in :class:`LocalBranch` (strangest cell).
+  default detector's branches) and the opt-in :class:`LocalBranch` (strangest cell).
 """
 
 from .base import BRANCHES, Branch
 from .cnn import CNNBranch
 from .colour import ColourBranch, MinMaxBranch
 from .local import LightBranch, LocalBranch
+from .shift import ShiftBranch
 
-__all__ = ["Branch", "ColourBranch", "CNNBranch", "MinMaxBranch", "LocalBranch", "LightBranch", "BRANCHES"]
+__all__ = ["Branch", "ColourBranch", "CNNBranch", "MinMaxBranch", "LocalBranch", "LightBranch", "ShiftBranch",
+           "BRANCHES"]

@@ -83,6 +83,8 @@ def add(sub, parents) -> None:
                    help="light this many units (a quarter of a stop, 2 CIELAB units of colour cast) beyond what "
                         "the reference saw still counts as seen (default %(default)g)")
     g.add_argument("--no-light", action="store_true", help="no light branch")
+    s.add_argument("--no-shift", action="store_true",
+                   help="no shift branch (has the camera moved: phase correlation against the reference)")
     s.add_argument("--ignore", type=_zone, action="append", default=[], metavar="'x,y x,y x,y ...'",
                    help="an ignore zone (repeatable): a polygon in fractions of the frame's width and height, "
                         "e.g. '0.7,0 1,0 1,0.1 0.7,0.1' for a clock in the top right corner; no branch looks there, "
@@ -134,8 +136,9 @@ def fit(a) -> int:
     cnn = CNNBranch(backbone=a.backbone, weights=a.weights, n_components=a.n_components, pool=a.pool,
                     layers=tuple(a.layers) if a.layers else None, image_size=a.image_size) if not a.no_cnn else False
     light = LightBranch(tolerance=a.light_tolerance) if not a.no_light else False
-    fpr = _fpr(a, sum(b is not False for b in (colour, cnn, light)))
-    det = HybridDetector(colour=colour, cnn=cnn, light=light, fusion=a.fusion, calibration=a.calibration, fpr=fpr,
+    shift = False if a.no_shift else None
+    fpr = _fpr(a, sum(b is not False for b in (colour, cnn, light, shift)))
+    det = HybridDetector(colour=colour, cnn=cnn, light=light, shift=shift, fusion=a.fusion, calibration=a.calibration, fpr=fpr,
                          k=a.k, folds=a.folds, runtime=runtime_from(a), ignore=a.ignore)
     val = labels = None
     if a.val:

@@ -6,6 +6,8 @@ from .distances import DISTANCES
 from .histogram import HistogramScorer
 from .minmax import MinMaxScorer
 from .pca import PCAReconstructionScorer
+from .shift import ShiftScorer
 
 __all__ = ["BaseScorer", "SCORERS", "scorer_from_state", "DISTANCES", "HistogramScorer",
-           "MinMaxScorer", "PCAReconstructionScorer", "CellScorer", "RangeScorer"]
+           "MinMaxScorer", "PCAReconstructionScorer", "CellScorer", "RangeScorer",
+           "ShiftScorer"]
