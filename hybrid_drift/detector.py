@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .branches import Branch, CNNBranch, ColourBranch, LightBranch, ShiftBranch
+from .branches import DEFAULT_BRANCHES, Branch
 from .calibration import Calibration, CalibrationRule
 from .exceptions import NotFittedError
 from .fusion import FUSIONS, OrFusion, make_fusion
@@ -142,8 +142,17 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     # ------------------------------------------------------------------ runtime (see RuntimeOwner)
     def _runtime_targets(self) -> list[Branch]:
         """The branches a runtime is handed to: the fitted ones and those the next ``fit`` uses."""
-        given = [x for x in (self.colour, self.cnn, self.light, self.shift) if isinstance(x, Branch)]
+        given = [x for x in self._default_slots() if isinstance(x, Branch)]
         return list({id(b): b for b in (*getattr(self, "branches_", ()), *given, *self.extra_branches)}.values())
+
+    @classmethod
+    def of_branches(cls, branches, **params) -> HybridDetector:
+        """A detector of exactly ``branches`` (none of the default ones besides), with ``params``."""
+        return cls(**{c.default_name: False for c in DEFAULT_BRANCHES}, extra_branches=tuple(branches), **params)
+
+    def _default_slots(self) -> list:
+        """The ``colour``, ``cnn``, ``light`` and ``shift`` arguments, in :data:`DEFAULT_BRANCHES` order."""
+        return [getattr(self, c.default_name) for c in DEFAULT_BRANCHES]
 
     # ------------------------------------------------------------------ helpers
     def _rule(self) -> CalibrationRule:
@@ -157,15 +166,8 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
             raise ValueError(f"folds must be one of {FOLDS}, got {self.folds!r}")
         check_zones(self.ignore)
         self._rule()
-        branches = []
-        if self.colour is not False:
-            branches.append(self.colour if self.colour is not None else ColourBranch())
-        if self.cnn is not False:
-            branches.append(self.cnn if self.cnn is not None else CNNBranch())
-        if self.light is not False:
-            branches.append(self.light if self.light is not None else LightBranch())
-        if self.shift is not False:
-            branches.append(self.shift if self.shift is not None else ShiftBranch())
+        branches = [v if v is not None else cls() for cls, v in zip(DEFAULT_BRANCHES, self._default_slots())
+                    if v is not False]
         branches.extend(self.extra_branches)
         if not branches:
             raise ValueError("HybridDetector needs at least one branch")
@@ -487,8 +489,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         if hasattr(self, "branches_"):
             names = [type(b).__name__ for b in self.branches_]
         else:  # without building them (a CNN branch loads its network)
-            names = [cls for cls, v in (("ColourBranch", self.colour), ("CNNBranch", self.cnn),
-                                        ("LightBranch", self.light), ("ShiftBranch", self.shift)) if v is not False]
+            names = [cls.__name__ for cls, v in zip(DEFAULT_BRANCHES, self._default_slots()) if v is not False]
             names += [type(b).__name__ for b in self.extra_branches]
         shown = "[" + ", ".join(f"{n}()" for n in names) + "]"
         return (f"HybridDetector(branches={shown}, fusion={self.fusion!r}, calibration={self.calibration!r}, "

@@ -257,7 +257,7 @@ class ModelFile:
         p = Path(path)
         m = read_model(p, cls._MODEL_PARAMS)
         try:
-            det = cls(colour=False, cnn=False, light=False, shift=False, extra_branches=tuple(m.branches), **m.params)
+            det = cls.of_branches(m.branches, **m.params)
             det._build_branches()  # validates fusion, calibration rule and branch names
             if det.reduce not in (1, 2, 4, 8, "auto"):
                 raise ValueError(f"reduce must be 1, 2, 4, 8 or 'auto', got {det.reduce!r}")

@@ -370,6 +370,7 @@ def bench_report(res: dict, frames: pd.DataFrame, out, detector=None) -> Path:
     PNG figures are also written beside the page.
     """
     from .bench.plots import write_bench_figures
+    from .branches import DEFAULT_BRANCHES
     out = _html_path(out)
     figs = [_file_uri(p) for p in write_bench_figures(res, frames, out.parent)]
     m = _methods_table(res)
@@ -386,6 +387,7 @@ def bench_report(res: dict, frames: pd.DataFrame, out, detector=None) -> Path:
             return overlay_uris(det, list(df["path"]), caps)
         return [(u, c) for u, c in ((thumb_uri(p), c) for p, c in zip(df["path"], caps)) if u]
 
+    default_names = {c.default_name for c in DEFAULT_BRANCHES}  # the default detector's branches
     n = res["n"]
     cards = [("train", str(n["train"])), ("val", str(n["val"])), ("test", str(n["test"])),
              (f"{best} precision", f"{res['methods'][best]['precision']:.1%}"),
@@ -393,7 +395,7 @@ def bench_report(res: dict, frames: pd.DataFrame, out, detector=None) -> Path:
     sections = [Section("Methods (test split)", f"{res['date']} · {res['machine']} · backbone {res['backbone']}",
                         table=m.to_html(index=False)),
                 _reference_section(res.get("reference") or {}, {k: v for k, v in res.get("thresholds", {}).items()
-                                                                  if k in ("colour", "cnn", "light", "shift")}),
+                                                                  if k in default_names}),
                 Section("Plots", "", figs),
                 Section(f"{best}: missed outliers ({len(miss)})", thumbs=thumbs(miss)),
                 Section(f"{best}: false alarms ({len(fa)})", thumbs=thumbs(fa, flagged=True))]

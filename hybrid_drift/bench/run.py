@@ -119,8 +119,8 @@ def _split(ext: Extracted, ds: Dataset, name: str) -> Extracted:
 
 
 def _det(branches: list[Branch], fusion: str, cfg: BenchConfig) -> HybridDetector:
-    return HybridDetector(colour=False, cnn=False, light=False, shift=False, extra_branches=tuple(branches), fusion=fusion,
-                          calibration=cfg.calibration, fpr=cfg.fpr, k=cfg.k, blocks=cfg.blocks)
+    return HybridDetector.of_branches(branches, fusion=fusion, calibration=cfg.calibration, fpr=cfg.fpr, k=cfg.k,
+                                      blocks=cfg.blocks)
 
 
 def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> dict[str, Any]:

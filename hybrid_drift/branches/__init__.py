@@ -17,5 +17,9 @@ from .colour import ColourBranch, MinMaxBranch
 from .local import LightBranch, LocalBranch
 from .shift import ShiftBranch
 
+#: the default detector's branches, in column order; each class's ``default_name`` is also the
+#: :class:`~hybrid_drift.HybridDetector` argument that gives, replaces (an instance) or drops it (False)
+DEFAULT_BRANCHES = (ColourBranch, CNNBranch, LightBranch, ShiftBranch)
+
 __all__ = ["Branch", "ColourBranch", "CNNBranch", "MinMaxBranch", "LocalBranch", "LightBranch", "ShiftBranch",
-           "BRANCHES"]
+           "BRANCHES", "DEFAULT_BRANCHES"]
