@@ -14,7 +14,9 @@ markdown table with absolute rates and the ratios that matter:
   runtime (PyTorch eager, ONNX Runtime, OpenVINO fp32) vs each runtime's bare forward pass
   on the same frames (decoded and resized beforehand), and vs the PyTorch branch, with the
   largest feature difference to PyTorch and the network's FLOPs per image
-  (``--cnn-repeats`` interleaved rounds);
+  (``--cnn-repeats`` interleaved rounds); the CNN and patch branches together (one pass: the
+  patch branch reads the CNN branch's feature map) vs the same bare forward pass, and the
+  patch branch's scoring rate;
 * PCA reconstruction scoring per image, vs NannyML's DataReconstructionDriftCalculator
   with chunk size 1 (its only way to give one error per image) on the same embeddings;
 * whylogs' ``log_image`` (default image features, PIL decode included) on the same files.
@@ -42,7 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hybrid_drift import CNNBranch, ColourBranch, LightBranch, ShiftBranch, extract  # noqa: E402
+from hybrid_drift import CNNBranch, ColourBranch, LightBranch, PatchBranch, ShiftBranch, extract  # noqa: E402
 from hybrid_drift.features.runners import backend_available  # noqa: E402
 from hybrid_drift.datasets.crossroad import bundled_data_dir  # noqa: E402
 from hybrid_drift.io import decode_image, iter_video_frames, list_images  # noqa: E402
@@ -214,6 +216,12 @@ def main():
                 br.embedder.embed(batch[:8])  # load / export + warm up
                 fns[f"bare {b}"] = (lambda e=br.embedder: e.embed(batch))
                 fns[f"e2e {b}"] = (lambda r=br, b=b: feats.__setitem__(b, extract([r], cnn_paths, workers=a.workers)))
+            if not study:  # the default detector's patch branch reads the same pass (issue 21: no second pass)
+                cnn_p = CNNBranch(cache_dir=False, backend=default_backend, **kw)
+                patch = PatchBranch.default_beside([cnn_p])
+                cnn_p.embedder.embed_maps(batch[:8])
+                fns["e2e patch"] = lambda: feats.__setitem__("patch", extract([cnn_p, patch], cnn_paths,
+                                                                               workers=a.workers))
             cr = round_rates(m, a.cnn_repeats, fns)
             for b in runs:
                 tag = f"{name}, {b}" + (" = default" if b == default_backend else "")
@@ -226,6 +234,13 @@ def main():
                     rows.append((f"  largest feature difference, {b} vs torch", f"{np.abs(got - ref).max():.1e}",
                                  f"absolute, features up to {np.abs(ref).max():.0f} (not a rate)"))
             if not study:
+                rows.append((f"CNN + patch branches end-to-end incl. decode, one pass ({name}, {default_backend})",
+                             max(cr["e2e patch"]), f"{paired(cr, 'e2e patch', f'bare {default_backend}')} its forward "
+                             f"only; {paired(cr, 'e2e patch', f'e2e {default_backend}')} the CNN branch alone"))
+                fitted = PatchBranch.default_beside([CNNBranch()]).fit_features(feats["patch"].features["patch"])
+                P = feats["patch"].features["patch"]
+                rows.append(("patch branch scoring (position-free PCA, strongest band), 1 thread",
+                             rate(len(P), lambda: fitted.score_features(P)), "features already extracted"))
                 emb_feats = feats["torch"].features["cnn"]
                 flops = cnn_flops(br0)
                 rows.append((f"CNN FLOPs per image ({name}), counted by torch.utils.flop_counter",

@@ -25,7 +25,7 @@ __all__ = ["HybridDetector", "FORMAT_VERSION"]
 log = logging.getLogger(__name__)
 
 class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
-    """Outlier detector for fixed-camera images: colour, CNN, light and shift branches + fusion.
+    """Outlier detector for fixed-camera images: colour, CNN, light, shift and patch branches + fusion.
 
     Parameters
     ----------
@@ -44,6 +44,12 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         The shift branch (:class:`~hybrid_drift.branches.ShiftBranch`: has the camera moved,
         by phase correlation against the reference's median picture, in percent of the
         frame, never under 1%); ``None`` = ``ShiftBranch()``; ``False`` = none. Cheap.
+    patch : PatchBranch, None or False
+        The patch branch (:class:`~hybrid_drift.branches.PatchBranch`: where in the picture, a
+        position-free PCA of the CNN's mid-level map, scored by its strongest horizontal band:
+        dead pixel rows, a frozen banner, a smudge that the pooled embedding dilutes); ``None`` =
+        one on the CNN branch's network, fed by the CNN branch's pass (no second pass; none when
+        ``cnn=False``); ``False`` = none.
     extra_branches : sequence of Branch
         More branches (each with a unique ``name``); fusion handles any number.
     fusion : {"or", "logistic"}
@@ -116,11 +122,12 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     def __init__(self, colour=None, cnn=None, extra_branches=(), fusion: str = "or",
                  calibration: str = "conformal", fpr: float = 0.001, k: float = 3.0, blocks: int = 5,
                  workers=_UNSET, reduce="auto", max_pixels=_UNSET, progress=_UNSET, folds: str = "auto",
-                 runtime=None, ignore=(), light=None, shift=None):
+                 runtime=None, ignore=(), light=None, shift=None, patch=None):
         self.colour = colour
         self.cnn = cnn
         self.light = light
         self.shift = shift
+        self.patch = patch
         self.extra_branches = extra_branches
         self.fusion = fusion
         self.calibration = calibration
@@ -151,8 +158,18 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         return cls(**{c.default_name: False for c in DEFAULT_BRANCHES}, extra_branches=tuple(branches), **params)
 
     def _default_slots(self) -> list:
-        """The ``colour``, ``cnn``, ``light`` and ``shift`` arguments, in :data:`DEFAULT_BRANCHES` order."""
+        """The ``colour``, ``cnn``, ``light``, ``shift`` and ``patch`` arguments, in :data:`DEFAULT_BRANCHES` order."""
         return [getattr(self, c.default_name) for c in DEFAULT_BRANCHES]
+
+    def _planned_defaults(self) -> list:
+        """The default slots' branches (a slot left at None gets ``cls.default_beside``, built lazily:
+        no network is loaded here)."""
+        out = []
+        for cls, v in zip(DEFAULT_BRANCHES, self._default_slots()):
+            b = cls.default_beside(out) if v is None else v
+            if b is not None and b is not False:
+                out.append(b)
+        return out
 
     # ------------------------------------------------------------------ helpers
     def _rule(self) -> CalibrationRule:
@@ -166,8 +183,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
             raise ValueError(f"folds must be one of {FOLDS}, got {self.folds!r}")
         check_zones(self.ignore)
         self._rule()
-        branches = [v if v is not None else cls() for cls, v in zip(DEFAULT_BRANCHES, self._default_slots())
-                    if v is not False]
+        branches = self._planned_defaults()
         branches.extend(self.extra_branches)
         if not branches:
             raise ValueError("HybridDetector needs at least one branch")
@@ -458,7 +474,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     _MODEL_PARAMS = ("fusion", "calibration", "fpr", "k", "blocks", "folds", "reduce", "ignore")
 
     _INIT_PARAMS = ("colour", "cnn", "extra_branches", "fusion", "calibration", "fpr", "k", "blocks", "folds",
-                    "workers", "reduce", "max_pixels", "progress", "runtime", "ignore", "light", "shift")
+                    "workers", "reduce", "max_pixels", "progress", "runtime", "ignore", "light", "shift", "patch")
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor arguments (scikit-learn's contract: ``sklearn.base.clone`` works)."""
@@ -488,8 +504,8 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         default branch, which is on), not the constructor's ``None``."""
         if hasattr(self, "branches_"):
             names = [type(b).__name__ for b in self.branches_]
-        else:  # without building them (a CNN branch loads its network)
-            names = [cls.__name__ for cls, v in zip(DEFAULT_BRANCHES, self._default_slots()) if v is not False]
+        else:  # the planned ones, not bound to a runtime (that checks the device)
+            names = [type(b).__name__ for b in self._planned_defaults()]
             names += [type(b).__name__ for b in self.extra_branches]
         shown = "[" + ", ".join(f"{n}()" for n in names) + "]"
         return (f"HybridDetector(branches={shown}, fusion={self.fusion!r}, calibration={self.calibration!r}, "

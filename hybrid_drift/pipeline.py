@@ -140,21 +140,28 @@ def extract(branches: Sequence, X, *, workers: int | None = None, reduce="auto",
 
     with_hash = any(getattr(b, "uses_content_hash", False) for b in branches)
     min_side = sorted({int(getattr(b, "min_side", DEFAULT_MIN_SIDE)) for b in branches}) or [DEFAULT_MIN_SIDE]
-    for img, prepared in load_images(items, workers=workers, reduce=reduce, min_side=min_side,
-                                     max_pixels=max_pixels,
-                                     map_fn=prep, progress=progress, desc=desc, with_hash=with_hash):
-        ids.append(img.source)
-        errors.append(img.error)
-        meta.append(img.meta)
-        if img.error is not None:
-            log.warning("skipping %s: %s", img.source, img.error)
-            continue
-        img.release()  # the prepared features are all we keep
-        pend_imgs.append(img)
-        pend_prep.append(prepared)
-        if len(pend_imgs) >= chunk:
-            flush()
-    flush()
+    # a branch that reads another's forward pass (the patch branch: the CNN branch's map) links for this run
+    unlinks = [b.take_maps_from(list(branches[:j])) for j, b in enumerate(branches) if hasattr(b, "take_maps_from")]
+    try:
+        for img, prepared in load_images(items, workers=workers, reduce=reduce, min_side=min_side,
+                                         max_pixels=max_pixels,
+                                         map_fn=prep, progress=progress, desc=desc, with_hash=with_hash):
+            ids.append(img.source)
+            errors.append(img.error)
+            meta.append(img.meta)
+            if img.error is not None:
+                log.warning("skipping %s: %s", img.source, img.error)
+                continue
+            img.release()  # the prepared features are all we keep
+            pend_imgs.append(img)
+            pend_prep.append(prepared)
+            if len(pend_imgs) >= chunk:
+                flush()
+        flush()
+    finally:
+        for unlink in unlinks:
+            if unlink is not None:
+                unlink()
     return Extracted(ids, errors, meta, stack_features(parts), map_parts)
 
 

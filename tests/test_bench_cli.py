@@ -143,7 +143,8 @@ def test_protocol_every_split_mean_and_worst(tmp_path):
     assert res["datasets"]["B-s0-uuid"]["reference"]["order_check"]["action"] == "reordered"
     assert set(res["by_order"]) == {"time", "uuid"}
     ratios = res["threshold_ratios"]["per_dataset"]
-    assert set(ratios) == {"A-s0-uuid", "B-s0-uuid"} and set(ratios["A-s0-uuid"]) == {"colour", "cnn", "light", "shift"}
+    assert set(ratios) == {"A-s0-uuid", "B-s0-uuid"} and set(ratios["A-s0-uuid"]) == {"colour", "cnn", "light", "shift",
+                                                                                         "patch"}
     for name, r in res["datasets"].items():
         fo = r["methods"]["fusion_or"]
         assert fo["false_alarms_per_1000"] == pytest.approx(1000 * fo["fp"] / (fo["fp"] + fo["tn"]))

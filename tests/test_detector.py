@@ -18,9 +18,9 @@ def test_score_table_has_every_input_with_scores_or_error(fitted_detector, frame
     (tmp_path / "empty.jpg").write_bytes(b"")
     inputs = [frames[150], str(tmp_path / "empty.jpg"), b"not an image", frames[151]]
     table = fitted_detector.score(inputs)
-    assert list(table.columns) == ["path", "colour", "cnn", "light", "shift", "colour_flag", "cnn_flag", "light_flag",
-                                   "shift_flag", "fused", "is_outlier", "error", "colour_x", "cnn_x", "light_x",
-                                   "shift_x", "fused_x"]
+    assert list(table.columns) == ["path", "colour", "cnn", "light", "shift", "patch", "colour_flag", "cnn_flag",
+                                   "light_flag", "shift_flag", "patch_flag", "fused", "is_outlier", "error", "colour_x",
+                                   "cnn_x", "light_x", "shift_x", "patch_x", "fused_x"]
     assert len(table) == 4
     assert table["error"].isna().tolist() == [True, False, False, True]
     assert np.isfinite(table.loc[[0, 3], ["colour", "cnn", "fused"]].to_numpy()).all()
@@ -223,7 +223,7 @@ def test_repr_names_the_branches_that_run():
     """It used to show `colour=None, cnn=None` for the default detector, whose two branches are both on."""
     from hybrid_drift import HybridDetector
     assert repr(HybridDetector()).startswith(
-        "HybridDetector(branches=[ColourBranch(), CNNBranch(), LightBranch(), ShiftBranch()]")
+        "HybridDetector(branches=[ColourBranch(), CNNBranch(), LightBranch(), ShiftBranch(), PatchBranch()]")
     assert "CNNBranch" not in repr(HybridDetector(cnn=False))
 
 

@@ -63,7 +63,7 @@ def assert_same_scores(ray_table, local):
     likewise in an actor (one value of 41 differed in the 7th digit)."""
     assert list(ray_table.columns) == list(local.columns)
     for col in local.columns:
-        if col in ("cnn", "fused", "shift", "shift_x", "fused_x"):
+        if col in ("cnn", "fused", "shift", "shift_x", "patch", "patch_x", "fused_x"):
             np.testing.assert_allclose(ray_table[col], local[col], rtol=1e-6, atol=0)
         else:
             pd.testing.assert_series_equal(ray_table[col], local[col], check_exact=True, obj=col)

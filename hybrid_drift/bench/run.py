@@ -33,7 +33,8 @@ import pandas as pd
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
 from .._version import __version__
-from ..branches import Branch, CNNBranch, ColourBranch, LightBranch, LocalBranch, MinMaxBranch, ShiftBranch
+from ..branches import (Branch, CNNBranch, ColourBranch, LightBranch, LocalBranch, MinMaxBranch, PatchBranch,
+                        ShiftBranch)
 
 from ..datasets.manifest import Dataset, read_manifest
 from ..detector import HybridDetector
@@ -163,6 +164,11 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
             variants += [(f"cnn_{bb}", bb, {k: v for k, v in cfg.cnn.items() if k != "layers"}),
                          (f"cnn_study_{bb}", bb, study)]
     cnn_exts: dict[str, tuple[CNNBranch, Extracted]] = {}
+    # the default detector's patch branch on the main CNN's network (fed by its pass); None when that CNN
+    # does not compute the map the patch branch reads
+    patch = PatchBranch.default_beside([CNNBranch(backbone=cfg.backbone, weights=cfg.weights, **cfg.cnn)])
+    if patch is not None:
+        patch.bind(cfg.runtime)
     skipped: set[str] = set()
     for name, bb, kw in variants:
         if bb in skipped:
@@ -171,11 +177,14 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
             br = CNNBranch(backbone=bb, weights=cfg.weights if bb == cfg.backbone else None, **kw).bind(cfg.runtime)
             br.check_weights()  # fail fast, before decoding anything
             t0 = time.perf_counter()
-            ext = extract([br], paths, workers=cfg.runtime.workers, progress=cfg.runtime.progress,
+            with_patch = [patch] if name == "cnn" and patch is not None else []  # the same pass
+            ext = extract([br, *with_patch], paths, workers=cfg.runtime.workers, progress=cfg.runtime.progress,
                           desc=f"{name} features")
             seconds[name] = time.perf_counter() - t0
             br.name = name
             cnn_exts[name] = (br, ext)
+            if with_patch:
+                patch_features = ext.features[patch.name]
         except BackboneUnavailableError as exc:
             if bb == cfg.backbone:
                 raise
@@ -189,6 +198,8 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
         if ext.errors != ext_c.errors:  # pragma: no cover - same files, same decoder
             raise RuntimeError("feature passes disagree on which images are readable")
         merged.features[name] = ext.features["cnn"]
+    if patch is not None:
+        merged.features[patch.name] = patch_features
     split, label = m["split"].to_numpy(), m["label"].to_numpy()
     is_ref = (split == "train") | ((split == "val") & (label == 0))
     # the reference as `fit` sees it: put in time order from the data (order="auto": a time column, EXIF,
@@ -275,19 +286,26 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     main_cnn = cnn_exts["cnn"][0]
     for name, (br, _) in cnn_exts.items():
         evaluate(name, _det([br], "or", cfg))
-    # the default detector: colour + CNN + light + shift; and the two branches it had before those
+    # the default detector: colour + CNN + light + shift + patch; before the patch branch; before light and shift
+    with_patch = [patch] if patch is not None else []
     evaluate("light", _det([light], "or", cfg))
     evaluate("shift", _det([shift], "or", cfg))
+    if patch is not None:
+        evaluate("patch", _det([patch], "or", cfg))
     evaluate("fusion_or_colour_cnn", _det([copy.deepcopy(colour_best), main_cnn], "or", cfg))
-    fusion_or_det = evaluate("fusion_or", _det([copy.deepcopy(colour_best), main_cnn, light, shift], "or", cfg))
+    evaluate("fusion_or_before_patch", _det([copy.deepcopy(colour_best), main_cnn, light, shift], "or", cfg))
+    fusion_or_det = evaluate("fusion_or", _det([copy.deepcopy(colour_best), main_cnn, light, shift, *with_patch],
+                                               "or", cfg))
     study_name = f"cnn_study_{cfg.backbone}"
     if study_name in cnn_exts:  # the study's own pairing: whylogs-style colour + avg-pool CNN
         evaluate("fusion_or_study", _det([copy.deepcopy(colour_best), cnn_exts[study_name][0]], "or", cfg))
     if local is not None:  # the opt-in local branch (issue 21), alone and added to the default fusion
         evaluate("local", _det([local], "or", cfg))
-        evaluate("fusion_or_local", _det([copy.deepcopy(colour_best), main_cnn, light, shift, local], "or", cfg))
+        evaluate("fusion_or_local", _det([copy.deepcopy(colour_best), main_cnn, light, shift, *with_patch, local],
+                                         "or", cfg))
     if (y_val == 1).any():
-        evaluate("fusion_logistic", _det([copy.deepcopy(colour_best), main_cnn, light, shift], "logistic", cfg))
+        evaluate("fusion_logistic", _det([copy.deepcopy(colour_best), main_cnn, light, shift, *with_patch],
+                                         "logistic", cfg))
     else:
         notes.append("fusion_logistic skipped: the val split has no labelled outliers")
 
@@ -321,7 +339,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
 
 #: methods summarised across the splits of a protocol (the default fusion first)
 PROTOCOL_METHODS = ("fusion_or", "fusion_logistic", "cnn", "colour", "light", "fusion_or_colour_cnn", "minmax", "local",
-                    "fusion_or_local", "shift")
+                    "fusion_or_local", "shift", "patch", "fusion_or_before_patch")
 _METRICS = ("precision", "recall", "f1", "auroc", "false_alarms_per_1000")
 
 

@@ -7,6 +7,8 @@
 * :mod:`.cnn` — :class:`CNNBranch` (pretrained embedding → PCA reconstruction error);
 * :mod:`.shift` — :class:`ShiftBranch` (has the camera moved: phase correlation against the
   reference's median picture; a default branch);
+* :mod:`.patch` — :class:`PatchBranch` (where in the picture: position-free PCA of the CNN's
+  mid-level map, sharing the CNN branch's pass);
 * :mod:`.local` — :class:`LightBranch` (global light against the reference's range: one of the
   default detector's branches) and the opt-in :class:`LocalBranch` (strangest cell).
 """
@@ -15,11 +17,14 @@ from .base import BRANCHES, Branch
 from .cnn import CNNBranch
 from .colour import ColourBranch, MinMaxBranch
 from .local import LightBranch, LocalBranch
+from .patch import PatchBranch
 from .shift import ShiftBranch
 
 #: the default detector's branches, in column order; each class's ``default_name`` is also the
-#: :class:`~hybrid_drift.HybridDetector` argument that gives, replaces (an instance) or drops it (False)
-DEFAULT_BRANCHES = (ColourBranch, CNNBranch, LightBranch, ShiftBranch)
+#: :class:`~hybrid_drift.HybridDetector` argument that gives, replaces (an instance) or drops it (False);
+#: left at None, each slot gets ``cls.default_beside(the branches before it)`` (the patch branch follows
+#: the CNN branch's network, and is not built without one)
+DEFAULT_BRANCHES = (ColourBranch, CNNBranch, LightBranch, ShiftBranch, PatchBranch)
 
-__all__ = ["Branch", "ColourBranch", "CNNBranch", "MinMaxBranch", "LocalBranch", "LightBranch", "ShiftBranch",
+__all__ = ["Branch", "ColourBranch", "CNNBranch", "MinMaxBranch", "LocalBranch", "LightBranch", "ShiftBranch", "PatchBranch",
            "BRANCHES", "DEFAULT_BRANCHES"]

@@ -124,6 +124,12 @@ class Branch:
         """
         return None
 
+    @classmethod
+    def default_beside(cls, before: list) -> Branch | None:
+        """The branch a detector builds for this class's slot when it is left at None, given the
+        branches built ``before`` it (None: none in this configuration). Plainly ``cls()``."""
+        return cls()
+
     # --- runtime ------------------------------------------------------------------------
     #: how the branch runs here (a :class:`~hybrid_drift.runtime.Runtime`); None: nothing to set
     runtime = None

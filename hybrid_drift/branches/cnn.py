@@ -200,13 +200,26 @@ class CNNBranch(Branch):
                 out[i] = hit
             else:
                 todo.append(i)
-        if todo:
-            emb = self.embedder.embed(np.stack([prepared[i] for i in todo]))
-            out[todo] = emb
+        takers = getattr(self, "_map_takers", ())
+        # the same pass gives the feature maps to branches that read them (PatchBranch): no second pass
+        need = sorted(set(todo).union(*(t.missing(images) for t in takers))) if takers else todo
+        if need:
+            batch = np.stack([prepared[i] for i in need])
+            if takers:
+                emb, fmaps = self.embedder.embed_maps(batch)
+                self._hand_maps([images[i] for i in need], fmaps)
+            else:
+                emb = self.embedder.embed(batch)
+            rows = {i: k for k, i in enumerate(need)}
+            out[todo] = emb[[rows[i] for i in todo]]
             if cache is not None:
-                for i, e in zip(todo, emb):
-                    cache.put(images[i].sha1, e)
+                for i in todo:
+                    cache.put(images[i].sha1, out[i])
         return out
+
+    def _hand_maps(self, images, fmaps) -> None:
+        for taker in getattr(self, "_map_takers", ()):
+            taker.offer(images, fmaps[self.layers.index(taker.layer)])
 
     def make_scorer(self):
         bounds = np.concatenate([[0], np.cumsum(self.embedder.layer_dims)]).tolist()
@@ -221,6 +234,7 @@ class CNNBranch(Branch):
         if not prepared:
             return np.empty((0, self.embedder.dim), np.float32), []
         F, fmaps = self.embedder.embed_maps(np.stack(prepared))
+        self._hand_maps(images, fmaps)
         return F, residual_heatmaps(self.scorer_.residuals(F), fmaps, self.pool)
 
     def reference_extra(self, items, *, workers=None, reduce="auto", max_pixels=DEFAULT_MAX_PIXELS,

@@ -85,13 +85,16 @@ def add(sub, parents) -> None:
     g.add_argument("--no-light", action="store_true", help="no light branch")
     s.add_argument("--no-shift", action="store_true",
                    help="no shift branch (has the camera moved: phase correlation against the reference)")
+    s.add_argument("--no-patch", action="store_true",
+                   help="no patch branch (where in the picture: the CNN's mid-level map, position by position; "
+                        "shares the CNN branch's pass)")
     s.add_argument("--ignore", type=_zone, action="append", default=[], metavar="'x,y x,y x,y ...'",
                    help="an ignore zone (repeatable): a polygon in fractions of the frame's width and height, "
                         "e.g. '0.7,0 1,0 1,0.1 0.7,0.1' for a clock in the top right corner; no branch looks there, "
                         "when fitting and when scoring (saved with the model)")
-    s.add_argument("--fit-sample", type=non_negative_int, default=50_000,
+    s.add_argument("--fit-sample", type=non_negative_int, default=10_000,
                    help="--engine ray: fit on at most N training images, a random sample (bounds driver "
-                        "memory to about N x 12 KB; 0 = all)")
+                        "memory to about N x 160 KB with the default branches; 0 = all)")
     s.set_defaults(fn=fit)
 
 
@@ -137,8 +140,9 @@ def fit(a) -> int:
                     layers=tuple(a.layers) if a.layers else None, image_size=a.image_size) if not a.no_cnn else False
     light = LightBranch(tolerance=a.light_tolerance) if not a.no_light else False
     shift = False if a.no_shift else None
-    fpr = _fpr(a, sum(b is not False for b in (colour, cnn, light, shift)))
-    det = HybridDetector(colour=colour, cnn=cnn, light=light, shift=shift, fusion=a.fusion, calibration=a.calibration, fpr=fpr,
+    patch = False if a.no_patch or cnn is False else None
+    fpr = _fpr(a, sum(b is not False for b in (colour, cnn, light, shift, patch)))
+    det = HybridDetector(colour=colour, cnn=cnn, light=light, shift=shift, patch=patch, fusion=a.fusion, calibration=a.calibration, fpr=fpr,
                          k=a.k, folds=a.folds, runtime=runtime_from(a), ignore=a.ignore)
     val = labels = None
     if a.val:

@@ -2,7 +2,7 @@
 
 Re-scoring or re-benchmarking the same images then skips the CNN. One file per image
 under ``<root>/<config-key>/<sha1[:2]>/<sha1>.f32``: a magic word, the CRC-32 of the
-data, then the float32 vector. Guarantees:
+data, then the float32 vector (``.f16``: float16, for feature maps). Guarantees:
 
 * **a cache problem never breaks or bends a score**: an entry that is damaged (wrong
   size, bad checksum, NaN or inf) is a miss: it is deleted and the features are
@@ -84,7 +84,7 @@ def default_max_bytes() -> int:
 def _entries(root: Path):
     for dirpath, _, files in os.walk(root):
         for f in files:
-            if f.endswith(".f32"):
+            if f.endswith((".f32", ".f16")):
                 yield os.path.join(dirpath, f)
 
 
@@ -99,9 +99,15 @@ class FeatureCache:
         Everything that changes the features (backbone, weights hash, pooling, size).
     max_bytes : int, optional
         Size bound of the whole root (default: :func:`default_max_bytes`).
+    half : bool
+        Store float16 (``.f16`` files; feature maps, where half the bytes matter and float16's
+        three digits are plenty); ``get`` then returns float16.
     """
 
-    def __init__(self, root: str | os.PathLike, config: dict, max_bytes: int | None = None):
+    def __init__(self, root: str | os.PathLike, config: dict, max_bytes: int | None = None, half: bool = False):
+        self.half = bool(half)
+        if self.half:  # the key of a float32 cache of the same config stays what it was
+            config = {**config, "dtype": "float16"}
         key = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
         self.root = Path(root)
         self.dir = self.root / key
@@ -113,7 +119,7 @@ class FeatureCache:
         self._warned_damage = False
 
     def _path(self, sha1: str) -> Path:
-        return self.dir / sha1[:2] / f"{sha1}.f32"
+        return self.dir / sha1[:2] / f"{sha1}.{'f16' if self.half else 'f32'}"
 
     def get(self, sha1: str | None, dim: int | None = None) -> np.ndarray | None:
         """The cached vector for this content hash, or None (missing or damaged entries are misses)."""
@@ -125,7 +131,8 @@ class FeatureCache:
         except OSError:
             return None
         body = raw[_HEADER:]
-        vec = np.frombuffer(body, dtype="<f4") if len(body) % 4 == 0 else None
+        size = 2 if self.half else 4
+        vec = np.frombuffer(body, dtype=f"<f{size}") if len(body) % size == 0 else None
         ok = (raw[:4] == _MAGIC and vec is not None and zlib.crc32(body).to_bytes(4, "little") == raw[4:8]
               and (dim is None or vec.shape == (dim,)) and np.isfinite(vec).all())
         if not ok:
@@ -141,13 +148,13 @@ class FeatureCache:
             os.utime(p)  # least recently used goes first
         except OSError:
             pass
-        return vec.astype(np.float32)
+        return vec.astype(np.float16 if self.half else np.float32)
 
     def put(self, sha1: str | None, vec: np.ndarray) -> None:
         """Store a vector atomically (temporary file, then rename); never raises for the cache's sake."""
         if not sha1 or not self._writable:
             return
-        body = np.ascontiguousarray(vec, dtype="<f4").tobytes()
+        body = np.ascontiguousarray(vec, dtype="<f2" if self.half else "<f4").tobytes()
         data = _MAGIC + zlib.crc32(body).to_bytes(4, "little") + body
         p = self._path(sha1)
         try:

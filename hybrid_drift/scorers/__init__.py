@@ -5,9 +5,10 @@ from .cells import CellScorer, RangeScorer
 from .distances import DISTANCES
 from .histogram import HistogramScorer
 from .minmax import MinMaxScorer
+from .patch import PatchPCAScorer
 from .pca import PCAReconstructionScorer
 from .shift import ShiftScorer
 
 __all__ = ["BaseScorer", "SCORERS", "scorer_from_state", "DISTANCES", "HistogramScorer",
            "MinMaxScorer", "PCAReconstructionScorer", "CellScorer", "RangeScorer",
-           "ShiftScorer"]
+           "ShiftScorer", "PatchPCAScorer"]

@@ -48,7 +48,7 @@ class BaseScorer(BaseEstimator):
     @staticmethod
     def _check_X(X, name="X") -> np.ndarray:
         X = np.asarray(X)
-        if X.dtype not in (np.float32, np.float64):  # float32 stays float32: no full-size copies
+        if X.dtype not in (np.float16, np.float32, np.float64):  # floats stay as they are: no full-size copies
             X = X.astype(np.float64)
         if X.ndim != 2:
             raise ValueError(f"{name} must be 2-D (n_images, n_features), got shape {X.shape}")
