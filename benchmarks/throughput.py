@@ -259,7 +259,8 @@ def main():
             rows.append((f"ResNet18 forward only, {hw[0]}x{hw[1]}, batch 32 (architecture timing, random weights)",
                          r_rn, ""))
         # per-image reconstruction error on the real embeddings: ours vs NannyML, same data
-        ref, ana = emb_feats[:100], emb_feats[100:]
+        k = min(100, len(emb_feats) // 2)  # a reference and frames to score, whatever --n-cnn
+        ref, ana = emb_feats[:k], emb_feats[k:]
         sc = PCAReconstructionScorer(0.65).fit(ref)  # NannyML's default: 65% of the variance
         r_pca1 = rate(len(ana) * 20, lambda: [sc.score_samples(ana[i:i + 1]) for _ in range(20) for i in range(len(ana))])
         big = np.repeat(ana, 400, axis=0)
