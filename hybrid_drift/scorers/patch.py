@@ -23,7 +23,8 @@ from typing import ClassVar
 import numpy as np
 from sklearn.decomposition import PCA
 
-from .base import BaseScorer, check_shape
+from .base import BaseScorer
+from .pca import check_pca_state
 
 __all__ = ["PatchPCAScorer"]
 
@@ -115,13 +116,4 @@ class PatchPCAScorer(BaseScorer):
         return np.sort(E, axis=2)[:, :, -k:].mean(axis=2).max(axis=1)
 
     def _check_state(self):
-        name = type(self).__name__
-        h, w, c = self._shape(self.n_features_in_)
-        nc = self.n_components_
-        if isinstance(nc, bool) or not isinstance(nc, int) or not 1 <= nc <= c:
-            raise ValueError(f"{name}: n_components_ must be an int in [1, {c}], got {nc!r}")
-        for a in ("mean_", "scale_", "pca_mean_"):
-            check_shape(name, a, np.asarray(getattr(self, a)), (c,))
-        check_shape(name, "components_", np.asarray(self.components_), (nc, c))
-        if not (np.asarray(self.scale_) > 0).all():
-            raise ValueError(f"{name}: scale_ must be > 0")
+        check_pca_state(self, self._shape(self.n_features_in_)[2])

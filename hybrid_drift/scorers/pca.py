@@ -170,13 +170,18 @@ class PCAReconstructionScorer(BaseScorer):
         return out
 
     def _check_state(self):
-        name = type(self).__name__
-        d = self.n_features_in_
-        nc = self.n_components_
-        if isinstance(nc, bool) or not isinstance(nc, int) or not 1 <= nc <= d:
-            raise ValueError(f"{name}: n_components_ must be an int in [1, {d}], got {nc!r}")
-        for a in ("mean_", "scale_", "pca_mean_"):
-            check_shape(name, a, np.asarray(getattr(self, a)), (d,))
-        check_shape(name, "components_", np.asarray(self.components_), (nc, d))
-        if not (np.asarray(self.scale_) > 0).all():
-            raise ValueError(f"{name}: scale_ must be > 0")
+        check_pca_state(self, self.n_features_in_)
+
+
+def check_pca_state(scorer, d: int) -> None:
+    """ValueError unless a loaded PCA scorer's ``n_components_``, ``mean_``, ``scale_``, ``pca_mean_`` and
+    ``components_`` fit ``d`` features (a PCA reconstruction scorer's, or a patch scorer's per position)."""
+    name = type(scorer).__name__
+    nc = scorer.n_components_
+    if isinstance(nc, bool) or not isinstance(nc, int) or not 1 <= nc <= d:
+        raise ValueError(f"{name}: n_components_ must be an int in [1, {d}], got {nc!r}")
+    for a in ("mean_", "scale_", "pca_mean_"):
+        check_shape(name, a, np.asarray(getattr(scorer, a)), (d,))
+    check_shape(name, "components_", np.asarray(scorer.components_), (nc, d))
+    if not (np.asarray(scorer.scale_) > 0).all():
+        raise ValueError(f"{name}: scale_ must be > 0")
