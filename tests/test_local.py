@@ -115,7 +115,30 @@ def test_scorers_check_their_state_and_round_trip(tmp_path, scene):
         CellScorer(group_bounds=[0, 3, 5]).fit(np.ones((4, 5)))
     with pytest.raises(ValueError, match="floors"):
         RangeScorer(floors=[1.0]).fit(np.ones((4, 2)))
-    assert LightFeatures().transform(later[0]).shape == (LightFeatures.n_features,)
+    assert LightFeatures().transform(later[0]).shape == (LightFeatures().n_features,) == (7,)
+    assert LightFeatures(sharpness=True).transform(later[0]).shape == (8,)
+
+
+def test_the_light_branch_sees_blur_and_fog_in_the_frames_sharpness_and_old_models_load_without_it(scene,
+                                                                                                   tmp_path):
+    """Blur and fog take fine detail out of the whole frame; a person walking does not: the sharpness
+    statistic (log2 of the Laplacian's variance) catches them where the light alone does not."""
+    ref, later = scene
+    blur = [cv2.GaussianBlur(f, (0, 0), 1.5) for f in later[:5]]
+    haze = [np.clip(f.astype(np.float32) * 0.6 + 60, 0, 255).astype(np.uint8) for f in later[:5]]    # fog
+    det = HybridDetector(colour=False, cnn=False, shift=False, folds="time").fit(ref)
+    assert det.branches_[0].sharpness is True
+    pred = det.score(later + blur + haze)["is_outlier"].astype(bool).to_numpy()
+    assert pred[:len(later)].sum() == 0 and pred[len(later):].all()
+    old = HybridDetector(colour=False, cnn=False, shift=False, light=LightBranch(sharpness=False), folds="time").fit(ref)
+    assert old.score(blur)["is_outlier"].astype(bool).sum() == 0      # without it, blur keeps the light
+    old.save(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    del cfg["branches"][0]["config"]["sharpness"]                      # as a model saved before it was
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    back = HybridDetector.load(tmp_path / "m")
+    assert back.branches_[0].sharpness is False
+    np.testing.assert_array_equal(back.score(later)["light"], old.score(later)["light"])
 
 
 def test_every_camera_fault_changes_the_frame_and_is_reproducible(scene):

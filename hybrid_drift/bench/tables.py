@@ -16,7 +16,7 @@ _LABELS = {"minmax": "Min/max range (trivial baseline)", "cnn": "CNN + PCA",
            "fusion_or_before_patch": "Fusion (OR) of colour + CNN + light + shift (before the patch branch)",
            "patch": "Patch (CNN map, position-free PCA, strongest band)",
            "fusion_or_colour_cnn": "Fusion (OR) of colour + CNN (before the light and shift branches)",
-           "local": "Local cells (opt-in)", "light": "Light range",
+           "local": "Local cells (opt-in)", "light": "Light range (and sharpness)",
            "fusion_or_local": "Fusion (OR) + local cells (opt-in)",
            "shift": "Camera shift (phase correlation)",
            "fusion_logistic": "Fusion (logistic)", "fusion_or_study": "Fusion (OR) of colour + study CNN"}

@@ -125,6 +125,12 @@ class Branch:
         return None
 
     @classmethod
+    def saved_config(cls, cfg: dict) -> dict:
+        """The constructor arguments of a saved branch, from its saved settings (a class whose defaults
+        changed fills in what older model files did not say). Plainly ``cfg``."""
+        return cfg
+
+    @classmethod
     def default_beside(cls, before: list) -> Branch | None:
         """The branch a detector builds for this class's slot when it is left at None, given the
         branches built ``before`` it (None: none in this configuration). Plainly ``cls()``."""
@@ -327,6 +333,7 @@ class Branch:
         if not isinstance(name, str) or not name or len(name) > 64:
             raise ModelFormatError(f"bad branch name {name!r}")
         cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()}
+        cfg = bcls.saved_config(cfg)
         unknown = set(cfg) - set(bcls._config_keys)
         if unknown:
             raise ModelFormatError(f"branch {name!r}: unknown settings {sorted(unknown)}")

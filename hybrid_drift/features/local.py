@@ -11,6 +11,8 @@ Two small, cheap descriptors computed on the colour branch's working size (no ne
   spread and tails of the luminance in **stops** (log2, so a cloud that halves the light
   moves them by 1 whether the scene is bright or dark), and the colour cast (mean a*, b*
   of CIELAB) and chroma. Night, fog and a lost white balance move these; traffic barely does.
+  With ``sharpness``, also how much fine detail the frame holds (log2 of the variance of the
+  luminance's Laplacian): blur and fog lower it, a band of dead or noisy rows moves it.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["CellFeatures", "LightFeatures", "LIGHT_STATS"]
+__all__ = ["CellFeatures", "LightFeatures", "LIGHT_STATS", "SHARPNESS"]
 
 #: names of :class:`LightFeatures` columns (luminance statistics in stops: log2 of 8 + the 0-255
 #: value, the 8 keeping a black frame finite; a*, b*, chroma in CIELAB units)
 LIGHT_STATS = ("L_median", "L_iqr", "L_p05", "L_p95", "a_mean", "b_mean", "chroma_mean")
+#: the optional eighth column (``LightFeatures(sharpness=True)``): log2 of 1 + the variance of the
+#: luminance's Laplacian, how much fine detail the frame holds (blur, fog, a smeared or dead band lower or
+#: raise it over the whole frame; moving content barely does)
+SHARPNESS = "L_sharpness"
 #: offset (0-255 levels) added before the log: below ~8 levels sensor noise, not light, decides
 _DARK = 8.0
 
@@ -95,9 +101,15 @@ class CellFeatures:
 
 
 class LightFeatures:
-    """Global photometry of a frame (see :data:`LIGHT_STATS`)."""
+    """Global photometry of a frame (see :data:`LIGHT_STATS`), and with ``sharpness`` its fine detail
+    (:data:`SHARPNESS`)."""
 
-    n_features = len(LIGHT_STATS)
+    def __init__(self, sharpness: bool = False):
+        self.sharpness = bool(sharpness)
+
+    @property
+    def n_features(self) -> int:
+        return len(LIGHT_STATS) + self.sharpness
 
     #: luminance percentiles read (5, 25, 50, 75, 95) as fractions
     _QUANTILES = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
@@ -119,5 +131,8 @@ class LightFeatures:
         _, a_mean, b_mean, _ = cv2.mean(lab)
         a, b = (c.astype(np.float32) - np.float32(128.0) for c in cv2.split(lab)[1:])
         stops = np.log2(np.array([med, q75 - q25, p05, p95], np.float64) + _DARK)
-        return np.concatenate([stops, [a_mean - 128.0, b_mean - 128.0, float(cv2.magnitude(a, b).mean())]]
-                              ).astype(np.float32)
+        out = [stops, [a_mean - 128.0, b_mean - 128.0, float(cv2.magnitude(a, b).mean())]]
+        if self.sharpness:
+            _, sd = cv2.meanStdDev(cv2.Laplacian(lab[..., 0], cv2.CV_32F))
+            out.append([np.log2(1.0 + float(sd[0, 0]) ** 2)])
+        return np.concatenate(out).astype(np.float32)
