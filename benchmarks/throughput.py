@@ -237,8 +237,8 @@ def main():
                 rows.append((f"CNN + patch branches end-to-end incl. decode, one pass ({name}, {default_backend})",
                              max(cr["e2e patch"]), f"{paired(cr, 'e2e patch', f'bare {default_backend}')} its forward "
                              f"only; {paired(cr, 'e2e patch', f'e2e {default_backend}')} the CNN branch alone"))
-                fitted = PatchBranch.default_beside([CNNBranch()]).fit_features(feats["patch"].features["patch"])
                 P = feats["patch"].features["patch"]
+                fitted = PatchBranch.default_beside([CNNBranch()]).fit_features(P)
                 rows.append(("patch branch scoring (position-free PCA, strongest band), 1 thread",
                              rate(len(P), lambda: fitted.score_features(P)), "features already extracted"))
                 emb_feats = feats["torch"].features["cnn"]

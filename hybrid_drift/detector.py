@@ -161,6 +161,12 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         """The ``colour``, ``cnn``, ``light``, ``shift`` and ``patch`` arguments, in :data:`DEFAULT_BRANCHES` order."""
         return [getattr(self, c.default_name) for c in DEFAULT_BRANCHES]
 
+    def planned_branches(self) -> list:
+        """The branches the next ``fit`` builds, in column order (the default slots', then
+        ``extra_branches``), not bound to a runtime: how many there are sets a per-branch false-alarm
+        rate (:func:`~hybrid_drift.calibration.fpr_for`)."""
+        return [*self._planned_defaults(), *self.extra_branches]
+
     def _planned_defaults(self) -> list:
         """The default slots' branches (a slot left at None gets ``cls.default_beside``, built lazily:
         no network is loaded here)."""
@@ -505,8 +511,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         if hasattr(self, "branches_"):
             names = [type(b).__name__ for b in self.branches_]
         else:  # the planned ones, not bound to a runtime (that checks the device)
-            names = [type(b).__name__ for b in self._planned_defaults()]
-            names += [type(b).__name__ for b in self.extra_branches]
+            names = [type(b).__name__ for b in self.planned_branches()]
         shown = "[" + ", ".join(f"{n}()" for n in names) + "]"
         return (f"HybridDetector(branches={shown}, fusion={self.fusion!r}, calibration={self.calibration!r}, "
                 f"folds={self.folds!r}" + (", fitted" if hasattr(self, "branches_") else "") + ")")

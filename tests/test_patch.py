@@ -140,6 +140,10 @@ def test_the_default_detector_has_a_patch_branch_on_the_cnn_branchs_network_and_
     assert "PatchBranch" not in built(patch=False)
     assert "PatchBranch" not in built(cnn=CNNBranch(layers=("head",)))             # the map is not computed
     assert "PatchBranch()" in repr(HybridDetector()) and "PatchBranch" not in repr(HybridDetector(cnn=False))
+    # what fit --false-alarms-per-day divides by: the branches the fit will build
+    assert [len(HybridDetector(**kw).planned_branches()) for kw in (
+        {}, {"cnn": False}, {"cnn": CNNBranch(layers=("head",))}, {"patch": False, "extra_branches": (PatchBranch(),)})] \
+        == [5, 3, 4, 5]
 
 
 def test_fit_has_the_patch_branch_unless_told_otherwise(scene, tmp_path):

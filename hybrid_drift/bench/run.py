@@ -177,14 +177,12 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
             br = CNNBranch(backbone=bb, weights=cfg.weights if bb == cfg.backbone else None, **kw).bind(cfg.runtime)
             br.check_weights()  # fail fast, before decoding anything
             t0 = time.perf_counter()
-            with_patch = [patch] if name == "cnn" and patch is not None else []  # the same pass
-            ext = extract([br, *with_patch], paths, workers=cfg.runtime.workers, progress=cfg.runtime.progress,
+            fed = [patch] if name == "cnn" and patch is not None else []  # the patch branch reads the same pass
+            ext = extract([br, *fed], paths, workers=cfg.runtime.workers, progress=cfg.runtime.progress,
                           desc=f"{name} features")
             seconds[name] = time.perf_counter() - t0
             br.name = name
             cnn_exts[name] = (br, ext)
-            if with_patch:
-                patch_features = ext.features[patch.name]
         except BackboneUnavailableError as exc:
             if bb == cfg.backbone:
                 raise
@@ -199,7 +197,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
             raise RuntimeError("feature passes disagree on which images are readable")
         merged.features[name] = ext.features["cnn"]
     if patch is not None:
-        merged.features[patch.name] = patch_features
+        merged.features[patch.name] = cnn_exts["cnn"][1].features[patch.name]
     split, label = m["split"].to_numpy(), m["label"].to_numpy()
     is_ref = (split == "train") | ((split == "val") & (label == 0))
     # the reference as `fit` sees it: put in time order from the data (order="auto": a time column, EXIF,

@@ -121,7 +121,7 @@ class PatchBranch(CNNBranch):
     def missing(self, images) -> list[int]:
         """Rows of ``images`` whose map is neither handed over nor cached (cache hits are kept for
         :meth:`features`)."""
-        cache = self._map_cache() if self.uses_content_hash else None
+        cache = self._map_cache()
         out = []
         for i, img in enumerate(images):
             if id(img) in self._stash:
@@ -136,7 +136,7 @@ class PatchBranch(CNNBranch):
     def offer(self, images, fmap: np.ndarray) -> None:
         """Take the ``(n, C, h, w)`` maps a CNN pass computed for ``images``."""
         cache = self._map_cache()
-        self._grid, self._grid_key = tuple(int(v) for v in fmap.shape[2:]), (self.layer, tuple(self.embedder.image_size))
+        self._grid, self._grid_key = tuple(int(v) for v in fmap.shape[2:]), self._map_key()
         for img, m in zip(images, self._flatten(fmap)):
             if id(img) not in self._stash:
                 self._stash[id(img)] = m
@@ -149,10 +149,15 @@ class PatchBranch(CNNBranch):
         n = len(fmap)
         return np.ascontiguousarray(np.asarray(fmap).transpose(0, 2, 3, 1).reshape(n, -1), dtype=np.float16)
 
+    def _map_key(self) -> tuple:
+        """What the map's grid depends on: the layer and the network's input size."""
+        return self.layer, tuple(self.embedder.image_size)
+
     @property
     def grid(self) -> tuple[int, int]:
-        """Positions ``(rows, cols)`` of the scored map at this input size (one probe pass, once)."""
-        key = (self.layer, tuple(self.embedder.image_size))
+        """Positions ``(rows, cols)`` of the scored map at this input size (known from the last map handed
+        over, else one probe pass, once)."""
+        key = self._map_key()
         if getattr(self, "_grid_key", None) != key:
             probe = np.zeros((1, *self.embedder.image_size, 3), np.uint8)
             _, fmaps = self.embedder.embed_maps(probe)

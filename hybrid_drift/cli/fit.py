@@ -140,10 +140,10 @@ def fit(a) -> int:
                     layers=tuple(a.layers) if a.layers else None, image_size=a.image_size) if not a.no_cnn else False
     light = LightBranch(tolerance=a.light_tolerance) if not a.no_light else False
     shift = False if a.no_shift else None
-    patch = False if a.no_patch or cnn is False else None
-    fpr = _fpr(a, sum(b is not False for b in (colour, cnn, light, shift, patch)))
-    det = HybridDetector(colour=colour, cnn=cnn, light=light, shift=shift, patch=patch, fusion=a.fusion, calibration=a.calibration, fpr=fpr,
-                         k=a.k, folds=a.folds, runtime=runtime_from(a), ignore=a.ignore)
+    patch = False if a.no_patch else None
+    det = HybridDetector(colour=colour, cnn=cnn, light=light, shift=shift, patch=patch, fusion=a.fusion,
+                         calibration=a.calibration, k=a.k, folds=a.folds, runtime=runtime_from(a), ignore=a.ignore)
+    det.set_params(fpr=_fpr(a, len(det.planned_branches())))  # per branch: as many as the fit will build
     val = labels = None
     if a.val:
         val, labels = load_inputs(a.val, "val" if is_dataset(a.val) else None)

@@ -105,8 +105,9 @@ class FeatureCache:
     """
 
     def __init__(self, root: str | os.PathLike, config: dict, max_bytes: int | None = None, half: bool = False):
-        self.half = bool(half)
-        if self.half:  # the key of a float32 cache of the same config stays what it was
+        #: how entries are stored (little-endian); ``get`` returns this precision
+        self.dtype = np.dtype("<f2" if half else "<f4")
+        if half:  # the key of a float32 cache of the same config stays what it was
             config = {**config, "dtype": "float16"}
         key = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
         self.root = Path(root)
@@ -119,7 +120,7 @@ class FeatureCache:
         self._warned_damage = False
 
     def _path(self, sha1: str) -> Path:
-        return self.dir / sha1[:2] / f"{sha1}.{'f16' if self.half else 'f32'}"
+        return self.dir / sha1[:2] / f"{sha1}.f{8 * self.dtype.itemsize}"
 
     def get(self, sha1: str | None, dim: int | None = None) -> np.ndarray | None:
         """The cached vector for this content hash, or None (missing or damaged entries are misses)."""
@@ -131,8 +132,7 @@ class FeatureCache:
         except OSError:
             return None
         body = raw[_HEADER:]
-        size = 2 if self.half else 4
-        vec = np.frombuffer(body, dtype=f"<f{size}") if len(body) % size == 0 else None
+        vec = np.frombuffer(body, dtype=self.dtype) if len(body) % self.dtype.itemsize == 0 else None
         ok = (raw[:4] == _MAGIC and vec is not None and zlib.crc32(body).to_bytes(4, "little") == raw[4:8]
               and (dim is None or vec.shape == (dim,)) and np.isfinite(vec).all())
         if not ok:
@@ -148,13 +148,13 @@ class FeatureCache:
             os.utime(p)  # least recently used goes first
         except OSError:
             pass
-        return vec.astype(np.float16 if self.half else np.float32)
+        return vec.astype(self.dtype.newbyteorder("="))
 
     def put(self, sha1: str | None, vec: np.ndarray) -> None:
         """Store a vector atomically (temporary file, then rename); never raises for the cache's sake."""
         if not sha1 or not self._writable:
             return
-        body = np.ascontiguousarray(vec, dtype="<f2" if self.half else "<f4").tobytes()
+        body = np.ascontiguousarray(vec, dtype=self.dtype).tobytes()
         data = _MAGIC + zlib.crc32(body).to_bytes(4, "little") + body
         p = self._path(sha1)
         try:
