@@ -44,7 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hybrid_drift import CNNBranch, ColourBranch, LightBranch, PatchBranch, ShiftBranch, extract  # noqa: E402
+from hybrid_drift import BandBranch, CNNBranch, ColourBranch, LightBranch, PatchBranch, ShiftBranch, extract  # noqa: E402
 from hybrid_drift.features.runners import backend_available  # noqa: E402
 from hybrid_drift.datasets.crossroad import bundled_data_dir  # noqa: E402
 from hybrid_drift.io import decode_image, iter_video_frames, list_images  # noqa: E402
@@ -143,6 +143,7 @@ def main():
             Path(p).read_bytes()
         workers = a.workers or os.cpu_count()
         colour, colour_1x1, light, shift = ColourBranch(), ColourBranch(grid=(1, 1)), LightBranch(), ShiftBranch()
+        bands = BandBranch()
         pool = ThreadPoolExecutor(workers)
 
         def decode_pool(flag):
@@ -160,7 +161,7 @@ def main():
             "colour_n": lambda: extract([colour], paths, workers=workers),
             "colour1x1_n": lambda: extract([colour_1x1], paths, workers=workers),
             "colour_light_n": lambda: extract([colour, light], paths, workers=workers),
-            "cheap_n": lambda: extract([colour, light, shift], paths, workers=workers),
+            "cheap_n": lambda: extract([colour, light, shift, bands], paths, workers=workers),
         })
         pool.shutdown()
         r = {k: max(v) for k, v in rr.items()}
@@ -186,7 +187,7 @@ def main():
                   + vs_wl(r["colour1x1_n"])),
                  (f"colour + light branches, {workers} threads",
                   r["colour_light_n"], f"{paired(rr, 'colour_light_n', 'colour_n')} colour branch alone ({workers} threads)"),
-                 (f"colour + light + shift features (the default detector's cheap branches), {workers} threads",
+                 (f"colour + light + shift + bands features (the default detector's cheap branches), {workers} threads",
                   r["cheap_n"], f"{paired(rr, 'cheap_n', 'colour_n')} colour branch alone ({workers} threads)")]
         if wl:
             rows.append((f"peer: whylogs {wl['version']} log_image, default features, PIL decode, 1 thread "

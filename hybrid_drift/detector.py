@@ -25,7 +25,7 @@ __all__ = ["HybridDetector", "FORMAT_VERSION"]
 log = logging.getLogger(__name__)
 
 class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
-    """Outlier detector for fixed-camera images: colour, CNN, light, shift and patch branches + fusion.
+    """Outlier detector for fixed-camera images: colour, CNN, light, shift, patch and bands branches + fusion.
 
     Parameters
     ----------
@@ -50,6 +50,10 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         dead pixel rows, a frozen banner, a smudge that the pooled embedding dilutes); ``None`` =
         one on the CNN branch's network, fed by the CNN branch's pass (no second pass; none when
         ``cnn=False``); ``False`` = none.
+    bands : BandBranch, None or False
+        The bands branch (:class:`~hybrid_drift.branches.BandBranch`: the strongest grey-level step
+        between rows that 40% of the width shares, above the reference's range: dead sensor rows, a
+        torn frame, an overlay bar); ``None`` = ``BandBranch()``; ``False`` = none. Cheap.
     extra_branches : sequence of Branch
         More branches (each with a unique ``name``); fusion handles any number.
     fusion : {"or", "logistic"}
@@ -122,12 +126,13 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     def __init__(self, colour=None, cnn=None, extra_branches=(), fusion: str = "or",
                  calibration: str = "conformal", fpr: float = 0.001, k: float = 3.0, blocks: int = 5,
                  workers=_UNSET, reduce="auto", max_pixels=_UNSET, progress=_UNSET, folds: str = "auto",
-                 runtime=None, ignore=(), light=None, shift=None, patch=None):
+                 runtime=None, ignore=(), light=None, shift=None, patch=None, bands=None):
         self.colour = colour
         self.cnn = cnn
         self.light = light
         self.shift = shift
         self.patch = patch
+        self.bands = bands
         self.extra_branches = extra_branches
         self.fusion = fusion
         self.calibration = calibration
@@ -158,7 +163,8 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         return cls(**{c.default_name: False for c in DEFAULT_BRANCHES}, extra_branches=tuple(branches), **params)
 
     def _default_slots(self) -> list:
-        """The ``colour``, ``cnn``, ``light``, ``shift`` and ``patch`` arguments, in :data:`DEFAULT_BRANCHES` order."""
+        """The ``colour``, ``cnn``, ``light``, ``shift``, ``patch`` and ``bands`` arguments, in
+        :data:`DEFAULT_BRANCHES` order."""
         return [getattr(self, c.default_name) for c in DEFAULT_BRANCHES]
 
     def planned_branches(self) -> list:
@@ -480,7 +486,8 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     _MODEL_PARAMS = ("fusion", "calibration", "fpr", "k", "blocks", "folds", "reduce", "ignore")
 
     _INIT_PARAMS = ("colour", "cnn", "extra_branches", "fusion", "calibration", "fpr", "k", "blocks", "folds",
-                    "workers", "reduce", "max_pixels", "progress", "runtime", "ignore", "light", "shift", "patch")
+                    "workers", "reduce", "max_pixels", "progress", "runtime", "ignore", "light", "shift", "patch",
+                    "bands")
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor arguments (scikit-learn's contract: ``sklearn.base.clone`` works)."""

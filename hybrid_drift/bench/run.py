@@ -33,7 +33,7 @@ import pandas as pd
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
 from .._version import __version__
-from ..branches import (Branch, CNNBranch, ColourBranch, LightBranch, LocalBranch, MinMaxBranch, PatchBranch,
+from ..branches import (BandBranch, Branch, CNNBranch, ColourBranch, LightBranch, LocalBranch, MinMaxBranch, PatchBranch,
                         ShiftBranch)
 
 from ..datasets.manifest import Dataset, read_manifest
@@ -147,9 +147,10 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     minmax = MinMaxBranch()
     light = LightBranch()  # a default branch
     shift = ShiftBranch()
+    bands = BandBranch()
     local = LocalBranch() if cfg.local else None
     t0 = time.perf_counter()
-    ext_c = extract([b for b in (colour, minmax, local, light, shift) if b is not None], paths,
+    ext_c = extract([b for b in (colour, minmax, local, light, shift, bands) if b is not None], paths,
                     workers=cfg.runtime.workers, progress=cfg.runtime.progress, desc="colour features")
     seconds["colour"] = time.perf_counter() - t0
 
@@ -284,25 +285,29 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     main_cnn = cnn_exts["cnn"][0]
     for name, (br, _) in cnn_exts.items():
         evaluate(name, _det([br], "or", cfg))
-    # the default detector: colour + CNN + light + shift + patch; before the patch branch; before light and shift
+    # the default detector: colour + CNN + light + shift + patch + bands; before the bands branch; before the patch
+    # branch; before light and shift
     with_patch = [patch] if patch is not None else []
     evaluate("light", _det([light], "or", cfg))
     evaluate("shift", _det([shift], "or", cfg))
     if patch is not None:
         evaluate("patch", _det([patch], "or", cfg))
+    evaluate("bands", _det([bands], "or", cfg))
     evaluate("fusion_or_colour_cnn", _det([copy.deepcopy(colour_best), main_cnn], "or", cfg))
     evaluate("fusion_or_before_patch", _det([copy.deepcopy(colour_best), main_cnn, light, shift], "or", cfg))
-    fusion_or_det = evaluate("fusion_or", _det([copy.deepcopy(colour_best), main_cnn, light, shift, *with_patch],
-                                               "or", cfg))
+    evaluate("fusion_or_before_bands", _det([copy.deepcopy(colour_best), main_cnn, light, shift, *with_patch], "or",
+                                            cfg))
+    fusion_or_det = evaluate("fusion_or", _det([copy.deepcopy(colour_best), main_cnn, light, shift, *with_patch,
+                                                bands], "or", cfg))
     study_name = f"cnn_study_{cfg.backbone}"
     if study_name in cnn_exts:  # the study's own pairing: whylogs-style colour + avg-pool CNN
         evaluate("fusion_or_study", _det([copy.deepcopy(colour_best), cnn_exts[study_name][0]], "or", cfg))
     if local is not None:  # the opt-in local branch (issue 21), alone and added to the default fusion
         evaluate("local", _det([local], "or", cfg))
-        evaluate("fusion_or_local", _det([copy.deepcopy(colour_best), main_cnn, light, shift, *with_patch, local],
+        evaluate("fusion_or_local", _det([copy.deepcopy(colour_best), main_cnn, light, shift, *with_patch, bands, local],
                                          "or", cfg))
     if (y_val == 1).any():
-        evaluate("fusion_logistic", _det([copy.deepcopy(colour_best), main_cnn, light, shift, *with_patch],
+        evaluate("fusion_logistic", _det([copy.deepcopy(colour_best), main_cnn, light, shift, *with_patch, bands],
                                          "logistic", cfg))
     else:
         notes.append("fusion_logistic skipped: the val split has no labelled outliers")
@@ -337,7 +342,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
 
 #: methods summarised across the splits of a protocol (the default fusion first)
 PROTOCOL_METHODS = ("fusion_or", "fusion_logistic", "cnn", "colour", "light", "fusion_or_colour_cnn", "minmax", "local",
-                    "fusion_or_local", "shift", "patch", "fusion_or_before_patch")
+                    "fusion_or_local", "shift", "patch", "fusion_or_before_patch", "bands", "fusion_or_before_bands")
 _METRICS = ("precision", "recall", "f1", "auroc", "false_alarms_per_1000")
 
 

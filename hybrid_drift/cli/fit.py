@@ -88,6 +88,9 @@ def add(sub, parents) -> None:
     s.add_argument("--no-patch", action="store_true",
                    help="no patch branch (where in the picture: the CNN's mid-level map, position by position; "
                         "shares the CNN branch's pass)")
+    s.add_argument("--no-bands", action="store_true",
+                   help="no bands branch (a row-aligned fault across the frame: dead sensor rows, a torn frame, "
+                        "an overlay bar)")
     s.add_argument("--ignore", type=_zone, action="append", default=[], metavar="'x,y x,y x,y ...'",
                    help="an ignore zone (repeatable): a polygon in fractions of the frame's width and height, "
                         "e.g. '0.7,0 1,0 1,0.1 0.7,0.1' for a clock in the top right corner; no branch looks there, "
@@ -141,7 +144,8 @@ def fit(a) -> int:
     light = LightBranch(tolerance=a.light_tolerance) if not a.no_light else False
     shift = False if a.no_shift else None
     patch = False if a.no_patch else None
-    det = HybridDetector(colour=colour, cnn=cnn, light=light, shift=shift, patch=patch, fusion=a.fusion,
+    bands = False if a.no_bands else None
+    det = HybridDetector(colour=colour, cnn=cnn, light=light, shift=shift, patch=patch, bands=bands, fusion=a.fusion,
                          calibration=a.calibration, k=a.k, folds=a.folds, runtime=runtime_from(a), ignore=a.ignore)
     det.set_params(fpr=_fpr(a, len(det.planned_branches())))  # per branch: as many as the fit will build
     val = labels = None

@@ -1,8 +1,13 @@
-"""Where the picture sits in the frame: a small grey thumbnail for the shift branch (issue 21).
+"""The frame's geometry (issue 21): where the picture sits, and row-aligned bands across it.
 
-:class:`ShiftFeatures` resizes every frame to one fixed grid (default 128x96, whatever the
-camera's resolution) so that frames can be registered against each other by phase
-correlation (:class:`~hybrid_drift.scorers.ShiftScorer`); the numbers are grey levels 0-255.
+* :class:`ShiftFeatures` resizes every frame to one fixed grid (default 128x96, whatever the
+  camera's resolution) so that frames can be registered against each other by phase
+  correlation (:class:`~hybrid_drift.scorers.ShiftScorer`); the numbers are grey levels 0-255.
+* :class:`BandFeatures` reads the strongest **horizontal band edge**: the largest grey-level step
+  between rows that a wide share of the frame's width takes together. Sensors and video links
+  fail row by row (dead or stuck rows, a torn or half-decoded frame) and overlays are drawn as
+  wide bars; people and cars cover too little of a row to make one, and the fixed scene's own
+  wide horizontal edges are in the reference.
 """
 
 from __future__ import annotations
@@ -10,7 +15,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["ShiftFeatures"]
+__all__ = ["ShiftFeatures", "BandFeatures", "BAND_SHARE"]
+
+#: the share of the width a step between rows must span to count as a band edge. Chosen on the development
+#: sets: at half the width a frozen banner over 45-75% of a darker part of the fish tank was missed; at a
+#: third, the street's own horizontal structure reached the reference's maximum on clean frames
+BAND_SHARE = 0.4
 
 
 class ShiftFeatures:
@@ -29,3 +39,40 @@ class ShiftFeatures:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         h, w = self.size
         return cv2.resize(grey, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+
+
+class BandFeatures:
+    """One number per frame: the strongest step in grey level (0-255) between row ``r`` and row
+    ``r + 2`` that at least ``share`` of the columns take in the same direction (up or down).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> grey = np.full((20, 50), 100, np.uint8)
+    >>> grey[8:10, :30] = 0                     # a black band over 60% of the width
+    >>> int(BandFeatures().steps(grey).max())
+    100
+    >>> grey[8:10, 10:] = 100                   # left over 20% of it: not a band
+    >>> int(BandFeatures().steps(grey).max())
+    0
+    """
+
+    n_features = 1
+
+    def __init__(self, share: float = BAND_SHARE):
+        if not 0.0 < share <= 0.5:
+            raise ValueError(f"share must be in (0, 0.5], got {share!r}")
+        self.share = float(share)
+
+    def steps(self, grey: np.ndarray) -> np.ndarray:
+        """Per pair of rows ``(r, r + 2)``, the step (grey levels, >= 0) that ``share`` of the columns
+        take together; empty for a frame under 3 rows."""
+        if grey.ndim != 2 or grey.shape[0] < 3 or grey.shape[1] < 1:
+            return np.zeros(0, np.int16)
+        d = np.sort(grey[2:].astype(np.int16) - grey[:-2].astype(np.int16), axis=1)  # int16: a radix sort
+        k = max(0, int(np.ceil(self.share * d.shape[1])) - 1)   # the (k+1)-th most negative / positive
+        return np.maximum(np.maximum(-d[:, k], d[:, -1 - k]), 0)
+
+    def transform(self, rgb: np.ndarray) -> np.ndarray:
+        s = self.steps(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        return np.array([s.max() if len(s) else 0.0], np.float32)

@@ -133,7 +133,8 @@ class RangeScorer(BaseScorer):
     0 inside ``[min, max]``; outside, the distance divided by the feature's standard deviation
     on the training images (floored at ``floors``, in the feature's own units, for features that
     never moved). Light the reference saw (a cloud, dusk) is inside; night, fog and a colour
-    cast the reference never saw are outside.
+    cast the reference never saw are outside. With ``lower=False`` only values above the range count
+    (a statistic for which less is never a fault).
 
     Examples
     --------
@@ -145,8 +146,8 @@ class RangeScorer(BaseScorer):
 
     _array_attrs: ClassVar = ("min_", "max_", "scale_")
 
-    def __init__(self, floors=None):
-        self.floors = floors
+    def __init__(self, floors=None, lower: bool = True):
+        self.floors, self.lower = floors, lower
 
     def _fit(self, X):
         floors = np.zeros(X.shape[1]) if self.floors is None else np.asarray(self.floors, np.float64)
@@ -158,11 +159,14 @@ class RangeScorer(BaseScorer):
 
     def feature_scores(self, X) -> np.ndarray:
         """``(n, n_features)``: each feature's distance outside the range, in its unit."""
-        X = self._check_X(X)
-        return np.maximum(np.maximum(X - self.max_, self.min_ - X), 0.0) / self.scale_
+        return self._outside(self._check_X(X))
+
+    def _outside(self, X):
+        out = X - self.max_ if not self.lower else np.maximum(X - self.max_, self.min_ - X)
+        return np.maximum(out, 0.0) / self.scale_
 
     def _score(self, X):
-        return (np.maximum(np.maximum(X - self.max_, self.min_ - X), 0.0) / self.scale_).max(axis=1)
+        return self._outside(X).max(axis=1)
 
     def _check_state(self):
         name = type(self).__name__
