@@ -161,6 +161,7 @@ def main():
             "colour_n": lambda: extract([colour], paths, workers=workers),
             "colour1x1_n": lambda: extract([colour_1x1], paths, workers=workers),
             "colour_light_n": lambda: extract([colour, light], paths, workers=workers),
+            "cheap3_n": lambda: extract([colour, light, shift], paths, workers=workers),
             "cheap_n": lambda: extract([colour, light, shift, bands], paths, workers=workers),
         })
         pool.shutdown()
@@ -187,8 +188,11 @@ def main():
                   + vs_wl(r["colour1x1_n"])),
                  (f"colour + light branches, {workers} threads",
                   r["colour_light_n"], f"{paired(rr, 'colour_light_n', 'colour_n')} colour branch alone ({workers} threads)"),
+                 (f"colour + light + shift features, {workers} threads",
+                  r["cheap3_n"], f"{paired(rr, 'cheap3_n', 'colour_n')} colour branch alone ({workers} threads)"),
                  (f"colour + light + shift + bands features (the default detector's cheap branches), {workers} threads",
-                  r["cheap_n"], f"{paired(rr, 'cheap_n', 'colour_n')} colour branch alone ({workers} threads)")]
+                  r["cheap_n"], f"{paired(rr, 'cheap_n', 'colour_n')} colour branch alone; "
+                                f"{paired(rr, 'cheap_n', 'cheap3_n')} without the bands branch ({workers} threads)")]
         if wl:
             rows.append((f"peer: whylogs {wl['version']} log_image, default features, PIL decode, 1 thread "
                          f"({wl['n']} images)", r_wl, ""))
