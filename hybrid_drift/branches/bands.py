@@ -18,11 +18,9 @@ sets, 2026-11-30).
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..features.geometry import BAND_SHARE, BandFeatures
 from ..scorers import RangeScorer
-from .base import Branch
+from .base import Branch, stack_rows
 from .params import Int, Num
 
 __all__ = ["BandBranch"]
@@ -65,7 +63,7 @@ class BandBranch(Branch):
         return BandFeatures(self.share).transform(img.at_side(self.min_side))
 
     def features(self, prepared, images):
-        return np.stack(prepared).astype(np.float32) if prepared else np.empty((0, 1), np.float32)
+        return stack_rows(prepared, BandFeatures.n_features)
 
     def make_scorer(self):
         return RangeScorer(floors=[self.unit], lower=False)

@@ -31,7 +31,13 @@ from ..io.decode import DEFAULT_MIN_SIDE, DecodedImage
 from ..scorers import BaseScorer, scorer_from_state
 from .params import check_params
 
-__all__ = ["Branch", "BRANCHES"]
+__all__ = ["Branch", "BRANCHES", "stack_rows"]
+
+
+def stack_rows(prepared: list, n_features: int) -> np.ndarray:
+    """A batch of per-image feature vectors (``prepare`` results) as one float32 ``(n, n_features)`` matrix;
+    ``(0, n_features)`` for an empty batch."""
+    return np.stack(prepared).astype(np.float32) if prepared else np.empty((0, n_features), np.float32)
 
 log = logging.getLogger(__name__)
 

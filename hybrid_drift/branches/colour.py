@@ -9,7 +9,7 @@ from ..io.decode import DecodedImage
 from ..scorers import HistogramScorer, MinMaxScorer
 from ..scorers.histogram import COMBINES
 from ..scorers.distances import DISTANCES
-from .base import Branch
+from .base import Branch, stack_rows
 from .params import Bool, Int, IntPair, Num, Options
 
 __all__ = ["ColourBranch", "MinMaxBranch", "hsv"]
@@ -93,8 +93,7 @@ class ColourBranch(Branch):
         return self.feature_extractor.transform(hsv=hsv(img, self.min_side))
 
     def features(self, prepared, images):
-        return np.stack(prepared).astype(np.float32) if prepared else \
-            np.empty((0, self.feature_extractor.n_features), np.float32)
+        return stack_rows(prepared, self.feature_extractor.n_features)
 
     def explain_features(self, prepared, images):
         """Per grid cell, what it adds to the score: with ``channel_mean`` the cell's distance in the

@@ -28,10 +28,8 @@ contract of :mod:`hybrid_drift.branches`.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..scorers.distances import DISTANCES
-from .base import Branch
+from .base import Branch, stack_rows
 from .params import Bool, Int, IntPair, Num, Options
 from ..features.local import CellFeatures, LightFeatures
 from ..scorers import CellScorer, RangeScorer
@@ -95,7 +93,7 @@ class LocalBranch(Branch):
 
     def features(self, prepared, images):
         fx = self.feature_extractor
-        return np.stack(prepared).astype(np.float32) if prepared else np.empty((0, fx.n_features), np.float32)
+        return stack_rows(prepared, fx.n_features)
 
     def make_scorer(self):
         fx = self.feature_extractor
@@ -153,8 +151,7 @@ class LightBranch(Branch):
         return self._features().transform(img.at_side(self.min_side))
 
     def features(self, prepared, images):
-        n = self._features().n_features
-        return np.stack(prepared).astype(np.float32) if prepared else np.empty((0, n), np.float32)
+        return stack_rows(prepared, self._features().n_features)
 
     def make_scorer(self):
         return RangeScorer(floors=list(LIGHT_UNITS[:self._features().n_features]))

@@ -10,11 +10,9 @@ of a percent, and a vibrating pole or a wobbling mount must move more than that.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..features.geometry import ShiftFeatures
 from ..scorers import ShiftScorer
-from .base import Branch
+from .base import Branch, stack_rows
 from .params import Int, IntPair, Num
 
 __all__ = ["ShiftBranch"]
@@ -54,8 +52,7 @@ class ShiftBranch(Branch):
         return ShiftFeatures(self.size).transform(img.at_side(self.min_side))
 
     def features(self, prepared, images):
-        n = self.size[0] * self.size[1]
-        return np.stack(prepared).astype(np.float32) if prepared else np.empty((0, n), np.float32)
+        return stack_rows(prepared, self.size[0] * self.size[1])
 
     def make_scorer(self):
         return ShiftScorer(size=self.size)
