@@ -295,20 +295,18 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     evaluate("bands", _det([bands], "or", cfg))
     evaluate("fusion_or_colour_cnn", _det([copy.deepcopy(colour_best), main_cnn], "or", cfg))
     evaluate("fusion_or_before_patch", _det([copy.deepcopy(colour_best), main_cnn, light, shift], "or", cfg))
-    evaluate("fusion_or_before_bands", _det([copy.deepcopy(colour_best), main_cnn, light, shift, *with_patch], "or",
-                                            cfg))
-    fusion_or_det = evaluate("fusion_or", _det([copy.deepcopy(colour_best), main_cnn, light, shift, *with_patch,
-                                                bands], "or", cfg))
+    before_bands = [main_cnn, light, shift, *with_patch]
+    defaults = [*before_bands, bands]  # besides the colour branch (a fresh copy of the best distance each time)
+    evaluate("fusion_or_before_bands", _det([copy.deepcopy(colour_best), *before_bands], "or", cfg))
+    fusion_or_det = evaluate("fusion_or", _det([copy.deepcopy(colour_best), *defaults], "or", cfg))
     study_name = f"cnn_study_{cfg.backbone}"
     if study_name in cnn_exts:  # the study's own pairing: whylogs-style colour + avg-pool CNN
         evaluate("fusion_or_study", _det([copy.deepcopy(colour_best), cnn_exts[study_name][0]], "or", cfg))
     if local is not None:  # the opt-in local branch (issue 21), alone and added to the default fusion
         evaluate("local", _det([local], "or", cfg))
-        evaluate("fusion_or_local", _det([copy.deepcopy(colour_best), main_cnn, light, shift, *with_patch, bands, local],
-                                         "or", cfg))
+        evaluate("fusion_or_local", _det([copy.deepcopy(colour_best), *defaults, local], "or", cfg))
     if (y_val == 1).any():
-        evaluate("fusion_logistic", _det([copy.deepcopy(colour_best), main_cnn, light, shift, *with_patch, bands],
-                                         "logistic", cfg))
+        evaluate("fusion_logistic", _det([copy.deepcopy(colour_best), *defaults], "logistic", cfg))
     else:
         notes.append("fusion_logistic skipped: the val split has no labelled outliers")
 

@@ -162,7 +162,7 @@ class RangeScorer(BaseScorer):
         return self._outside(self._check_X(X))
 
     def _outside(self, X):
-        out = X - self.max_ if not self.lower else np.maximum(X - self.max_, self.min_ - X)
+        out = np.maximum(X - self.max_, self.min_ - X) if self.lower else X - self.max_
         return np.maximum(out, 0.0) / self.scale_
 
     def _score(self, X):
