@@ -10,6 +10,9 @@ ratio is kept), higher = stranger:
 * **CNN**: each pooled feature's squared residual given to the place of the feature map
   that produced it (max pooling: its arg-max; average pooling: in proportion to the
   activations), layers added on the finest grid; the map sums to the CNN score;
+* **patch**: each position's reconstruction error (rows x columns of the CNN's feature map);
+* **bands**: each eighth of the height, how far its strongest band edge lies past the reference's
+  in that eighth (units; the stripe that holds a dead row or a bar lights up);
 * **fused** (``heatmap``): the map of the branch that sets the fused score (the largest
   calibrated margin), divided by that branch's threshold (1.0 = the threshold).
 

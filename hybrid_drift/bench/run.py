@@ -148,9 +148,11 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     light = LightBranch()  # a default branch
     shift = ShiftBranch()
     bands = BandBranch()
+    bands_whole = BandBranch(bins=1, spread=True)  # the first design: one range for the frame (ablation)
+    bands_whole.name = "bands_whole"
     local = LocalBranch() if cfg.local else None
     t0 = time.perf_counter()
-    ext_c = extract([b for b in (colour, minmax, local, light, shift, bands) if b is not None], paths,
+    ext_c = extract([b for b in (colour, minmax, local, light, shift, bands, bands_whole) if b is not None], paths,
                     workers=cfg.runtime.workers, progress=cfg.runtime.progress, desc="colour features")
     seconds["colour"] = time.perf_counter() - t0
 
@@ -293,6 +295,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     if patch is not None:
         evaluate("patch", _det([patch], "or", cfg))
     evaluate("bands", _det([bands], "or", cfg))
+    evaluate("bands_whole", _det([bands_whole], "or", cfg))
     evaluate("fusion_or_colour_cnn", _det([copy.deepcopy(colour_best), main_cnn], "or", cfg))
     evaluate("fusion_or_before_patch", _det([copy.deepcopy(colour_best), main_cnn, light, shift], "or", cfg))
     before_bands = [main_cnn, light, shift, *with_patch]
@@ -340,7 +343,8 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
 
 #: methods summarised across the splits of a protocol (the default fusion first)
 PROTOCOL_METHODS = ("fusion_or", "fusion_logistic", "cnn", "colour", "light", "fusion_or_colour_cnn", "minmax", "local",
-                    "fusion_or_local", "shift", "patch", "fusion_or_before_patch", "bands", "fusion_or_before_bands")
+                    "fusion_or_local", "shift", "patch", "fusion_or_before_patch", "bands", "bands_whole",
+                    "fusion_or_before_bands")
 _METRICS = ("precision", "recall", "f1", "auroc", "false_alarms_per_1000")
 
 

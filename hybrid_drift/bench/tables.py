@@ -14,7 +14,8 @@ __all__ = ["markdown_table", "per_kind_table", "protocol_tables", "scene_kind_ta
 _LABELS = {"minmax": "Min/max range (trivial baseline)", "cnn": "CNN + PCA",
            "fusion_or": "Fusion (OR) of colour + CNN + light + shift + patch + bands (default)",
            "fusion_or_before_bands": "Fusion (OR) of colour + CNN + light + shift + patch (before the bands branch)",
-           "bands": "Bands (strongest row step over 40% of the width)",
+           "bands": "Bands (strongest row step over 40% of the width, per eighth of the height)",
+           "bands_whole": "Bands, one range for the whole frame (the first design)",
            "fusion_or_before_patch": "Fusion (OR) of colour + CNN + light + shift (before the patch branch)",
            "patch": "Patch (CNN map, position-free PCA, strongest band)",
            "fusion_or_colour_cnn": "Fusion (OR) of colour + CNN (before the light and shift branches)",
@@ -31,8 +32,8 @@ def markdown_table(res: dict[str, Any]) -> str:
     order = ["minmax"] + [f"colour_{d}" for d in DISTANCES] + \
         sorted(k for k in res["methods"] if k.startswith("cnn_study")) + ["cnn"] + \
         sorted(k for k in res["methods"] if k.startswith("cnn_") and not k.startswith("cnn_study")) + \
-        ["light", "shift", "patch", "bands", "local", "fusion_or_study", "fusion_or_colour_cnn", "fusion_or_before_patch",
-         "fusion_or_before_bands", "fusion_or", "fusion_or_local",
+        ["light", "shift", "patch", "bands", "bands_whole", "local", "fusion_or_study", "fusion_or_colour_cnn",
+         "fusion_or_before_patch", "fusion_or_before_bands", "fusion_or", "fusion_or_local",
          "fusion_logistic"]
     for k in order:
         if k not in res["methods"]:
@@ -54,8 +55,9 @@ def markdown_table(res: dict[str, Any]) -> str:
 
 
 def per_kind_table(res: dict[str, Any], methods=("minmax", "colour", "cnn_study_efficientnet_lite0", "cnn", "light", "shift",
-                                                 "patch", "bands", "fusion_or_study", "fusion_or_colour_cnn",
-                                                 "fusion_or_before_patch", "fusion_or_before_bands", "fusion_or",
+                                                 "patch", "bands", "bands_whole", "fusion_or_study",
+                                                 "fusion_or_colour_cnn", "fusion_or_before_patch",
+                                                 "fusion_or_before_bands", "fusion_or",
                                                  "fusion_logistic")) -> str:
     methods = [m for m in methods if m in res["per_kind_recall"]]
     kinds = sorted({k for m in methods for k in res["per_kind_recall"][m]})

@@ -3,11 +3,13 @@
 * :class:`ShiftFeatures` resizes every frame to one fixed grid (default 128x96, whatever the
   camera's resolution) so that frames can be registered against each other by phase
   correlation (:class:`~hybrid_drift.scorers.ShiftScorer`); the numbers are grey levels 0-255.
-* :class:`BandFeatures` reads the strongest **horizontal band edge**: the largest grey-level step
-  between rows that a wide share of the frame's width takes together. Sensors and video links
-  fail row by row (dead or stuck rows, a torn or half-decoded frame) and overlays are drawn as
-  wide bars; people and cars cover too little of a row to make one, and the fixed scene's own
-  wide horizontal edges are in the reference.
+* :class:`BandFeatures` reads the strongest **horizontal band edge** in each of a few horizontal
+  stripes of the frame: the largest grey-level step between rows that a wide share of the
+  frame's width takes together. Sensors and video links fail row by row (dead or stuck rows, a
+  torn or half-decoded frame) and overlays are drawn as wide bars; people and cars cover too
+  little of a row to make one, and the fixed scene's own wide horizontal edges are in the
+  reference, each in its own stripe (a roof line or a shelf edge widens the range of its stripe
+  only, not of the whole frame).
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["ShiftFeatures", "BandFeatures", "BAND_SHARE"]
+__all__ = ["ShiftFeatures", "BandFeatures", "BAND_SHARE", "BAND_BINS"]
 
 #: the share of the width a step between rows must span to count as a band edge. Chosen on the development
 #: sets: at half the width a frozen banner over 45-75% of a darker part of the fish tank was missed; at a
 #: third, the street's own horizontal structure reached the reference's maximum on clean frames
 BAND_SHARE = 0.4
+#: horizontal stripes of the frame, each with its own strongest band edge (so its own range in the
+#: reference). Chosen on the development sets with extra dead-row and banner copies of their clean test
+#: frames (2026-12-01): one stripe caught 85-97% of the banners and 85-95% of the dead rows on the
+#: street, 2 to 8 stripes 100% and 95-97% with the same thresholds and no false alarm; 16 raised the
+#: street's threshold (3.0 -> 3.4 units)
+BAND_BINS = 8
 
 
 class ShiftFeatures:
@@ -42,8 +50,9 @@ class ShiftFeatures:
 
 
 class BandFeatures:
-    """One number per frame: the strongest step in grey level (0-255) between row ``r`` and row
-    ``r + 2`` that at least ``share`` of the columns take in the same direction (up or down).
+    """``bins`` numbers per frame: in each of ``bins`` equal horizontal stripes (top to bottom), the
+    strongest step in grey level (0-255) between row ``r`` and row ``r + 2`` that at least ``share``
+    of the columns take in the same direction (up or down); 0 for a stripe with no row pair.
 
     Examples
     --------
@@ -52,17 +61,23 @@ class BandFeatures:
     >>> grey[8:10, :30] = 0                     # a black band over 60% of the width
     >>> int(BandFeatures().steps(grey).max())
     100
+    >>> BandFeatures(bins=3).transform(np.dstack([grey] * 3)).tolist()   # in the middle stripe
+    [0.0, 100.0, 0.0]
     >>> grey[8:10, 10:] = 100                   # left over 20% of it: not a band
     >>> int(BandFeatures().steps(grey).max())
     0
     """
 
-    n_features = 1
-
-    def __init__(self, share: float = BAND_SHARE):
+    def __init__(self, share: float = BAND_SHARE, bins: int = BAND_BINS):
         if not 0.0 < share <= 0.5:
             raise ValueError(f"share must be in (0, 0.5], got {share!r}")
-        self.share = float(share)
+        if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or not 1 <= bins <= 64:
+            raise ValueError(f"bins must be an int in 1..64, got {bins!r}")
+        self.share, self.bins = float(share), int(bins)
+
+    @property
+    def n_features(self) -> int:
+        return self.bins
 
     def steps(self, grey: np.ndarray) -> np.ndarray:
         """Per pair of rows ``(r, r + 2)``, the step (grey levels, >= 0) that ``share`` of the columns
@@ -74,5 +89,13 @@ class BandFeatures:
         return np.maximum(np.maximum(-d[:, k], d[:, -1 - k]), 0)
 
     def transform(self, rgb: np.ndarray) -> np.ndarray:
+        """``(bins,)`` float32: each stripe's strongest band edge (a row pair belongs to the stripe of
+        its first row)."""
         s = self.steps(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-        return np.array([s.max() if len(s) else 0.0], np.float32)
+        out = np.zeros(self.bins, np.float32)
+        if len(s):
+            edges = np.linspace(0, len(s), self.bins + 1).round().astype(int)
+            for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+                if b > a:
+                    out[i] = s[a:b].max()
+        return out

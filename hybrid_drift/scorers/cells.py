@@ -134,7 +134,10 @@ class RangeScorer(BaseScorer):
     on the training images (floored at ``floors``, in the feature's own units, for features that
     never moved). Light the reference saw (a cloud, dusk) is inside; night, fog and a colour
     cast the reference never saw are outside. With ``lower=False`` only values above the range count
-    (a statistic for which less is never a fault).
+    (a statistic for which less is never a fault). With ``spread=False`` the unit is ``floors`` itself
+    (a fixed unit in the feature's own scale: for a statistic whose reference values are bimodal, a
+    board in or out of a stripe of the frame, the standard deviation measures the two modes' distance,
+    not how far past its maximum a new normal frame goes).
 
     Examples
     --------
@@ -146,15 +149,15 @@ class RangeScorer(BaseScorer):
 
     _array_attrs: ClassVar = ("min_", "max_", "scale_")
 
-    def __init__(self, floors=None, lower: bool = True):
-        self.floors, self.lower = floors, lower
+    def __init__(self, floors=None, lower: bool = True, spread: bool = True):
+        self.floors, self.lower, self.spread = floors, lower, spread
 
     def _fit(self, X):
         floors = np.zeros(X.shape[1]) if self.floors is None else np.asarray(self.floors, np.float64)
         if floors.shape != (X.shape[1],) or (floors < 0).any():
             raise ValueError(f"floors needs one non-negative value per feature ({X.shape[1]})")
         self.min_, self.max_ = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
-        sd = X.std(axis=0, ddof=1) if len(X) > 1 else np.zeros(X.shape[1])
+        sd = X.std(axis=0, ddof=1) if len(X) > 1 and self.spread else np.zeros(X.shape[1])
         self.scale_ = np.maximum(np.maximum(sd, floors), 1e-9)
 
     def feature_scores(self, X) -> np.ndarray:
