@@ -44,7 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hybrid_drift import BandBranch, CNNBranch, ColourBranch, LightBranch, PatchBranch, ShiftBranch, extract  # noqa: E402
+from hybrid_drift import BandBranch, CNNBranch, ColourBranch, FlatBranch, LightBranch, PatchBranch, ShiftBranch, extract  # noqa: E402
 from hybrid_drift.features.runners import backend_available  # noqa: E402
 from hybrid_drift.datasets.crossroad import bundled_data_dir  # noqa: E402
 from hybrid_drift.io import decode_image, iter_video_frames, list_images  # noqa: E402
@@ -143,7 +143,7 @@ def main():
             Path(p).read_bytes()
         workers = a.workers or os.cpu_count()
         colour, colour_1x1, light, shift = ColourBranch(), ColourBranch(grid=(1, 1)), LightBranch(), ShiftBranch()
-        bands = BandBranch()
+        bands, flat = BandBranch(), FlatBranch()
         pool = ThreadPoolExecutor(workers)
 
         def decode_pool(flag):
@@ -162,7 +162,8 @@ def main():
             "colour1x1_n": lambda: extract([colour_1x1], paths, workers=workers),
             "colour_light_n": lambda: extract([colour, light], paths, workers=workers),
             "cheap3_n": lambda: extract([colour, light, shift], paths, workers=workers),
-            "cheap_n": lambda: extract([colour, light, shift, bands], paths, workers=workers),
+            "cheap4_n": lambda: extract([colour, light, shift, bands], paths, workers=workers),
+            "cheap_n": lambda: extract([colour, light, shift, bands, flat], paths, workers=workers),
         })
         pool.shutdown()
         r = {k: max(v) for k, v in rr.items()}
@@ -190,9 +191,12 @@ def main():
                   r["colour_light_n"], f"{paired(rr, 'colour_light_n', 'colour_n')} colour branch alone ({workers} threads)"),
                  (f"colour + light + shift features, {workers} threads",
                   r["cheap3_n"], f"{paired(rr, 'cheap3_n', 'colour_n')} colour branch alone ({workers} threads)"),
-                 (f"colour + light + shift + bands features (the default detector's cheap branches), {workers} threads",
+                 (f"colour + light + shift + bands features, {workers} threads",
+                  r["cheap4_n"], f"{paired(rr, 'cheap4_n', 'cheap3_n')} without the bands branch ({workers} threads)"),
+                 (f"colour + light + shift + bands + flat-rows features (the default detector's cheap branches), "
+                  f"{workers} threads",
                   r["cheap_n"], f"{paired(rr, 'cheap_n', 'colour_n')} colour branch alone; "
-                                f"{paired(rr, 'cheap_n', 'cheap3_n')} without the bands branch ({workers} threads)")]
+                                f"{paired(rr, 'cheap_n', 'cheap4_n')} without the flat-rows branch ({workers} threads)")]
         if wl:
             rows.append((f"peer: whylogs {wl['version']} log_image, default features, PIL decode, 1 thread "
                          f"({wl['n']} images)", r_wl, ""))

@@ -13,6 +13,8 @@ ratio is kept), higher = stranger:
 * **patch**: each position's reconstruction error (rows x columns of the CNN's feature map);
 * **bands**: each eighth of the height, how far its strongest band edge lies past the reference's
   in that eighth (units; the stripe that holds a dead row or a bar lights up);
+* **flat**: each eighth of the height, how far its flattest row lies past the reference's flattest
+  there (units of 5% of the width; the stripe of a stuck row lights up);
 * **fused** (``heatmap``): the map of the branch that sets the fused score (the largest
   calibrated margin), divided by that branch's threshold (1.0 = the threshold).
 

@@ -10,13 +10,14 @@
 * :mod:`.patch` — :class:`PatchBranch` (where in the picture: position-free PCA of the CNN's
   mid-level map, sharing the CNN branch's pass);
 * :mod:`.bands` — :class:`BandBranch` (a row-aligned fault across the frame: dead rows, a torn
-  frame, an overlay bar; a default branch);
+  frame, an overlay bar) and :class:`FlatBranch` (a row flat from edge to edge: dead or stuck rows);
+  both default branches;
 * :mod:`.local` — :class:`LightBranch` (global light against the reference's range: one of the
   default detector's branches) and the opt-in :class:`LocalBranch` (strangest cell).
 """
 
 from .base import BRANCHES, Branch
-from .bands import BandBranch
+from .bands import BandBranch, FlatBranch
 from .cnn import CNNBranch
 from .colour import ColourBranch, MinMaxBranch
 from .local import LightBranch, LocalBranch
@@ -27,8 +28,8 @@ from .shift import ShiftBranch
 #: :class:`~hybrid_drift.HybridDetector` argument that gives, replaces (an instance) or drops it (False);
 #: left at None, each slot gets ``cls.default_beside(the branches before it)`` (the patch branch follows
 #: the CNN branch's network, and is not built without one)
-DEFAULT_BRANCHES = (ColourBranch, CNNBranch, LightBranch, ShiftBranch, PatchBranch, BandBranch)
+DEFAULT_BRANCHES = (ColourBranch, CNNBranch, LightBranch, ShiftBranch, PatchBranch, BandBranch, FlatBranch)
 
 __all__ = ["Branch", "ColourBranch", "CNNBranch", "MinMaxBranch", "LocalBranch", "LightBranch", "ShiftBranch", "PatchBranch",
-           "BandBranch",
+           "BandBranch", "FlatBranch",
            "BRANCHES", "DEFAULT_BRANCHES"]

@@ -1,4 +1,4 @@
-"""The bands branch: a row-aligned fault across the frame (issue 21).
+"""The bands and flat-rows branches: a row-aligned fault across the frame (issue 21).
 
 Dead or stuck sensor rows, a torn or half-decoded frame, an overlay bar: faults that cover a
 few percent of the frame but span most of its width. A globally pooled embedding dilutes them
@@ -25,19 +25,58 @@ It is its own branch, not a statistic of the light branch, because one threshold
 branch: on the street the band edge's own out-of-sample spread (1.5 units) raised the light
 branch's threshold from 1.0 to 2.25 units and cut its recall from 54-66% to 35-58% (development
 sets, 2026-11-30).
+
+**The flat-rows branch** (:class:`FlatBranch`) reads the same stripes for another sign of the same
+faults: a dead or stuck row is one grey level from edge to edge
+(:class:`~hybrid_drift.features.geometry.FlatRowFeatures`: per stripe, the largest share of a row
+within 5% of the frame's grey-level deviation of the row's median), scored above the reference's
+range in that stripe, in units of 5% of the width. A band edge needs contrast with the rows beside
+it, which a dead row on a dark part of the frame, or on a scene whose own moving content sets the
+bands threshold high, does not have; flatness needs none. Its own branch, for the reason above:
+one threshold serves a branch, and where the bands threshold is wide the flat rows' stays its own.
 """
 
 from __future__ import annotations
 
-from ..features.geometry import BAND_BINS, BAND_SHARE, BandFeatures
+from ..features.geometry import BAND_BINS, BAND_SHARE, FLAT_WITHIN, BandFeatures, FlatRowFeatures
 from ..scorers import RangeScorer
 from .base import Branch, stack_rows
 from .params import Bool, Int, Num
 
-__all__ = ["BandBranch"]
+__all__ = ["BandBranch", "FlatBranch"]
 
 
-class BandBranch(Branch):
+class _StripeBranch(Branch):
+    """A branch of one number per horizontal stripe, each scored above the reference's range in its
+    stripe in a fixed unit (:class:`~hybrid_drift.scorers.RangeScorer`, upper side only); subclasses
+    name the features (``_features``) and the settings."""
+
+    checks_order = False  # a few numbers per frame: the order check reads the colour and CNN features
+    bins: int
+    unit: float
+    spread: bool = False
+
+    def _features(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def prepare(self, img):
+        return self._features().transform(img.at_side(self.min_side))
+
+    def features(self, prepared, images):
+        return stack_rows(prepared, self.bins)
+
+    def explain_features(self, prepared, images):
+        """Per image, a one-column map of each stripe's distance past the reference's range in that stripe
+        (units, top to bottom): the stripe that holds the fault lights up."""
+        self._check_fitted()
+        F = self.features(prepared, images)
+        return F, [m[:, None] for m in self.scorer_.feature_scores(F)] if len(F) else []
+
+    def make_scorer(self):
+        return RangeScorer(floors=[self.unit] * self.bins, lower=False, spread=self.spread)
+
+
+class BandBranch(_StripeBranch):
     """Each horizontal stripe's strongest band edge against the reference's range in that stripe.
 
     Parameters
@@ -62,7 +101,6 @@ class BandBranch(Branch):
     """
 
     default_name = "bands"
-    checks_order = False  # one number per frame: the order check reads the colour and CNN features
     _config_keys = ("tolerance", "unit", "share", "margin", "bins", "spread", "min_side")
     _parameter_constraints = {"tolerance": Num(0, 1e3), "unit": Num(1e-3, 255), "share": Num(0.01, 0.5),
                               "margin": Num(1, 1e6), "bins": Int(1, 64), "spread": Bool(),
@@ -87,18 +125,41 @@ class BandBranch(Branch):
     def least_threshold(self) -> float:
         return float(self.tolerance)
 
-    def prepare(self, img):
-        return self._features().transform(img.at_side(self.min_side))
 
-    def features(self, prepared, images):
-        return stack_rows(prepared, self.bins)
+class FlatBranch(_StripeBranch):
+    """Each horizontal stripe's flattest row against the reference's range in that stripe.
 
-    def explain_features(self, prepared, images):
-        """Per image, a one-column map of each stripe's distance past the reference's range in that stripe
-        (units, top to bottom): the stripe that holds the band lights up."""
-        self._check_fitted()
-        F = self.features(prepared, images)
-        return F, [m[:, None] for m in self.scorer_.feature_scores(F)] if len(F) else []
+    Parameters
+    ----------
+    least : float
+        The least threshold, in units.
+    unit : float
+        The unit, as a share of the width (0.05: a row with 5% more of its width flat than the
+        reference's flattest row in that stripe is one unit past the range).
+    within : float
+        How close to its row's median a pixel counts as flat, as a share of the frame's grey-level
+        standard deviation (:data:`~hybrid_drift.features.geometry.FLAT_WITHIN`).
+    margin : float
+        Multiplier of the cross-fitted conformal threshold.
+    bins : int
+        Horizontal stripes, each with its own range (:data:`~hybrid_drift.features.geometry.BAND_BINS`).
+    min_side : int
+        Working size (the colour branch's decode).
+    """
 
-    def make_scorer(self):
-        return RangeScorer(floors=[self.unit] * self.bins, lower=False, spread=self.spread)
+    default_name = "flat"
+    _config_keys = ("least", "unit", "within", "margin", "bins", "min_side")
+    _parameter_constraints = {"least": Num(0, 1e3), "unit": Num(1e-3, 1), "within": Num(1e-3, 1),
+                              "margin": Num(1, 1e6), "bins": Int(1, 64), "min_side": Int(1, 4096)}
+
+    def __init__(self, least: float = 1.0, unit: float = 0.05, within: float = FLAT_WITHIN, margin: float = 1.5,
+                 bins: int = BAND_BINS, min_side: int = 128):
+        self.least, self.unit, self.within, self.margin, self.bins, self.min_side = least, unit, within, margin, bins, min_side
+        self._check_params()
+
+    def _features(self) -> FlatRowFeatures:
+        return FlatRowFeatures(self.within, self.bins)
+
+    @property
+    def least_threshold(self) -> float:
+        return float(self.least)

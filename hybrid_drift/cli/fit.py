@@ -91,6 +91,8 @@ def add(sub, parents) -> None:
     s.add_argument("--no-bands", action="store_true",
                    help="no bands branch (a row-aligned fault across the frame: dead sensor rows, a torn frame, "
                         "an overlay bar)")
+    s.add_argument("--no-flat", action="store_true",
+                   help="no flat-rows branch (a row at one grey level from edge to edge: dead or stuck sensor rows)")
     s.add_argument("--ignore", type=_zone, action="append", default=[], metavar="'x,y x,y x,y ...'",
                    help="an ignore zone (repeatable): a polygon in fractions of the frame's width and height, "
                         "e.g. '0.7,0 1,0 1,0.1 0.7,0.1' for a clock in the top right corner; no branch looks there, "
@@ -145,7 +147,9 @@ def fit(a) -> int:
     shift = False if a.no_shift else None
     patch = False if a.no_patch else None
     bands = False if a.no_bands else None
-    det = HybridDetector(colour=colour, cnn=cnn, light=light, shift=shift, patch=patch, bands=bands, fusion=a.fusion,
+    flat = False if a.no_flat else None
+    det = HybridDetector(colour=colour, cnn=cnn, light=light, shift=shift, patch=patch, bands=bands, flat=flat,
+                         fusion=a.fusion,
                          calibration=a.calibration, k=a.k, folds=a.folds, runtime=runtime_from(a), ignore=a.ignore)
     det.set_params(fpr=_fpr(a, len(det.planned_branches())))  # per branch: as many as the fit will build
     val = labels = None

@@ -3,6 +3,9 @@
 * :class:`ShiftFeatures` resizes every frame to one fixed grid (default 128x96, whatever the
   camera's resolution) so that frames can be registered against each other by phase
   correlation (:class:`~hybrid_drift.scorers.ShiftScorer`); the numbers are grey levels 0-255.
+* :class:`FlatRowFeatures` reads, in each stripe, the **flattest row**: the largest share of a
+  row's full width that sits at the row's own median grey level. A dead or stuck sensor row is
+  one value from edge to edge; a row of a real scene has texture and noise somewhere along it.
 * :class:`BandFeatures` reads the strongest **horizontal band edge** in each of a few horizontal
   stripes of the frame: the largest grey-level step between rows that a wide share of the
   frame's width takes together. Sensors and video links fail row by row (dead or stuck rows, a
@@ -17,7 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["ShiftFeatures", "BandFeatures", "BAND_SHARE", "BAND_BINS"]
+__all__ = ["ShiftFeatures", "BandFeatures", "FlatRowFeatures", "BAND_SHARE", "BAND_BINS", "FLAT_WITHIN"]
 
 #: the share of the width a step between rows must span to count as a band edge. Chosen on the development
 #: sets: at half the width a frozen banner over 45-75% of a darker part of the fish tank was missed; at a
@@ -29,6 +32,29 @@ BAND_SHARE = 0.4
 #: street, 2 to 8 stripes 100% and 95-97% with the same thresholds and no false alarm; 16 raised the
 #: street's threshold (3.0 -> 3.4 units)
 BAND_BINS = 8
+#: how close to its row's median a pixel must be to count as flat, as a share of the frame's grey-level
+#: standard deviation (never under half a level). Relative, so that a darker or flatter-lit frame (a cloud,
+#: dusk) has the same flat rows: on the development sets a fixed 2 levels flagged 25-47% of clean street and
+#: desk frames darkened by half a stop, 5% of the deviation none; dead rows 100% with either (2026-12-01)
+FLAT_WITHIN = 0.05
+
+
+def _stripe_max(values: np.ndarray, bins: int) -> np.ndarray:
+    """``(bins,)`` float32: the largest of ``values`` (one per row or row pair, top to bottom) in each of
+    ``bins`` equal horizontal stripes; 0 for a stripe with no value."""
+    out = np.zeros(bins, np.float32)
+    if len(values):
+        edges = np.linspace(0, len(values), bins + 1).round().astype(int)
+        for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+            if b > a:
+                out[i] = values[a:b].max()
+    return out
+
+
+def _check_bins(bins) -> int:
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or not 1 <= bins <= 64:
+        raise ValueError(f"bins must be an int in 1..64, got {bins!r}")
+    return int(bins)
 
 
 class ShiftFeatures:
@@ -71,9 +97,7 @@ class BandFeatures:
     def __init__(self, share: float = BAND_SHARE, bins: int = BAND_BINS):
         if not 0.0 < share <= 0.5:
             raise ValueError(f"share must be in (0, 0.5], got {share!r}")
-        if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or not 1 <= bins <= 64:
-            raise ValueError(f"bins must be an int in 1..64, got {bins!r}")
-        self.share, self.bins = float(share), int(bins)
+        self.share, self.bins = float(share), _check_bins(bins)
 
     @property
     def n_features(self) -> int:
@@ -91,11 +115,43 @@ class BandFeatures:
     def transform(self, rgb: np.ndarray) -> np.ndarray:
         """``(bins,)`` float32: each stripe's strongest band edge (a row pair belongs to the stripe of
         its first row)."""
-        s = self.steps(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-        out = np.zeros(self.bins, np.float32)
-        if len(s):
-            edges = np.linspace(0, len(s), self.bins + 1).round().astype(int)
-            for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
-                if b > a:
-                    out[i] = s[a:b].max()
-        return out
+        return _stripe_max(self.steps(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)), self.bins)
+
+
+class FlatRowFeatures:
+    """``bins`` numbers per frame: in each of ``bins`` equal horizontal stripes (top to bottom), the
+    largest share (0-1) of a row's full width within ``within`` times the frame's grey-level standard
+    deviation (at least half a level) of that row's median; 0 for a stripe with no row.
+
+    A dead or stuck row is 1 whatever the frame's light; so is a row of a blown-out sky or a black
+    border, which the reference shows in its own stripe.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> grey = np.random.default_rng(0).integers(0, 256, (16, 40)).astype(np.uint8)
+    >>> grey[9:11] = 0                          # two dead rows
+    >>> [round(float(v), 2) for v in FlatRowFeatures(bins=4).transform(np.dstack([grey] * 3))]
+    [0.08, 0.08, 1.0, 0.1]
+    """
+
+    def __init__(self, within: float = FLAT_WITHIN, bins: int = BAND_BINS):
+        if not 0.0 < within <= 1.0:
+            raise ValueError(f"within must be in (0, 1], got {within!r}")
+        self.within, self.bins = float(within), _check_bins(bins)
+
+    @property
+    def n_features(self) -> int:
+        return self.bins
+
+    def shares(self, grey: np.ndarray) -> np.ndarray:
+        """Per row, the share of its width within the tolerance of its median; empty for an empty frame."""
+        if grey.ndim != 2 or grey.size == 0:
+            return np.zeros(0, np.float32)
+        g = grey.astype(np.float32)
+        tol = max(0.5, self.within * float(g.std()))
+        return (np.abs(g - np.median(g, axis=1, keepdims=True)) <= tol).mean(axis=1).astype(np.float32)
+
+    def transform(self, rgb: np.ndarray) -> np.ndarray:
+        """``(bins,)`` float32: each stripe's flattest row."""
+        return _stripe_max(self.shares(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)), self.bins)
