@@ -148,9 +148,15 @@ class FlatRowFeatures:
         """Per row, the share of its width within the tolerance of its median; empty for an empty frame."""
         if grey.ndim != 2 or grey.size == 0:
             return np.zeros(0, np.float32)
-        g = grey.astype(np.float32)
-        tol = max(0.5, self.within * float(g.std()))
-        return (np.abs(g - np.median(g, axis=1, keepdims=True)) <= tol).mean(axis=1).astype(np.float32)
+        grey = np.ascontiguousarray(grey, np.uint8)
+        h, w = grey.shape
+        tol = max(0.5, self.within * float(cv2.meanStdDev(grey)[1][0, 0]))
+        mid = [(w - 1) // 2, w // 2]                 # the two middle values (one for an odd width)
+        part = np.partition(grey, mid, axis=1)
+        med = (part[:, mid[0]].astype(np.float64) + part[:, mid[1]]) / 2.0      # numpy's median, per row
+        lo = np.ceil(med - tol).astype(np.int16)[:, None]                       # integer levels within tol
+        hi = np.floor(med + tol).astype(np.int16)[:, None]
+        return (np.count_nonzero((grey >= lo) & (grey <= hi), axis=1) / w).astype(np.float32)
 
     def transform(self, rgb: np.ndarray) -> np.ndarray:
         """``(bins,)`` float32: each stripe's flattest row."""
