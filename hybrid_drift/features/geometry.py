@@ -35,7 +35,8 @@ BAND_BINS = 8
 #: how close to its row's median a pixel must be to count as flat, as a share of the frame's grey-level
 #: standard deviation (never under half a level). Relative, so that a darker or flatter-lit frame (a cloud,
 #: dusk) has the same flat rows: on the development sets a fixed 2 levels flagged 25-47% of clean street and
-#: desk frames darkened by half a stop, 5% of the deviation none; dead rows 100% with either (2026-12-01)
+#: desk frames darkened by half a stop, 5% of the deviation 0-5% of street, desk and tank frames; dead rows
+#: 100% with either (2026-12-01)
 FLAT_WITHIN = 0.05
 
 
