@@ -40,22 +40,35 @@ BAND_BINS = 8
 FLAT_WITHIN = 0.05
 
 
-def _stripe_max(values: np.ndarray, bins: int) -> np.ndarray:
-    """``(bins,)`` float32: the largest of ``values`` (one per row or row pair, top to bottom) in each of
-    ``bins`` equal horizontal stripes; 0 for a stripe with no value."""
-    out = np.zeros(bins, np.float32)
-    if len(values):
-        edges = np.linspace(0, len(values), bins + 1).round().astype(int)
-        for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
-            if b > a:
-                out[i] = values[a:b].max()
-    return out
+class _StripeFeatures:
+    """One number per horizontal stripe: the largest of a per-row statistic (``_per_row(grey)``, one value
+    per row or row pair, top to bottom) in each of ``bins`` equal stripes; 0 for a stripe with no value.
+    Subclasses define ``_per_row``."""
 
+    bins: int
 
-def _check_bins(bins) -> int:
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or not 1 <= bins <= 64:
-        raise ValueError(f"bins must be an int in 1..64, got {bins!r}")
-    return int(bins)
+    def __init__(self, bins: int):
+        if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or not 1 <= bins <= 64:
+            raise ValueError(f"bins must be an int in 1..64, got {bins!r}")
+        self.bins = int(bins)
+
+    @property
+    def n_features(self) -> int:
+        return self.bins
+
+    def _per_row(self, grey: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def transform(self, rgb: np.ndarray) -> np.ndarray:
+        """``(bins,)`` float32: each stripe's largest value of the per-row statistic."""
+        values = self._per_row(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        out = np.zeros(self.bins, np.float32)
+        if len(values):
+            edges = np.linspace(0, len(values), self.bins + 1).round().astype(int)
+            for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+                if hi > lo:
+                    out[i] = values[lo:hi].max()
+        return out
 
 
 class ShiftFeatures:
@@ -76,7 +89,7 @@ class ShiftFeatures:
         return cv2.resize(grey, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
 
 
-class BandFeatures:
+class BandFeatures(_StripeFeatures):
     """``bins`` numbers per frame: in each of ``bins`` equal horizontal stripes (top to bottom), the
     strongest step in grey level (0-255) between row ``r`` and row ``r + 2`` that at least ``share``
     of the columns take in the same direction (up or down); 0 for a stripe with no row pair.
@@ -98,11 +111,8 @@ class BandFeatures:
     def __init__(self, share: float = BAND_SHARE, bins: int = BAND_BINS):
         if not 0.0 < share <= 0.5:
             raise ValueError(f"share must be in (0, 0.5], got {share!r}")
-        self.share, self.bins = float(share), _check_bins(bins)
-
-    @property
-    def n_features(self) -> int:
-        return self.bins
+        super().__init__(bins)
+        self.share = float(share)
 
     def steps(self, grey: np.ndarray) -> np.ndarray:
         """Per pair of rows ``(r, r + 2)``, the step (grey levels, >= 0) that ``share`` of the columns
@@ -113,13 +123,11 @@ class BandFeatures:
         k = max(0, int(np.ceil(self.share * d.shape[1])) - 1)   # the (k+1)-th most negative / positive
         return np.maximum(np.maximum(-d[:, k], d[:, -1 - k]), 0)
 
-    def transform(self, rgb: np.ndarray) -> np.ndarray:
-        """``(bins,)`` float32: each stripe's strongest band edge (a row pair belongs to the stripe of
-        its first row)."""
-        return _stripe_max(self.steps(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)), self.bins)
+    #: each stripe's strongest band edge (a row pair belongs to the stripe of its first row)
+    _per_row = steps
 
 
-class FlatRowFeatures:
+class FlatRowFeatures(_StripeFeatures):
     """``bins`` numbers per frame: in each of ``bins`` equal horizontal stripes (top to bottom), the
     largest share (0-1) of a row's full width within ``within`` times the frame's grey-level standard
     deviation (at least half a level) of that row's median; 0 for a stripe with no row.
@@ -139,11 +147,8 @@ class FlatRowFeatures:
     def __init__(self, within: float = FLAT_WITHIN, bins: int = BAND_BINS):
         if not 0.0 < within <= 1.0:
             raise ValueError(f"within must be in (0, 1], got {within!r}")
-        self.within, self.bins = float(within), _check_bins(bins)
-
-    @property
-    def n_features(self) -> int:
-        return self.bins
+        super().__init__(bins)
+        self.within = float(within)
 
     def shares(self, grey: np.ndarray) -> np.ndarray:
         """Per row, the share of its width within the tolerance of its median; empty for an empty frame."""
@@ -159,6 +164,5 @@ class FlatRowFeatures:
         hi = np.floor(med + tol).astype(np.int16)[:, None]
         return (np.count_nonzero((grey >= lo) & (grey <= hi), axis=1) / w).astype(np.float32)
 
-    def transform(self, rgb: np.ndarray) -> np.ndarray:
-        """``(bins,)`` float32: each stripe's flattest row."""
-        return _stripe_max(self.shares(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)), self.bins)
+    #: each stripe's flattest row
+    _per_row = shares
