@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 BUILD  := build
 
-.PHONY: test bench bench-scenes screenshots install perf peers clean
+.PHONY: test bench bench-scenes bench-heldout screenshots install perf peers clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,17 @@ bench: $(VENV)/.installed
 bench-scenes: $(VENV)/.installed
 	$(VENV)/bin/hybrid-drift make-dataset scenes $(BUILD)/scenes
 	$(VENV)/bin/hybrid-drift bench $(BUILD)/scenes --json $(BUILD)/scenes.json
+
+# faults no benchmark set is built from (a torn or half-decoded frame, smear, over-exposure, snow, defocus,
+# hot pixels, and the study's transforms off the street), on each scene in time order, development then report
+bench-heldout: $(VENV)/.installed
+	$(VENV)/bin/hybrid-drift make-dataset crossroad-protocol $(BUILD)/dev --dev
+	$(VENV)/bin/hybrid-drift make-dataset scenes $(BUILD)/scenes-dev --dev
+	$(VENV)/bin/hybrid-drift make-dataset scenes $(BUILD)/scenes
+	$(PY) benchmarks/heldout_faults.py $(BUILD)/dev/D1-s2 $(BUILD)/dev/D2-s2 $(BUILD)/dev/D3-s2 \
+	    $(BUILD)/scenes-dev/tank_a-s2 $(BUILD)/scenes-dev/desk-s2 --json $(BUILD)/heldout-dev.json
+	$(PY) benchmarks/heldout_faults.py $(BUILD)/scenes/street-s0 $(BUILD)/scenes/street-s1 $(BUILD)/scenes/tank_b-s0 \
+	    $(BUILD)/scenes/tank_b-s1 $(BUILD)/scenes/wall-s0 $(BUILD)/scenes/wall-s1 --json $(BUILD)/heldout.json
 
 # docs/report.png from the current report (after `make bench`); tests/test_docs.py fails when it is stale
 screenshots: $(VENV)/.installed

@@ -25,7 +25,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-__all__ = ["Corruption", "CORRUPTIONS", "CAMERA_FAULTS", "register_corruption", "get_corruption", "apply_corruption",
+__all__ = ["Corruption", "CORRUPTIONS", "CAMERA_FAULTS", "HELD_OUT_FAULTS", "STUDY_FAULTS", "register_corruption", "get_corruption", "apply_corruption",
            "SobelFilter", "ObjectPaster", "load_object_library", "corrupt_folder"]
 
 Transform = Callable[[np.ndarray], np.ndarray]
@@ -313,6 +313,87 @@ for _name, _fam, _fac, _desc in [
 ]:
     register_corruption(_name, _fam, _fac, _desc)
 
+
+
+# --- held-out faults: never used to build a benchmark set nor to choose a default ----------------
+def _frame_tear(rng):
+    """A torn frame (a video link losing packets): the frame below a row, displaced sideways."""
+    row, by = _u(rng, 0.3, 0.8), _u(rng, 0.1, 0.3) * (1 if rng.random() < 0.5 else -1)
+
+    def run(rgb):
+        h, w = rgb.shape[:2]
+        out = rgb.copy()
+        out[int(row * h):] = np.roll(rgb[int(row * h):], int(round(by * w)), axis=1)
+        return out
+    return run, {"row": row, "by": by}
+
+
+def _decode_error(rng):
+    """A half-decoded frame: the lower part one flat block, green (no chroma data) or grey."""
+    part = _u(rng, 0.15, 0.4)
+    value = [(0, 135, 0), (128, 128, 128)][int(rng.integers(2))]
+
+    def run(rgb):
+        h = rgb.shape[0]
+        out = rgb.copy()
+        out[h - max(1, int(round(part * h))):] = value
+        return out
+    return run, {"part": part, "value": list(value)}
+
+
+def _smear(rng):
+    """Error concealment gone wrong: the last good row repeated down to the bottom (vertical streaks)."""
+    row = _u(rng, 0.4, 0.85)
+
+    def run(rgb):
+        h = rgb.shape[0]
+        out = rgb.copy()
+        y = min(h - 1, int(row * h))
+        out[y:] = rgb[y:y + 1]
+        return out
+    return run, {"row": row}
+
+
+def _overexposure(rng):
+    """Auto-exposure gone wrong or glare: 1.8-2.5x the light, clipped."""
+    gain = _u(rng, 1.8, 2.5)
+    return _lut(np.arange(256, dtype=np.float64) * gain), {"gain": gain}
+
+
+def _snow(rng):
+    seed = _seed(rng)
+    return _albu(A.RandomSnow(snow_point_range=(0.2, 0.4), p=1.0), seed), {"seed": seed}
+
+
+def _defocus(rng):
+    r = int(rng.integers(4, 9))
+    return _albu(A.Defocus(radius=(r, r), p=1.0), _seed(rng)), {"radius": r}
+
+
+def _hot_pixels(rng):
+    amount = _u(rng, 0.01, 0.04)
+    seed = _seed(rng)
+    return _albu(A.SaltAndPepper(amount=(amount, amount), p=1.0), seed), {"amount": amount, "seed": seed}
+
+
+for _name, _fam, _fac, _desc in [
+    ("frame_tear", "shape", _frame_tear, "a torn frame: the part below a row (30-80% down) displaced 10-30% sideways"),
+    ("decode_error", "local", _decode_error, "a half-decoded frame: the lowest 15-40% one flat green or grey block"),
+    ("smear", "local", _smear, "error concealment: one row repeated from 40-85% down to the bottom"),
+    ("overexposure", "colour", _overexposure, "exposure or glare: 1.8-2.5x the light, clipped"),
+    ("snow", "shape", _snow, "snow on the scene (A.RandomSnow)"),
+    ("defocus", "shape", _defocus, "focus lost (A.Defocus, radius 4-8 px)"),
+    ("hot_pixels", "shape", _hot_pixels, "salt-and-pepper sensor defects over 1-4% of the pixels (A.SaltAndPepper)"),
+]:
+    register_corruption(_name, _fam, _fac, _desc)
+
+#: faults no benchmark set is built from and no default was chosen on: ``benchmarks/heldout_faults.py``
+#: scores them to see how the defaults fare on what they were not built for. The study's transforms
+#: (used on the street only) count too on the other scenes.
+HELD_OUT_FAULTS = ("frame_tear", "decode_error", "smear", "overexposure", "snow", "defocus", "hot_pixels")
+#: the study's transforms that are camera faults too (not its artistic filters: Sobel, emboss, invert)
+STUDY_FAULTS = ("gaussian_noise", "downscale", "rain", "vertical_flip", "sun_flare", "grayscale", "channel_shuffle",
+                "colour_jitter")
 
 # --- foreign objects -------------------------------------------------------------------
 def _cutout(rgb: np.ndarray, max_side: int = 240) -> tuple[np.ndarray, np.ndarray]:

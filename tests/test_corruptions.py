@@ -96,3 +96,35 @@ def test_register_custom_corruption_and_apply_to_a_folder(tmp_path, frame):
     assert img[:, : img.shape[1] // 2 - 4].max() < 20
     with pytest.raises(ValueError, match="unknown corruption"):
         apply_corruption(frame, "nope", np.random.default_rng(0))
+
+
+def test_held_out_faults_do_what_they_say(frame):
+    """The faults no benchmark set is built from (benchmarks/heldout_faults.py): each changes the image as
+    documented, records JSON-able parameters and gives the same pixels for the same seed."""
+    from hybrid_drift.corruptions import HELD_OUT_FAULTS, STUDY_FAULTS
+    assert set(STUDY_FAULTS) <= set(CORRUPTIONS) and not set(HELD_OUT_FAULTS) & set(STUDY_FAULTS)
+    h, w = frame.shape[:2]
+    out = {}
+    for name in HELD_OUT_FAULTS:
+        a, p = apply_corruption(frame, name, np.random.default_rng(5))
+        b, _ = apply_corruption(frame, name, np.random.default_rng(5))
+        assert a.shape == frame.shape and a.dtype == np.uint8 and np.array_equal(a, b), name
+        json.dumps(p)
+        out[name] = (a, p)
+    tear, p = out["frame_tear"]
+    y = int(p["row"] * h)
+    assert np.array_equal(tear[:y], frame[:y])
+    assert np.array_equal(tear[y:], np.roll(frame[y:], int(round(p["by"] * w)), axis=1))
+    assert 0.1 <= abs(p["by"]) <= 0.3
+    block, p = out["decode_error"]
+    n = int(round(p["part"] * h))
+    assert (block[h - n:] == np.array(p["value"], np.uint8)).all() and np.array_equal(block[:h - n], frame[:h - n])
+    smear, p = out["smear"]
+    y = int(p["row"] * h)
+    assert (smear[y:] == frame[y]).all() and np.array_equal(smear[:y], frame[:y])
+    over, p = out["overexposure"]
+    assert over.astype(int).mean() > 1.5 * frame.astype(int).mean() and (over == 255).mean() > (frame == 255).mean()
+    assert _sharpness(out["defocus"][0]) < 0.5 * _sharpness(frame)
+    hot = out["hot_pixels"][0]
+    assert ((hot == 0) | (hot == 255)).all(axis=2).mean() > ((frame == 0) | (frame == 255)).all(axis=2).mean() + 0.005
+    assert out["snow"][0].astype(int).mean() > frame.astype(int).mean()  # snow whitens

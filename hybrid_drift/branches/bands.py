@@ -1,6 +1,6 @@
 """The bands and flat-rows branches: a row-aligned fault across the frame (issue 21).
 
-Dead or stuck sensor rows, a torn or half-decoded frame, an overlay bar: faults that cover a
+Dead or stuck sensor rows, a half-decoded frame, an overlay bar: faults that cover a
 few percent of the frame but span most of its width. A globally pooled embedding dilutes them
 and, on a scene whose own content moves a lot, so do the patch and colour branches' wide
 thresholds. This branch reads one number per horizontal stripe of the frame

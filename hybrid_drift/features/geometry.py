@@ -9,7 +9,7 @@
 * :class:`BandFeatures` reads the strongest **horizontal band edge** in each of a few horizontal
   stripes of the frame: the largest grey-level step between rows that a wide share of the
   frame's width takes together. Sensors and video links fail row by row (dead or stuck rows, a
-  torn or half-decoded frame) and overlays are drawn as wide bars; people and cars cover too
+  half-decoded frame) and overlays are drawn as wide bars; people and cars cover too
   little of a row to make one, and the fixed scene's own wide horizontal edges are in the
   reference, each in its own stripe (a roof line or a shelf edge widens the range of its stripe
   only, not of the whole frame).

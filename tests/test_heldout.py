@@ -1,0 +1,53 @@
+"""benchmarks/heldout_faults.py: the default detector on faults no benchmark set is built from."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from conftest import TEST_IMAGE_SIZE
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("heldout_faults", ROOT / "benchmarks" / "heldout_faults.py")
+heldout = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(heldout)
+
+
+def test_every_fault_scored_on_every_dataset_and_tabled(tiny_dataset, tmp_path, monkeypatch, capsys):
+    from hybrid_drift import CNNBranch, HybridDetector
+
+    small = lambda: HybridDetector(cnn=CNNBranch(image_size=TEST_IMAGE_SIZE, n_components=20, cache_dir=False))  # noqa: E731
+    got = heldout.run_dataset(str(tiny_dataset), copies=3, kinds=("frame_tear", "decode_error"), make_detector=small)
+    assert got["n_clean"] == 30 and got["copies"] == 3 and 0 <= got["false_alarms"] <= 30
+    assert set(got["per_kind"]) == {"frame_tear", "decode_error"}
+    for v in got["per_kind"].values():
+        assert 0 <= v["recall"] <= 1 and set(v["by_branch"]) >= {"colour", "cnn", "bands", "flat"}
+    # a flat green block over the lower 15-40% of the frame is caught by the cheap branches alone
+    assert got["per_kind"]["decode_error"]["recall"] == 1.0
+    text = heldout.table([got, {**got, "dataset": "other", "per_kind": {**got["per_kind"], "decode_error": None}}])
+    lines = text.splitlines()
+    assert lines[1].split()[-2:] == [f"{got['false_alarms']}/30"] * 2
+    row = next(line for line in lines if line.startswith("decode_error"))
+    assert "n/a" in row and row.split()[1:4] == ["100%", "n/a", "100%"]  # the worst is over the scored ones
+
+
+def test_a_fault_a_camera_cannot_show_is_not_applicable(frames):
+    grey = [np.repeat(f.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2) for f in frames[:2]]
+    assert heldout._copies(grey, "grayscale", np.random.default_rng(0)) is None
+    got = heldout._copies(frames[:2], "grayscale", np.random.default_rng(0))
+    assert len(got) == 2 and all(g.shape == frames[0].shape for g in got)
+
+
+def test_main_prints_the_table_and_writes_json(monkeypatch, tmp_path, capsys):
+    import json
+
+    one = {"dataset": "d", "n_clean": 10, "false_alarms": 1, "false_alarms_per_1000": 100.0, "copies": 2,
+           "per_kind": {"smear": {"recall": 0.5, "by_branch": {"cnn": 0.5}}}, "thresholds": {"cnn": 1.0}}
+    seen = []
+    monkeypatch.setattr(heldout, "run_dataset", lambda d, c, k: seen.append((d, c, k)) or {**one, "dataset": d})
+    assert heldout.main(["a", "b", "--copies", "2", "--kinds", "smear", "--json", str(tmp_path / "h.json")]) == 0
+    assert seen == [("a", 2, ["smear"]), ("b", 2, ["smear"])]
+    out = capsys.readouterr().out
+    assert "smear" in out and "cnn 50%" in out
+    saved = json.loads((tmp_path / "h.json").read_text())
+    assert [r["dataset"] for r in saved["datasets"]] == ["a", "b"] and saved["date"] and saved["machine"]
