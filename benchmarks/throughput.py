@@ -44,7 +44,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hybrid_drift import BandBranch, CNNBranch, ColourBranch, FlatBranch, LightBranch, PatchBranch, ShiftBranch, extract  # noqa: E402
+from hybrid_drift import (BandBranch, CNNBranch, ColourBranch, FlatBranch, LightBranch, PatchBranch, ShiftBranch,  # noqa: E402
+                          TearBranch, extract)
 from hybrid_drift.features.runners import backend_available  # noqa: E402
 from hybrid_drift.datasets.crossroad import bundled_data_dir  # noqa: E402
 from hybrid_drift.io import decode_image, iter_video_frames, list_images  # noqa: E402
@@ -143,7 +144,7 @@ def main():
             Path(p).read_bytes()
         workers = a.workers or os.cpu_count()
         colour, colour_1x1, light, shift = ColourBranch(), ColourBranch(grid=(1, 1)), LightBranch(), ShiftBranch()
-        bands, flat = BandBranch(), FlatBranch()
+        bands, flat, tear = BandBranch(), FlatBranch(), TearBranch()
         pool = ThreadPoolExecutor(workers)
 
         def decode_pool(flag):
@@ -163,7 +164,8 @@ def main():
             "colour_light_n": lambda: extract([colour, light], paths, workers=workers),
             "cheap3_n": lambda: extract([colour, light, shift], paths, workers=workers),
             "cheap4_n": lambda: extract([colour, light, shift, bands], paths, workers=workers),
-            "cheap_n": lambda: extract([colour, light, shift, bands, flat], paths, workers=workers),
+            "cheap5_n": lambda: extract([colour, light, shift, bands, flat], paths, workers=workers),
+            "cheap_n": lambda: extract([colour, light, shift, bands, flat, tear], paths, workers=workers),
         })
         pool.shutdown()
         r = {k: max(v) for k, v in rr.items()}
@@ -193,10 +195,12 @@ def main():
                   r["cheap3_n"], f"{paired(rr, 'cheap3_n', 'colour_n')} colour branch alone ({workers} threads)"),
                  (f"colour + light + shift + bands features, {workers} threads",
                   r["cheap4_n"], f"{paired(rr, 'cheap4_n', 'cheap3_n')} without the bands branch ({workers} threads)"),
-                 (f"colour + light + shift + bands + flat-rows features (the default detector's cheap branches), "
+                 (f"colour + light + shift + bands + flat-rows features, {workers} threads",
+                  r["cheap5_n"], f"{paired(rr, 'cheap5_n', 'cheap4_n')} without the flat-rows branch ({workers} threads)"),
+                 (f"colour + light + shift + bands + flat-rows + tear features (the default detector's cheap branches), "
                   f"{workers} threads",
                   r["cheap_n"], f"{paired(rr, 'cheap_n', 'colour_n')} colour branch alone; "
-                                f"{paired(rr, 'cheap_n', 'cheap4_n')} without the flat-rows branch ({workers} threads)")]
+                                f"{paired(rr, 'cheap_n', 'cheap5_n')} without the tear branch ({workers} threads)")]
         if wl:
             rows.append((f"peer: whylogs {wl['version']} log_image, default features, PIL decode, 1 thread "
                          f"({wl['n']} images)", r_wl, ""))

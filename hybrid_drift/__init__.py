@@ -9,7 +9,7 @@ import logging as _logging
 
 from ._version import __version__
 from .branches import (Branch, CNNBranch, ColourBranch, LightBranch, LocalBranch, MinMaxBranch, PatchBranch,
-                       ShiftBranch, BandBranch, FlatBranch)
+                       ShiftBranch, BandBranch, FlatBranch, TearBranch)
 from .calibration import Calibration, CalibrationRule, choose_threshold
 from .detector import HybridDetector
 from .exceptions import BackboneUnavailableError, ImageLoadError, ModelFormatError, NotFittedError
@@ -23,7 +23,7 @@ _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = ["__version__", "HybridDetector", "Runtime", "Branch", "ColourBranch", "CNNBranch", "MinMaxBranch", "LocalBranch",
            "LightBranch",
-           "ShiftBranch", "PatchBranch", "BandBranch", "FlatBranch",
+           "ShiftBranch", "PatchBranch", "BandBranch", "FlatBranch", "TearBranch",
            "OrFusion", "LogisticFusion", "choose_threshold", "Calibration", "CalibrationRule", "Explanation", "decode_image", "expand_inputs",
            "list_images", "load_images", "extract", "Extracted", "ImageLoadError", "ModelFormatError",
            "BackboneUnavailableError", "NotFittedError"]

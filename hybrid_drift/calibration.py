@@ -36,12 +36,12 @@ __all__ = ["choose_threshold", "fpr_for", "CALIBRATION_METHODS", "CalibrationRul
 CALIBRATION_METHODS = ("conformal", "quantile", "mean_std", "f1", "fixed")
 
 
-def fpr_for(per_day: float, fps: float, branches: int = 7) -> float:
+def fpr_for(per_day: float, fps: float, branches: int = 8) -> float:
     """The per-branch false-positive rate for about ``per_day`` false alarms a day on clean footage
     scored at ``fps`` frames a second, when ``branches`` branches are ORed (each may flag).
 
-    >>> round(fpr_for(per_day=2, fps=1), 8)  # 2 a day at one frame a second: the 7 default branches
-    3.31e-06
+    >>> round(fpr_for(per_day=2, fps=1), 8)  # 2 a day at one frame a second: the 8 default branches
+    2.89e-06
     """
     if not (per_day > 0 and fps > 0 and branches >= 1):
         raise ValueError(f"need per_day > 0, fps > 0 and branches >= 1, got {per_day!r}, {fps!r}, {branches!r}")

@@ -106,6 +106,12 @@ def _albu(transform: A.BasicTransform, seed: int) -> Transform:
     return run
 
 
+def _register_all(table) -> None:
+    """Register ``(name, family, factory, description)`` rows."""
+    for name, family, factory, description in table:
+        register_corruption(name, family, factory, description)
+
+
 def _seed(rng) -> int:
     return int(rng.integers(0, 2**31 - 1))
 
@@ -180,7 +186,7 @@ def _sobel(rng):
     return _albu(SobelFilter(ksize=k, p=1.0), 0), {"ksize": k}
 
 
-for _name, _fam, _fac, _desc in [
+_register_all([
     ("vertical_flip", "shape", _vertical_flip, "upside-down frame (A.VerticalFlip)"),
     ("downscale", "shape", _downscale, "resolution loss: down- then up-scaled (A.Downscale)"),
     ("rain", "shape", _rain, "rain streaks, slightly darker (A.RandomRain)"),
@@ -192,8 +198,7 @@ for _name, _fam, _fac, _desc in [
     ("grayscale", "colour", _grayscale, "colour lost (A.ToGray)"),
     ("sun_flare", "colour", _sun_flare, "lens flare in the upper half (A.RandomSunFlare)"),
     ("channel_shuffle", "colour", _channel_shuffle, "RGB channels swapped (a fixed non-identity order)"),
-]:
-    register_corruption(_name, _fam, _fac, _desc)
+])
 
 
 # --- camera faults (issue 21): optics, sensor, encoder, light, mount, overlays -----------------
@@ -300,7 +305,7 @@ def _text_banner(rng):
 CAMERA_FAULTS = ("motion_blur", "jpeg_heavy", "fog", "night", "colour_temperature", "camera_shift",
                  "lens_occlusion", "dead_rows", "text_banner")
 
-for _name, _fam, _fac, _desc in [
+_register_all([
     ("motion_blur", "shape", _motion_blur, "camera shake or a slow shutter (A.MotionBlur, 9-21 px)"),
     ("jpeg_heavy", "shape", _jpeg_heavy, "an encoder at its lowest bit rate (A.ImageCompression, quality 3-10)"),
     ("fog", "colour", _fog, "haze: contrast pulled towards a light grey (35-60%)"),
@@ -310,8 +315,7 @@ for _name, _fam, _fac, _desc in [
     ("lens_occlusion", "local", _lens_occlusion, "a smudge or drop on the lens: a dark soft blob, 3-8% of the frame"),
     ("dead_rows", "local", _dead_rows, "a band of dead sensor rows, 1-3% of the height"),
     ("text_banner", "local", _text_banner, "a frozen on-screen text banner, 3-6% of the frame"),
-]:
-    register_corruption(_name, _fam, _fac, _desc)
+])
 
 
 
@@ -376,7 +380,7 @@ def _hot_pixels(rng):
     return _albu(A.SaltAndPepper(amount=(amount, amount), p=1.0), seed), {"amount": amount, "seed": seed}
 
 
-for _name, _fam, _fac, _desc in [
+_register_all([
     ("frame_tear", "shape", _frame_tear, "a torn frame: the part below a row (30-80% down) displaced 10-30% sideways"),
     ("decode_error", "local", _decode_error, "a half-decoded frame: the lowest 15-40% one flat green or grey block"),
     ("smear", "local", _smear, "error concealment: one row repeated from 40-85% down to the bottom"),
@@ -384,8 +388,7 @@ for _name, _fam, _fac, _desc in [
     ("snow", "shape", _snow, "snow on the scene (A.RandomSnow)"),
     ("defocus", "shape", _defocus, "focus lost (A.Defocus, radius 4-8 px)"),
     ("hot_pixels", "shape", _hot_pixels, "salt-and-pepper sensor defects over 1-4% of the pixels (A.SaltAndPepper)"),
-]:
-    register_corruption(_name, _fam, _fac, _desc)
+])
 
 #: faults no benchmark set is built from and no default was chosen on: ``benchmarks/heldout_faults.py``
 #: scores them to see how the defaults fare on what they were not built for. The study's transforms

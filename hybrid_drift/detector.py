@@ -25,8 +25,8 @@ __all__ = ["HybridDetector", "FORMAT_VERSION"]
 log = logging.getLogger(__name__)
 
 class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
-    """Outlier detector for fixed-camera images: colour, CNN, light, shift, patch, bands and flat-rows
-    branches + fusion.
+    """Outlier detector for fixed-camera images: colour, CNN, light, shift, patch, bands, flat-rows and
+    tear branches + fusion.
 
     Parameters
     ----------
@@ -54,12 +54,16 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     bands : BandBranch, None or False
         The bands branch (:class:`~hybrid_drift.branches.BandBranch`: the strongest grey-level step
         between rows that 40% of the width shares, above the reference's range: dead sensor rows, a
-        torn frame, an overlay bar); ``None`` = ``BandBranch()``; ``False`` = none. Cheap.
+        half-decoded frame, an overlay bar); ``None`` = ``BandBranch()``; ``False`` = none. Cheap.
     flat : FlatBranch, None or False
         The flat-rows branch (:class:`~hybrid_drift.branches.FlatBranch`: in each eighth of the height,
         the largest share of a row at the row's own grey level, above the reference's range there: a dead
         or stuck row, which needs no contrast with its neighbours); ``None`` = ``FlatBranch()``;
         ``False`` = none. Cheap.
+    tear : TearBranch, None or False
+        The tear branch (:class:`~hybrid_drift.branches.TearBranch`: in each eighth of the height, how
+        much better the picture fits the reference's median picture moved sideways than in place, above
+        the reference's range there: a torn frame); ``None`` = ``TearBranch()``; ``False`` = none. Cheap.
     extra_branches : sequence of Branch
         More branches (each with a unique ``name``); fusion handles any number.
     fusion : {"or", "logistic"}
@@ -133,7 +137,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
                  calibration: str = "conformal", fpr: float = 0.001, k: float = 3.0, blocks: int = 5,
                  workers=_UNSET, reduce="auto", max_pixels=_UNSET, progress=_UNSET, folds: str = "auto",
                  runtime=None, ignore=(), light=None, shift=None, patch=None, bands=None,
-                 flat=None):
+                 flat=None, tear=None):
         self.colour = colour
         self.cnn = cnn
         self.light = light
@@ -141,6 +145,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         self.patch = patch
         self.bands = bands
         self.flat = flat
+        self.tear = tear
         self.extra_branches = extra_branches
         self.fusion = fusion
         self.calibration = calibration
@@ -171,7 +176,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         return cls(**{c.default_name: False for c in DEFAULT_BRANCHES}, extra_branches=tuple(branches), **params)
 
     def _default_slots(self) -> list:
-        """The ``colour``, ``cnn``, ``light``, ``shift``, ``patch``, ``bands`` and ``flat`` arguments, in
+        """The ``colour``, ``cnn``, ``light``, ``shift``, ``patch``, ``bands``, ``flat`` and ``tear`` arguments, in
         :data:`DEFAULT_BRANCHES` order."""
         return [getattr(self, c.default_name) for c in DEFAULT_BRANCHES]
 
@@ -495,7 +500,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
 
     _INIT_PARAMS = ("colour", "cnn", "extra_branches", "fusion", "calibration", "fpr", "k", "blocks", "folds",
                     "workers", "reduce", "max_pixels", "progress", "runtime", "ignore", "light", "shift", "patch",
-                    "bands", "flat")
+                    "bands", "flat", "tear")
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor arguments (scikit-learn's contract: ``sklearn.base.clone`` works)."""

@@ -15,6 +15,8 @@ ratio is kept), higher = stranger:
   in that eighth (units; the stripe that holds a dead row or a bar lights up);
 * **flat**: each eighth of the height, how far its flattest row lies past the reference's flattest
   there (units of 5% of the width; the stripe of a stuck row lights up);
+* **tear**: each eighth of the height, how much better it fits the reference moved sideways than in
+  place, past the reference's own (units of 2 grey levels; the stripes below a tear light up);
 * **fused** (``heatmap``): the map of the branch that sets the fused score (the largest
   calibrated margin), divided by that branch's threshold (1.0 = the threshold).
 

@@ -30,7 +30,7 @@ def _faults(later):
 
 def test_dead_rows_and_an_overlay_bar_alert_and_a_person_or_a_short_run_of_dead_pixels_does_not(scene):
     ref, later = scene
-    det = HybridDetector(colour=False, cnn=False, flat=False, folds="time").fit(ref)     # light, shift, bands
+    det = HybridDetector(colour=False, cnn=False, flat=False, tear=False, folds="time").fit(ref)     # light, shift, bands
     assert [b.name for b in det.branches_] == ["light", "shift", "bands"]
     dead, bar, person, half = _faults(later)
     table = det.score(later + [dead, bar, person, half])
@@ -38,7 +38,7 @@ def test_dead_rows_and_an_overlay_bar_alert_and_a_person_or_a_short_run_of_dead_
     assert table["bands_flag"].iloc[len(later):].tolist() == [True, True, False, False]
     assert table["is_outlier"].iloc[len(later):len(later) + 2].all()
     # without the branch, the light and shift branches see neither
-    without = HybridDetector(colour=False, cnn=False, bands=False, flat=False, folds="time").fit(ref)
+    without = HybridDetector(colour=False, cnn=False, bands=False, flat=False, tear=False, folds="time").fit(ref)
     assert without.score([dead, bar])["is_outlier"].astype(bool).sum() == 0
     b = det.branches_[-1]
     assert b.calibration_.threshold >= 1.0                                  # never under one unit (4 levels)
@@ -78,7 +78,7 @@ def test_the_band_statistic_and_its_scorer(scene):
 def test_a_model_with_the_bands_branch_round_trips_and_one_saved_before_it_loads_without_it(scene, tmp_path):
     ref, later = scene
     dead = _faults(later)[0]
-    det = HybridDetector(colour=False, cnn=False, light=False, shift=False, flat=False, folds="time").fit(ref)
+    det = HybridDetector(colour=False, cnn=False, light=False, shift=False, flat=False, tear=False, folds="time").fit(ref)
     det.save(tmp_path / "m")
     back = HybridDetector.load(tmp_path / "m")
     np.testing.assert_array_equal(back.score(later[:5] + [dead])["bands"], det.score(later[:5] + [dead])["bands"])
@@ -89,7 +89,7 @@ def test_a_model_with_the_bands_branch_round_trips_and_one_saved_before_it_loads
     with pytest.raises(ModelFormatError):
         HybridDetector.load(tmp_path / "m")
     # a model saved before the branch existed lists its own branches and gets no bands branch on load
-    old = HybridDetector(colour=False, cnn=False, bands=False, flat=False, folds="time").fit(ref)
+    old = HybridDetector(colour=False, cnn=False, bands=False, flat=False, tear=False, folds="time").fit(ref)
     old.save(tmp_path / "old")
     assert [b.name for b in HybridDetector.load(tmp_path / "old").branches_] == ["light", "shift"]
 
@@ -149,7 +149,7 @@ def test_a_model_saved_before_the_stripes_loads_as_it_was_saved(scene, tmp_path)
 def test_the_explanation_lights_up_the_stripe_that_holds_the_band(scene):
     ref, later = scene
     dead = _faults(later)[0]                                # rows 100-102 of 144: the sixth and seventh eighths
-    det = HybridDetector(colour=False, cnn=False, light=False, shift=False, flat=False, folds="time").fit(ref)
+    det = HybridDetector(colour=False, cnn=False, light=False, shift=False, flat=False, tear=False, folds="time").fit(ref)
     e = det.explain([later[0], dead])
     assert e[0].branch_heatmaps["bands"].max() == 0                  # a clean frame: every stripe in range
     m = e[1].branch_heatmaps["bands"]

@@ -144,7 +144,7 @@ def test_protocol_every_split_mean_and_worst(tmp_path):
     assert set(res["by_order"]) == {"time", "uuid"}
     ratios = res["threshold_ratios"]["per_dataset"]
     assert set(ratios) == {"A-s0-uuid", "B-s0-uuid"} and set(ratios["A-s0-uuid"]) == {"colour", "cnn", "light", "shift",
-                                                                                         "patch", "bands", "flat"}
+                                                                                         "patch", "bands", "flat", "tear"}
     for name, r in res["datasets"].items():
         fo = r["methods"]["fusion_or"]
         assert fo["false_alarms_per_1000"] == pytest.approx(1000 * fo["fp"] / (fo["fp"] + fo["tn"]))
@@ -181,7 +181,7 @@ def test_fit_takes_sensitivity_in_false_alarms_per_day(frames, tmp_path, capsys)
                  "--fps", "1", "--no-progress"]) == 0
     assert "about 2 false alarms a day at 1 frames/s" in capsys.readouterr().out
     fpr = json.loads((tmp_path / "m" / "config.json").read_text())["params"]["fpr"]
-    assert fpr == pytest.approx(2 / 86_400 / 5)  # five branches: colour, light, shift, bands and flat rows
+    assert fpr == pytest.approx(2 / 86_400 / 6)  # six branches: colour, light, shift, bands, flat rows and tear
     for bad in (["--fpr", "0.01", "--false-alarms-per-day", "2", "--fps", "1"], ["--false-alarms-per-day", "2"]):
         assert main(["fit", str(ref), "--out", str(tmp_path / "x"), "--no-cnn", *bad]) == 2
 
@@ -199,9 +199,10 @@ def test_fit_has_the_light_and_shift_branches_unless_told_otherwise(frames, tmp_
         return {b["class"]: b for b in json.loads((out / "config.json").read_text())["branches"]}
     light = branches()["LightBranch"]
     assert light["config"]["tolerance"] == 1.0 and light["calibration"]["threshold"] >= 1.0
-    assert list(branches()) == ["ColourBranch", "LightBranch", "ShiftBranch", "BandBranch", "FlatBranch"]
+    assert list(branches()) == ["ColourBranch", "LightBranch", "ShiftBranch", "BandBranch", "FlatBranch", "TearBranch"]
     assert branches("--light-tolerance", "2")["LightBranch"]["config"]["tolerance"] == 2.0
-    assert list(branches("--no-light")) == ["ColourBranch", "ShiftBranch", "BandBranch", "FlatBranch"]
-    assert list(branches("--no-flat")) == ["ColourBranch", "LightBranch", "ShiftBranch", "BandBranch"]
-    assert list(branches("--no-light", "--no-shift", "--no-bands", "--no-flat")) == ["ColourBranch"]
+    assert list(branches("--no-light")) == ["ColourBranch", "ShiftBranch", "BandBranch", "FlatBranch", "TearBranch"]
+    assert list(branches("--no-flat", "--no-tear")) == ["ColourBranch", "LightBranch", "ShiftBranch", "BandBranch"]
+    assert list(branches("--no-tear")) == ["ColourBranch", "LightBranch", "ShiftBranch", "BandBranch", "FlatBranch"]
+    assert list(branches("--no-light", "--no-shift", "--no-bands", "--no-flat", "--no-tear")) == ["ColourBranch"]
     assert main(["fit", str(ref), "--out", str(tmp_path / "bad"), "--no-cnn", "--light-tolerance", "-1"]) == 2

@@ -18,7 +18,7 @@ def test_score_table_has_every_input_with_scores_or_error(fitted_detector, frame
     (tmp_path / "empty.jpg").write_bytes(b"")
     inputs = [frames[150], str(tmp_path / "empty.jpg"), b"not an image", frames[151]]
     table = fitted_detector.score(inputs)
-    names = ["colour", "cnn", "light", "shift", "patch", "bands", "flat"]
+    names = ["colour", "cnn", "light", "shift", "patch", "bands", "flat", "tear"]
     assert list(table.columns) == ["path", *names, *(f"{n}_flag" for n in names), "fused", "is_outlier", "error",
                                    *(f"{n}_x" for n in names), "fused_x"]
     assert len(table) == 4
@@ -140,7 +140,7 @@ def test_bad_configuration_errors(frames):
     with pytest.raises(ValueError, match="fusion"):
         HybridDetector(fusion="and").fit(frames[:5])
     with pytest.raises(ValueError, match="at least one branch"):
-        HybridDetector(colour=False, cnn=False, light=False, shift=False, bands=False, flat=False).fit(frames[:5])
+        HybridDetector(colour=False, cnn=False, light=False, shift=False, bands=False, flat=False, tear=False).fit(frames[:5])
     with pytest.raises(ValueError, match="unique"):
         HybridDetector(cnn=False, extra_branches=[ColourBranch()]).fit(frames[:5])
     with pytest.raises(ValueError, match="no readable training image"):
@@ -223,7 +223,8 @@ def test_repr_names_the_branches_that_run():
     """It used to show `colour=None, cnn=None` for the default detector, whose two branches are both on."""
     from hybrid_drift import HybridDetector
     assert repr(HybridDetector()).startswith(
-        "HybridDetector(branches=[ColourBranch(), CNNBranch(), LightBranch(), ShiftBranch(), PatchBranch(), BandBranch(), FlatBranch()]")
+        "HybridDetector(branches=[ColourBranch(), CNNBranch(), LightBranch(), ShiftBranch(), PatchBranch(), BandBranch(), FlatBranch(),"
+        " TearBranch()]")
     assert "CNNBranch" not in repr(HybridDetector(cnn=False))
 
 

@@ -24,7 +24,7 @@ def test_explain_gives_one_item_per_input_with_maps_covering_the_image(fitted_de
     assert ex[2].error and ex[2].heatmap is None and not ex[2].branch_heatmaps
     for e, (h, w) in ((ex[0], (144, 192)), (ex[3], (96, 256))):
         assert e.heatmap.shape == (h // 8, w // 8)  # 1/8 of the image, same aspect ratio
-        assert set(e.branch_heatmaps) == {"colour", "cnn", "patch", "bands", "flat"}  # light and shift: no map
+        assert set(e.branch_heatmaps) == {"colour", "cnn", "patch", "bands", "flat", "tear"}  # light and shift: no map
         assert all(m.shape == e.heatmap.shape and np.isfinite(m).all() for m in e.branch_heatmaps.values())
     # the explained scores are the scored ones
     assert ex[1].scores["cnn"] == pytest.approx(table.loc[1, "cnn"]) and ex[1].is_outlier == table.loc[1, "is_outlier"]

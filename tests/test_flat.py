@@ -38,7 +38,7 @@ def test_rows_stuck_at_any_grey_level_alert_where_the_bands_branch_sees_only_the
 
 def test_clean_frames_a_person_and_a_darker_frame_do_not_alert(scene):
     ref, later = scene
-    det = HybridDetector(colour=False, cnn=False, light=False, shift=False, bands=False, folds="time").fit(ref)
+    det = HybridDetector(colour=False, cnn=False, light=False, shift=False, bands=False, tear=False, folds="time").fit(ref)
     assert [b.name for b in det.branches_] == ["flat"]
     b = det.branches_[0]
     assert b.calibration_.threshold >= 1.0                                     # never under one unit
@@ -74,7 +74,7 @@ def test_the_tolerance_follows_the_frames_contrast(scene):
 def test_a_model_with_the_flat_branch_round_trips_and_one_saved_before_it_loads_without_it(scene, tmp_path):
     ref, later = scene
     dead = _stuck(later[0], 90, slice(100, 103))
-    det = HybridDetector(colour=False, cnn=False, light=False, shift=False, bands=False, folds="time").fit(ref)
+    det = HybridDetector(colour=False, cnn=False, light=False, shift=False, bands=False, tear=False, folds="time").fit(ref)
     det.save(tmp_path / "m")
     back = HybridDetector.load(tmp_path / "m")
     np.testing.assert_array_equal(back.score(later[:5] + [dead])["flat"], det.score(later[:5] + [dead])["flat"])
@@ -84,7 +84,7 @@ def test_a_model_with_the_flat_branch_round_trips_and_one_saved_before_it_loads_
     (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelFormatError):
         HybridDetector.load(tmp_path / "m")
-    old = HybridDetector(colour=False, cnn=False, flat=False, folds="time").fit(ref)   # as saved before 2026-12-01
+    old = HybridDetector(colour=False, cnn=False, flat=False, tear=False, folds="time").fit(ref)   # as saved before 2026-12-01
     old.save(tmp_path / "old")
     assert [b.name for b in HybridDetector.load(tmp_path / "old").branches_] == ["light", "shift", "bands"]
 
@@ -92,7 +92,7 @@ def test_a_model_with_the_flat_branch_round_trips_and_one_saved_before_it_loads_
 def test_the_explanation_lights_up_the_stripe_of_the_stuck_rows(scene):
     ref, later = scene
     dead = _stuck(later[0], 90, slice(100, 103))
-    det = HybridDetector(colour=False, cnn=False, light=False, shift=False, bands=False, folds="time").fit(ref)
+    det = HybridDetector(colour=False, cnn=False, light=False, shift=False, bands=False, tear=False, folds="time").fit(ref)
     e = det.explain([later[0], dead])
     assert e[0].branch_heatmaps["flat"].max() == 0
     rows = e[1].branch_heatmaps["flat"][:, 0]

@@ -43,7 +43,7 @@ def scene():
 def test_a_two_percent_band_of_dead_rows_alerts_and_a_person_in_the_busy_cells_does_not(scene):
     ref, later = scene
     # frames in time order (this generated scene's per-frame noise hides that from the order check)
-    b = HybridDetector(colour=False, cnn=False, light=False, shift=False, bands=False, flat=False, extra_branches=(LocalBranch(),),
+    b = HybridDetector(colour=False, cnn=False, light=False, shift=False, bands=False, flat=False, tear=False, extra_branches=(LocalBranch(),),
                        folds="time").fit(ref).branches_[0]
     dead = later[0].copy()
     dead[100:103, 60:] = 0                           # 3 rows of 144 (2%) over the quiet part of the frame
@@ -101,7 +101,7 @@ def test_light_a_little_beyond_a_steady_reference_is_normal_and_a_stop_is_not():
 
 def test_scorers_check_their_state_and_round_trip(tmp_path, scene):
     ref, later = scene
-    det = HybridDetector(colour=False, cnn=False, light=LightBranch(), shift=False, bands=False, flat=False,
+    det = HybridDetector(colour=False, cnn=False, light=LightBranch(), shift=False, bands=False, flat=False, tear=False,
                          extra_branches=(LocalBranch(),)).fit(ref)
     det.save(tmp_path / "m")
     back = HybridDetector.load(tmp_path / "m")
@@ -127,11 +127,11 @@ def test_the_light_branch_sees_blur_and_fog_in_the_frames_sharpness_and_old_mode
     ref, later = scene
     blur = [cv2.GaussianBlur(f, (0, 0), 1.5) for f in later[:5]]
     haze = [np.clip(f.astype(np.float32) * 0.6 + 60, 0, 255).astype(np.uint8) for f in later[:5]]    # fog
-    det = HybridDetector(colour=False, cnn=False, shift=False, bands=False, flat=False, folds="time").fit(ref)
+    det = HybridDetector(colour=False, cnn=False, shift=False, bands=False, flat=False, tear=False, folds="time").fit(ref)
     assert det.branches_[0].sharpness is True
     pred = det.score(later + blur + haze)["is_outlier"].astype(bool).to_numpy()
     assert pred[:len(later)].sum() == 0 and pred[len(later):].all()
-    old = HybridDetector(colour=False, cnn=False, shift=False, bands=False, flat=False, light=LightBranch(sharpness=False),
+    old = HybridDetector(colour=False, cnn=False, shift=False, bands=False, flat=False, tear=False, light=LightBranch(sharpness=False),
                          folds="time").fit(ref)
     assert old.score(blur)["is_outlier"].astype(bool).sum() == 0      # without it, blur keeps the light
     old.save(tmp_path / "m")
@@ -178,11 +178,12 @@ def test_the_default_detector_has_the_light_branch_and_it_catches_night_and_fog_
     fog = [(f.astype(np.float32) * 0.5 + 100).astype(np.uint8) for f in later[:10]]
     flags = {}
     for light in (None, False):
-        det = HybridDetector(cnn=False, light=light, shift=False, bands=False, flat=False).fit(ref)
+        det = HybridDetector(cnn=False, light=light, shift=False, bands=False, flat=False, tear=False).fit(ref)
         f = det.score(later + night + fog)["is_outlier"].astype(bool).to_numpy()
         flags[light] = (int(f[:40].sum()), int(f[40:50].sum()), int(f[50:].sum()))
     assert [b.name for b in det.branches_] == ["colour"]
-    assert [b.name for b in HybridDetector(cnn=False).fit(ref).branches_] == ["colour", "light", "shift", "bands", "flat"]
+    assert [b.name for b in HybridDetector(cnn=False).fit(ref).branches_] == ["colour", "light", "shift", "bands", "flat",
+                                                                                    "tear"]
     assert flags[None] == (0, 10, 10)           # no false alarm on 40 clean frames; night and fog all caught
     assert flags[False][1] + flags[False][2] < 5  # the colour branch alone: its threshold covers the board
 

@@ -119,7 +119,7 @@ def test_position_free_a_pattern_seen_anywhere_is_normal_everywhere_and_a_band_i
 
 def test_a_detector_with_the_patch_branch_saves_and_loads(scene, tmp_path):
     ref, later = scene
-    det = HybridDetector(colour=False, light=False, shift=False, bands=False, flat=False, cnn=CNNBranch(augment=0, cache_dir=False),
+    det = HybridDetector(colour=False, light=False, shift=False, bands=False, flat=False, tear=False, cnn=CNNBranch(augment=0, cache_dir=False),
                          folds="time").fit(ref[:60])               # the patch branch follows the CNN branch
     dead = later[0].copy()
     dead[100:103, 60:] = 0
@@ -134,7 +134,8 @@ def test_the_default_detector_has_a_patch_branch_on_the_cnn_branchs_network_and_
     def built(**kw):
         return {type(b).__name__: b for b in HybridDetector(**kw).prepare_branches()}
     b = built(cnn=CNNBranch(image_size=(96, 128), backend="torch"))
-    assert list(b) == ["ColourBranch", "CNNBranch", "LightBranch", "ShiftBranch", "PatchBranch", "BandBranch", "FlatBranch"]
+    assert list(b) == ["ColourBranch", "CNNBranch", "LightBranch", "ShiftBranch", "PatchBranch", "BandBranch", "FlatBranch",
+                       "TearBranch"]
     assert b["PatchBranch"].image_size == (96, 128) and b["PatchBranch"].shares_network_with(b["CNNBranch"])
     assert "PatchBranch" not in built(cnn=False)                                   # no network, none
     assert "PatchBranch" not in built(patch=False)
@@ -143,7 +144,7 @@ def test_the_default_detector_has_a_patch_branch_on_the_cnn_branchs_network_and_
     # what fit --false-alarms-per-day divides by: the branches the fit will build
     assert [len(HybridDetector(**kw).planned_branches()) for kw in (
         {}, {"cnn": False}, {"cnn": CNNBranch(layers=("head",))}, {"patch": False, "extra_branches": (PatchBranch(),)})] \
-        == [7, 5, 6, 7]
+        == [8, 6, 7, 8]
 
 
 def test_fit_has_the_patch_branch_unless_told_otherwise(scene, tmp_path):
@@ -158,7 +159,7 @@ def test_fit_has_the_patch_branch_unless_told_otherwise(scene, tmp_path):
     def branches(*flags):
         out = tmp_path / ("m" + "".join(flags))
         assert main(["fit", str(ref), "--out", str(out), "--no-colour", "--no-light", "--no-shift", "--no-progress",
-                     "--image-size", "96", "128", "--n-components", "10", "--no-flat", *flags]) == 0
+                     "--image-size", "96", "128", "--n-components", "10", "--no-flat", "--no-tear", *flags]) == 0
         return [b["class"] for b in json.loads((out / "config.json").read_text())["branches"]]
     assert branches() == ["CNNBranch", "PatchBranch", "BandBranch"]
     assert branches("--no-patch") == ["CNNBranch", "BandBranch"]

@@ -21,7 +21,7 @@ def _knock(rgb, dx=0.04, dy=0.03, rot=1.5):
 def test_a_knocked_camera_alerts_and_moving_content_does_not():
     frames = _scene(np.random.default_rng(0), 160)                # a person walking, clouds
     ref, later = frames[:120], frames[120:]
-    b = HybridDetector(colour=False, cnn=False, light=False, bands=False, flat=False, shift=ShiftBranch(),
+    b = HybridDetector(colour=False, cnn=False, light=False, bands=False, flat=False, tear=False, shift=ShiftBranch(),
                        folds="time").fit(ref).branches_[0]
     knocked = [_knock(f) for f in later[:10]]
     small = [_knock(f, 0.002, 0.0, 0.0) for f in later[10:20]]   # a quarter of a pixel: vibration
@@ -32,7 +32,7 @@ def test_a_knocked_camera_alerts_and_moving_content_does_not():
 
 def test_shift_scores_are_percent_of_the_frame_and_the_model_round_trips(tmp_path):
     frames = _scene(np.random.default_rng(1), 60)
-    det = HybridDetector(colour=False, cnn=False, light=False, bands=False, flat=False, shift=ShiftBranch()).fit(frames)
+    det = HybridDetector(colour=False, cnn=False, light=False, bands=False, flat=False, tear=False, shift=ShiftBranch()).fit(frames)
     moved = np.roll(frames[0], 10, axis=1)                       # 10 of 192 columns
     s = det.score([frames[1], moved])["shift"].to_numpy()
     assert s[0] < 0.5 and s[1] == pytest.approx(100 * 10 / W, abs=0.6)
@@ -54,6 +54,6 @@ def test_a_large_board_moving_in_front_of_the_camera_widens_the_threshold_instea
     """Phase correlation follows a board that fills a quarter of a low-texture frame: the cross-fitted
     threshold covers what the reference did (a known limit: such a scene's knocks go unseen here)."""
     frames = _board_scene(np.random.default_rng(0), 160)
-    b = HybridDetector(colour=False, cnn=False, light=False, bands=False, flat=False, shift=ShiftBranch(),
+    b = HybridDetector(colour=False, cnn=False, light=False, bands=False, flat=False, tear=False, shift=ShiftBranch(),
                        folds="time").fit(frames[:120]).branches_[0]
     assert b.predict(frames[120:]).sum() == 0 and b.calibration_.threshold > 10

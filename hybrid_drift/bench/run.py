@@ -34,7 +34,7 @@ from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_sco
 
 from .._version import __version__
 from ..branches import (BandBranch, Branch, CNNBranch, ColourBranch, FlatBranch, LightBranch, LocalBranch, MinMaxBranch, PatchBranch,
-                        ShiftBranch)
+                        ShiftBranch, TearBranch)
 
 from ..datasets.manifest import Dataset, read_manifest
 from ..detector import HybridDetector
@@ -151,9 +151,10 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     bands_whole = BandBranch(bins=1, spread=True)  # the first design: one range for the frame (ablation)
     bands_whole.name = "bands_whole"
     flat = FlatBranch()
+    tear = TearBranch()
     local = LocalBranch() if cfg.local else None
     t0 = time.perf_counter()
-    ext_c = extract([b for b in (colour, minmax, local, light, shift, bands, bands_whole, flat) if b is not None], paths,
+    ext_c = extract([b for b in (colour, minmax, local, light, shift, bands, bands_whole, flat, tear) if b is not None], paths,
                     workers=cfg.runtime.workers, progress=cfg.runtime.progress, desc="colour features")
     seconds["colour"] = time.perf_counter() - t0
 
@@ -288,8 +289,8 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     main_cnn = cnn_exts["cnn"][0]
     for name, (br, _) in cnn_exts.items():
         evaluate(name, _det([br], "or", cfg))
-    # the default detector: colour + CNN + light + shift + patch + bands + flat; before the flat-rows branch; before
-    # the bands branch; before the patch branch; before light and shift
+    # the default detector: colour + CNN + light + shift + patch + bands + flat + tear; before the tear branch; before
+    # the flat-rows branch; before the bands branch; before the patch branch; before light and shift
     with_patch = [patch] if patch is not None else []
     evaluate("light", _det([light], "or", cfg))
     evaluate("shift", _det([shift], "or", cfg))
@@ -298,13 +299,16 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     evaluate("bands", _det([bands], "or", cfg))
     evaluate("bands_whole", _det([bands_whole], "or", cfg))
     evaluate("flat", _det([flat], "or", cfg))
+    evaluate("tear", _det([tear], "or", cfg))
     evaluate("fusion_or_colour_cnn", _det([copy.deepcopy(colour_best), main_cnn], "or", cfg))
     evaluate("fusion_or_before_patch", _det([copy.deepcopy(colour_best), main_cnn, light, shift], "or", cfg))
     before_bands = [main_cnn, light, shift, *with_patch]
     before_flat = [*before_bands, bands]
-    defaults = [*before_flat, flat]  # besides the colour branch (a fresh copy of the best distance each time)
+    before_tear = [*before_flat, flat]
+    defaults = [*before_tear, tear]  # besides the colour branch (a fresh copy of the best distance each time)
     evaluate("fusion_or_before_bands", _det([copy.deepcopy(colour_best), *before_bands], "or", cfg))
     evaluate("fusion_or_before_flat", _det([copy.deepcopy(colour_best), *before_flat], "or", cfg))
+    evaluate("fusion_or_before_tear", _det([copy.deepcopy(colour_best), *before_tear], "or", cfg))
     fusion_or_det = evaluate("fusion_or", _det([copy.deepcopy(colour_best), *defaults], "or", cfg))
     study_name = f"cnn_study_{cfg.backbone}"
     if study_name in cnn_exts:  # the study's own pairing: whylogs-style colour + avg-pool CNN
@@ -348,7 +352,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
 #: methods summarised across the splits of a protocol (the default fusion first)
 PROTOCOL_METHODS = ("fusion_or", "fusion_logistic", "cnn", "colour", "light", "fusion_or_colour_cnn", "minmax", "local",
                     "fusion_or_local", "shift", "patch", "fusion_or_before_patch", "bands", "bands_whole",
-                    "fusion_or_before_bands", "flat", "fusion_or_before_flat")
+                    "fusion_or_before_bands", "flat", "fusion_or_before_flat", "tear", "fusion_or_before_tear")
 _METRICS = ("precision", "recall", "f1", "auroc", "false_alarms_per_1000")
 
 

@@ -12,7 +12,9 @@ from ..scorers.distances import DISTANCES
 __all__ = ["markdown_table", "per_kind_table", "protocol_tables", "scene_kind_table"]
 
 _LABELS = {"minmax": "Min/max range (trivial baseline)", "cnn": "CNN + PCA",
-           "fusion_or": "Fusion (OR) of colour + CNN + light + shift + patch + bands + flat rows (default)",
+           "fusion_or": "Fusion (OR) of colour + CNN + light + shift + patch + bands + flat rows + tear (default)",
+           "fusion_or_before_tear": "Fusion (OR) of colour + CNN + light + shift + patch + bands + flat rows (before the tear branch)",
+           "tear": "Tear (a stripe fits the reference moved sideways better than in place, per eighth of the height)",
            "fusion_or_before_flat": "Fusion (OR) of colour + CNN + light + shift + patch + bands (before the flat-rows branch)",
            "flat": "Flat rows (share of a row at its own grey level, per eighth of the height)",
            "fusion_or_before_bands": "Fusion (OR) of colour + CNN + light + shift + patch (before the bands branch)",
@@ -34,8 +36,8 @@ def markdown_table(res: dict[str, Any]) -> str:
     order = ["minmax"] + [f"colour_{d}" for d in DISTANCES] + \
         sorted(k for k in res["methods"] if k.startswith("cnn_study")) + ["cnn"] + \
         sorted(k for k in res["methods"] if k.startswith("cnn_") and not k.startswith("cnn_study")) + \
-        ["light", "shift", "patch", "bands", "bands_whole", "flat", "local", "fusion_or_study", "fusion_or_colour_cnn",
-         "fusion_or_before_patch", "fusion_or_before_bands", "fusion_or_before_flat", "fusion_or", "fusion_or_local",
+        ["light", "shift", "patch", "bands", "bands_whole", "flat", "tear", "local", "fusion_or_study", "fusion_or_colour_cnn",
+         "fusion_or_before_patch", "fusion_or_before_bands", "fusion_or_before_flat", "fusion_or_before_tear", "fusion_or", "fusion_or_local",
          "fusion_logistic"]
     for k in order:
         if k not in res["methods"]:
@@ -57,9 +59,9 @@ def markdown_table(res: dict[str, Any]) -> str:
 
 
 def per_kind_table(res: dict[str, Any], methods=("minmax", "colour", "cnn_study_efficientnet_lite0", "cnn", "light", "shift",
-                                                 "patch", "bands", "bands_whole", "flat", "fusion_or_study",
+                                                 "patch", "bands", "bands_whole", "flat", "tear", "fusion_or_study",
                                                  "fusion_or_colour_cnn", "fusion_or_before_patch",
-                                                 "fusion_or_before_bands", "fusion_or_before_flat", "fusion_or",
+                                                 "fusion_or_before_bands", "fusion_or_before_flat", "fusion_or_before_tear", "fusion_or",
                                                  "fusion_logistic")) -> str:
     methods = [m for m in methods if m in res["per_kind_recall"]]
     kinds = sorted({k for m in methods for k in res["per_kind_recall"][m]})

@@ -89,10 +89,12 @@ def add(sub, parents) -> None:
                    help="no patch branch (where in the picture: the CNN's mid-level map, position by position; "
                         "shares the CNN branch's pass)")
     s.add_argument("--no-bands", action="store_true",
-                   help="no bands branch (a row-aligned fault across the frame: dead sensor rows, a torn frame, "
+                   help="no bands branch (a row-aligned fault across the frame: dead sensor rows, a half-decoded frame, "
                         "an overlay bar)")
     s.add_argument("--no-flat", action="store_true",
                    help="no flat-rows branch (a row at one grey level from edge to edge: dead or stuck sensor rows)")
+    s.add_argument("--no-tear", action="store_true",
+                   help="no tear branch (part of the picture displaced sideways: a torn frame)")
     s.add_argument("--ignore", type=_zone, action="append", default=[], metavar="'x,y x,y x,y ...'",
                    help="an ignore zone (repeatable): a polygon in fractions of the frame's width and height, "
                         "e.g. '0.7,0 1,0 1,0.1 0.7,0.1' for a clock in the top right corner; no branch looks there, "
@@ -148,8 +150,9 @@ def fit(a) -> int:
     patch = False if a.no_patch else None
     bands = False if a.no_bands else None
     flat = False if a.no_flat else None
+    tear = False if a.no_tear else None
     det = HybridDetector(colour=colour, cnn=cnn, light=light, shift=shift, patch=patch, bands=bands, flat=flat,
-                         fusion=a.fusion,
+                         tear=tear, fusion=a.fusion,
                          calibration=a.calibration, k=a.k, folds=a.folds, runtime=runtime_from(a), ignore=a.ignore)
     det.set_params(fpr=_fpr(a, len(det.planned_branches())))  # per branch: as many as the fit will build
     val = labels = None

@@ -7,8 +7,8 @@ from .histogram import HistogramScorer
 from .minmax import MinMaxScorer
 from .patch import PatchPCAScorer
 from .pca import PCAReconstructionScorer
-from .shift import ShiftScorer
+from .shift import ShiftScorer, TearScorer
 
 __all__ = ["BaseScorer", "SCORERS", "scorer_from_state", "DISTANCES", "HistogramScorer",
            "MinMaxScorer", "PCAReconstructionScorer", "CellScorer", "RangeScorer",
-           "ShiftScorer", "PatchPCAScorer"]
+           "ShiftScorer", "TearScorer", "PatchPCAScorer"]

@@ -19,7 +19,7 @@ import numpy as np
 
 from .base import BaseScorer, check_shape
 
-__all__ = ["ShiftScorer"]
+__all__ = ["ShiftScorer", "TearScorer"]
 
 
 def _gradient(g: np.ndarray) -> np.ndarray:
@@ -83,3 +83,99 @@ class ShiftScorer(BaseScorer):
 
     def _check_state(self):
         check_shape(type(self).__name__, "median_", np.asarray(self.median_), self._grid())
+
+
+class TearScorer(BaseScorer):
+    """Part of the picture displaced sideways (a torn frame): per horizontal stripe, how much better the
+    frame matches the reference's median picture moved sideways than in place, past the reference's own.
+
+    Both are compared by their horizontal gradients (each pixel minus its left neighbour), so the light
+    level does not count. For each stripe and each horizontal lag ``l`` between ``min_lag`` and
+    ``max_lag`` of the width (either way), the mean absolute difference between the frame's gradients
+    moved by ``l`` and the median's is compared with the one at lag 0, over the columns both cover; the
+    stripe's statistic is the lag-0 difference minus the smallest displaced one (grey levels: > 0 when
+    some sideways shift fits better than none). A torn frame fits the median shifted below the tear;
+    moving content (a person, a car, a hand), light and blur fit no shift better. The score is the
+    largest stripe's statistic past the reference's largest in that stripe, in ``unit`` grey levels.
+
+    Parameters
+    ----------
+    size : (height, width)
+        The thumbnails' grid (the features are ``height * width`` grey levels per image).
+    bins : int
+        Horizontal stripes, each with its own range.
+    min_lag, max_lag : float
+        The sideways shifts tried, as shares of the width.
+    unit : float
+        Grey levels (of gradient) per unit of the score.
+
+    Examples
+    --------
+    >>> import numpy as np, cv2
+    >>> rng = np.random.default_rng(0)
+    >>> scene = cv2.GaussianBlur(rng.integers(0, 255, (48, 64)).astype(np.float32), (5, 5), 2) * 3 - 200
+    >>> ref = np.stack([scene + rng.normal(0, 2, scene.shape) for _ in range(10)]).reshape(10, -1)
+    >>> torn = scene.copy(); torn[30:] = np.roll(scene[30:], 12, axis=1)
+    >>> s = TearScorer().fit(ref)
+    >>> [bool(v > 1) for v in s.score_samples(np.vstack([ref[:1], torn.reshape(1, -1)]))]
+    [False, True]
+    """
+
+    _array_attrs: ClassVar = ("median_", "max_")
+
+    def __init__(self, size=(48, 64), bins: int = 8, min_lag: float = 0.05, max_lag: float = 0.4, unit: float = 1.0):
+        self.size, self.bins, self.min_lag, self.max_lag, self.unit = size, bins, min_lag, max_lag, unit
+
+    def _grid(self) -> tuple[int, int]:
+        h, w = (int(v) for v in self.size)
+        if min(h, w) < 8:
+            raise ValueError(f"size must be (height, width) of at least 8 each, got {self.size!r}")
+        if not (0 < self.min_lag <= self.max_lag < 1 and int(self.bins) >= 1 and h >= int(self.bins)
+                and self.unit > 0):
+            raise ValueError(f"need 0 < min_lag <= max_lag < 1, 1 <= bins <= height and unit > 0, got "
+                             f"min_lag={self.min_lag!r}, max_lag={self.max_lag!r}, bins={self.bins!r}, unit={self.unit!r}")
+        return h, w
+
+    def _lags(self, w: int) -> list[int]:
+        lo, hi = max(1, round(self.min_lag * w)), max(1, int(self.max_lag * w))
+        return [s * lag for lag in range(lo, max(lo, hi) + 1) for s in (1, -1)]
+
+    def stripe_gains(self, X) -> np.ndarray:
+        """``(n, bins)``: per stripe, the lag-0 difference from the median minus the smallest displaced one."""
+        h, w = self._grid()
+        G = np.diff(np.asarray(X, dtype=np.float32).reshape(len(X), h, w), axis=2)
+        med = np.diff(np.asarray(self.median_, dtype=np.float32), axis=1)
+        w -= 1
+        edges = np.linspace(0, h, int(self.bins) + 1).round().astype(int)
+
+        def per_stripe(lag: int) -> np.ndarray:
+            if lag >= 0:
+                rows = np.abs(G[:, :, lag:] - med[None, :, :w - lag]).mean(axis=2)
+            else:
+                rows = np.abs(G[:, :, :w + lag] - med[None, :, -lag:]).mean(axis=2)
+            return np.add.reduceat(rows, edges[:-1], axis=1) / np.diff(edges)
+
+        lags = self._lags(w)
+        best = per_stripe(lags[0])
+        for lag in lags[1:]:
+            np.minimum(best, per_stripe(lag), out=best)
+        return (per_stripe(0) - best).astype(np.float64)
+
+    def _fit(self, X):
+        h, w = self._grid()
+        if X.shape[1] != h * w:
+            raise ValueError(f"TearScorer(size={self.size!r}) needs {h * w} features per row, got {X.shape[1]}")
+        self.median_ = np.median(X.reshape(len(X), h, w), axis=0).astype(np.float32)
+        self.max_ = self.stripe_gains(X).max(axis=0)
+
+    def feature_scores(self, X) -> np.ndarray:
+        """``(n, bins)``: each stripe's statistic past the reference's largest there, in units (0 within)."""
+        return np.maximum(self.stripe_gains(self._check_X(X)) - self.max_, 0.0) / float(self.unit)
+
+    def _score(self, X):
+        return self.feature_scores(X).max(axis=1)
+
+    def _check_state(self):
+        name = type(self).__name__
+        check_shape(name, "median_", np.asarray(self.median_), self._grid())
+        check_shape(name, "max_", np.asarray(self.max_), (int(self.bins),))
