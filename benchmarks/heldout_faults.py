@@ -64,6 +64,7 @@ def run_dataset(path: str, copies: int = 20, kinds=None, make_detector=None) -> 
     clean = m[(m["split"] == "test") & (m["label"] == 0)]
     det = (make_detector or HybridDetector)().fit(ref["abspath"].tolist())
     fa = det.score(clean["abspath"].tolist())
+    alarms = fa["is_outlier"].fillna(False)
     rng = np.random.default_rng(zlib.crc32(ds.root.name.encode()))
     picked = clean["abspath"].to_numpy()[rng.choice(len(clean), min(copies, len(clean)), replace=False)]
     frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in picked]
@@ -78,8 +79,7 @@ def run_dataset(path: str, copies: int = 20, kinds=None, make_detector=None) -> 
         per_kind[kind] = {"recall": float(t["is_outlier"].fillna(False).mean()),
                           "by_branch": {b: float(t[f"{b}_flag"].fillna(False).mean()) for b in branches}}
     return {"dataset": ds.root.name, "n_clean": int(len(fa)),
-            "false_alarms": int(fa["is_outlier"].fillna(False).sum()),
-            "false_alarms_per_1000": 1000.0 * float(fa["is_outlier"].fillna(False).mean()),
+            "false_alarms": int(alarms.sum()), "false_alarms_per_1000": 1000.0 * float(alarms.mean()),
             "copies": len(frames), "per_kind": per_kind,
             "thresholds": {n: float(c.threshold) for n, c in zip(det.branch_names, det.calibrations)}}
 
@@ -117,9 +117,9 @@ def main(argv=None) -> int:
     ap.add_argument("--kinds", default=None, help="comma-separated faults (default: held-out and study faults)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
-    import os
-    import platform
     from datetime import date
+
+    from hybrid_drift.bench.run import machine_description
 
     results = []
     for d in a.datasets:
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
         print(f"{results[-1]['dataset']}: done", file=sys.stderr, flush=True)
     print(table(results))
     if a.json:
-        Path(a.json).write_text(json.dumps({"date": date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+        Path(a.json).write_text(json.dumps({"date": date.today().isoformat(), "machine": machine_description(),
                                             "datasets": results}, indent=1))
     return 0
 

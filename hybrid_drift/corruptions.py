@@ -318,7 +318,6 @@ _register_all([
 ])
 
 
-
 # --- held-out faults: never used to build a benchmark set nor to choose a default ----------------
 def _frame_tear(rng):
     """A torn frame (a video link losing packets): the frame below a row, displaced sideways."""

@@ -124,6 +124,11 @@ def _det(branches: list[Branch], fusion: str, cfg: BenchConfig) -> HybridDetecto
                                       blocks=cfg.blocks)
 
 
+def machine_description() -> str:
+    """The machine a benchmark ran on, as every result file records it."""
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}"
+
+
 def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> dict[str, Any]:
     """Run the benchmark; returns the result dict (schema in ``shared/DESIGN.md`` plus extras).
 
@@ -340,7 +345,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
         "unreadable": {i: e for i, e in zip(merged.ids, merged.errors) if e},
         "reference": {"n": int(ref.n_ok), "input_order": input_order.as_dict(), "order_check": order_check.as_dict()},
         "notes": notes,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+        "machine": machine_description(),
         "date": _dt.date.today().isoformat(),
         "hybrid_drift_version": __version__,
         "_frames": frames,
@@ -391,7 +396,7 @@ def run_protocol(path: str | os.PathLike, config: BenchConfig | None = None) -> 
             "threshold_ratios": _threshold_ratios(per),
             "headline": None if head is None else {"method": "fusion_or", "split": head["worst_split"],
                                                    **head["worst_split_metrics"]},
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+            "machine": machine_description(),
             "date": _dt.date.today().isoformat(), "hybrid_drift_version": __version__}
 
 

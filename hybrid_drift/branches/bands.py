@@ -68,9 +68,7 @@ class _StripeBranch(Branch):
     def explain_features(self, prepared, images):
         """Per image, a one-column map of each stripe's distance past the reference's range in that stripe
         (units, top to bottom): the stripe that holds the fault lights up."""
-        self._check_fitted()
-        F = self.features(prepared, images)
-        return F, [m[:, None] for m in self.scorer_.feature_scores(F)] if len(F) else []
+        return self._explain_stripes(prepared, images)
 
     def make_scorer(self):
         return RangeScorer(floors=[self.unit] * self.bins, lower=False, spread=self.spread)

@@ -111,6 +111,13 @@ class Branch:
         branch has no spatial view. Needs a fitted branch."""
         return self.features(prepared, images), None
 
+    def _explain_stripes(self, prepared: list, images: list[DecodedImage]) -> tuple[np.ndarray, list]:
+        """:meth:`explain_features` for a scorer with one score per horizontal stripe (its
+        ``feature_scores``): per image, a one-column map of them, top to bottom."""
+        self._check_fitted()
+        F = self.features(prepared, images)
+        return F, [m[:, None] for m in self.scorer_.feature_scores(F)] if len(F) else []
+
     #: name -> rule (:mod:`hybrid_drift.branches.params`): checked at construction, which is also how a
     #: saved model is rebuilt, and read by the command line for its choices
     _parameter_constraints: ClassVar[dict] = {}

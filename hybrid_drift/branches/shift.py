@@ -19,8 +19,9 @@ there, but on generated scenes whose reference saw clouds (+-25% of the light) t
 torn frames (gradients: 40 of 40 on all 10 scenes): with the whole frame brighter or darker every lag
 fits badly and the best of 46 lags fits better than lag 0 by chance, which widens the threshold;
 matching each stripe's mean and contrast to the reference's flagged 123 of D2's 200 clean frames.
-4 stripes (grey levels) flagged 3 of D2's 200 clean frames; one stripe caught 0-88%. Its own branch: the whole-frame shift branch caught 5-35% of the torn frames on
-the street and the tank (the desk's 100%), and one threshold serves a branch.
+4 stripes (grey levels) flagged 3 of D2's 200 clean frames; one stripe caught 0-88%. Its own branch:
+the whole-frame shift branch caught 5-35% of the torn frames on the street and the tank (the desk's
+100%), and one threshold serves a branch.
 """
 
 from __future__ import annotations
@@ -115,15 +116,11 @@ class TearBranch(_ThumbnailBranch):
         self.least, self.margin, self.unit, self.size, self.bins = least, margin, unit, tuple(size), bins
         self.min_lag, self.max_lag, self.min_side = min_lag, max_lag, min_side
         self._check_params()
-        if min_lag > max_lag or bins > self.size[0]:
-            raise ValueError(f"need min_lag <= max_lag and bins <= the thumbnail's height, got min_lag={min_lag!r}, "
-                             f"max_lag={max_lag!r}, bins={bins!r}, size={size!r}")
+        self.make_scorer().check_settings()  # the scorer owns the rules between lags, stripes and size
 
     def explain_features(self, prepared, images):
         """Per image, a one-column map of each stripe's fit past the reference's (units, top to bottom)."""
-        self._check_fitted()
-        F = self.features(prepared, images)
-        return F, [m[:, None] for m in self.scorer_.feature_scores(F)] if len(F) else []
+        return self._explain_stripes(prepared, images)
 
     def make_scorer(self):
         return TearScorer(size=self.size, bins=self.bins, min_lag=self.min_lag, max_lag=self.max_lag, unit=self.unit)

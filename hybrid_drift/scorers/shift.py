@@ -126,7 +126,8 @@ class TearScorer(BaseScorer):
     def __init__(self, size=(48, 64), bins: int = 8, min_lag: float = 0.05, max_lag: float = 0.4, unit: float = 1.0):
         self.size, self.bins, self.min_lag, self.max_lag, self.unit = size, bins, min_lag, max_lag, unit
 
-    def _grid(self) -> tuple[int, int]:
+    def check_settings(self) -> tuple[int, int]:
+        """``(height, width)`` of the grid; ValueError naming the setting when the settings do not fit together."""
         h, w = (int(v) for v in self.size)
         if min(h, w) < 8:
             raise ValueError(f"size must be (height, width) of at least 8 each, got {self.size!r}")
@@ -142,7 +143,7 @@ class TearScorer(BaseScorer):
 
     def stripe_gains(self, X) -> np.ndarray:
         """``(n, bins)``: per stripe, the lag-0 difference from the median minus the smallest displaced one."""
-        h, w = self._grid()
+        h, w = self.check_settings()
         G = np.diff(np.asarray(X, dtype=np.float32).reshape(len(X), h, w), axis=2)
         med = np.diff(np.asarray(self.median_, dtype=np.float32), axis=1)
         w -= 1
@@ -162,7 +163,7 @@ class TearScorer(BaseScorer):
         return (per_stripe(0) - best).astype(np.float64)
 
     def _fit(self, X):
-        h, w = self._grid()
+        h, w = self.check_settings()
         if X.shape[1] != h * w:
             raise ValueError(f"TearScorer(size={self.size!r}) needs {h * w} features per row, got {X.shape[1]}")
         self.median_ = np.median(X.reshape(len(X), h, w), axis=0).astype(np.float32)
@@ -177,5 +178,5 @@ class TearScorer(BaseScorer):
 
     def _check_state(self):
         name = type(self).__name__
-        check_shape(name, "median_", np.asarray(self.median_), self._grid())
+        check_shape(name, "median_", np.asarray(self.median_), self.check_settings())
         check_shape(name, "max_", np.asarray(self.max_), (int(self.bins),))
