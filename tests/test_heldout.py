@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import TEST_IMAGE_SIZE
 
@@ -29,6 +30,13 @@ def test_every_fault_scored_on_every_dataset_and_tabled(tiny_dataset, tmp_path, 
     assert lines[1].split()[-2:] == [f"{got['false_alarms']}/30"] * 2
     row = next(line for line in lines if line.startswith("decode_error"))
     assert "n/a" in row and row.split()[1:4] == ["100%", "n/a", "100%"]  # the worst is over the scored ones
+    # the same 30 clean frames as each stream delivers them, each alarm a false one, tabled under the clean row
+    assert set(got["benign"]) == set(heldout.BENIGN)
+    for how, v in got["benign"].items():
+        assert v is None or (v["n"] == 30 and 0 <= v["false_alarms"] <= 30 and set(v["by_branch"]) >= {"cnn"}), how
+        if v is not None:
+            stream = next(line for line in lines if line.strip().startswith(f"as {how}"))
+            assert stream.split()[2:4] == [f"{v['false_alarms']}/30"] * 2
 
 
 def test_a_fault_a_camera_cannot_show_is_not_applicable(frames):
@@ -51,3 +59,45 @@ def test_main_prints_the_table_and_writes_json(monkeypatch, tmp_path, capsys):
     assert "smear" in out and "cnn 50%" in out
     saved = json.loads((tmp_path / "h.json").read_text())
     assert [r["dataset"] for r in saved["datasets"]] == ["a", "b"] and saved["date"] and saved["machine"]
+
+
+def test_by_default_every_held_out_study_and_unseen_fault_is_scored(tiny_dataset, monkeypatch):
+    from hybrid_drift import CNNBranch, HybridDetector
+    from hybrid_drift.corruptions import HELD_OUT_FAULTS, STUDY_FAULTS, UNSEEN_FAULTS
+
+    asked = []
+    monkeypatch.setattr(heldout, "_copies", lambda frames, kind, rng: asked.append(kind))  # every fault n/a
+    small = lambda: HybridDetector(cnn=CNNBranch(image_size=TEST_IMAGE_SIZE, n_components=20, cache_dir=False))  # noqa: E731
+    got = heldout.run_dataset(str(tiny_dataset), copies=2, make_detector=small)
+    assert asked == list(HELD_OUT_FAULTS + STUDY_FAULTS + UNSEEN_FAULTS)
+    assert set(got["per_kind"]) == set(asked) and all(v is None for v in got["per_kind"].values())
+
+
+def test_table_columns_stay_aligned_under_long_fault_names():
+    one = {"dataset": "d", "n_clean": 10, "false_alarms": 0, "copies": 2,
+           "per_kind": {"smear": {"recall": 0.5, "by_branch": {}},
+                        "chromatic_aberration": {"recall": 1.0, "by_branch": {}}}}
+    lines = heldout.table([one, {**one, "dataset": "e"}]).splitlines()
+    ends = {line.index("%") for line in lines[2:]}  # the first dataset's column ends at one place on every row
+    assert len(ends) == 1 and lines[0].index("d") == min(ends)  # under its header
+
+
+def test_streams_deliver_the_frames_re_encoded(frames):
+    """JPEG 60 and 40 change the pixels a little (40 more than 60), keep the size; the MPEG-4 round trip gives
+    every frame back, near the original; an unknown stream is an error."""
+    import cv2
+
+    bgr = [cv2.cvtColor(f, cv2.COLOR_RGB2BGR) for f in frames[:12]]
+    diff = {}
+    for how in heldout.BENIGN:
+        got = heldout._reencoded(bgr, how)
+        if got is None:  # this OpenCV cannot write MPEG-4: n/a, never an error
+            assert how == "mpeg4"
+            continue
+        assert len(got) == len(bgr) and all(g.ndim == 3 for g in got)
+        h, w = min(g.shape[0] for g in got), min(g.shape[1] for g in got)
+        diff[how] = float(np.mean([np.abs(g[:h, :w].astype(int) - f[:h, :w]).mean() for g, f in zip(got, frames)]))
+        assert 0 < diff[how] < 12, how
+    assert diff["jpeg40"] > diff["jpeg60"]
+    with pytest.raises(ValueError, match="unknown stream"):
+        heldout._reencoded(bgr, "h265")
