@@ -400,6 +400,14 @@ STUDY_FAULTS = ("gaussian_noise", "downscale", "rain", "vertical_flip", "sun_fla
                 "colour_jitter")
 
 # --- unseen faults: a second held-out round, written after every default was chosen ---------
+def _seeded(transform: A.BasicTransform):
+    """A fault that is one Albumentations transform whose randomness comes from a recorded seed."""
+    def factory(rng):
+        seed = _seed(rng)
+        return _albu(transform, seed), {"seed": seed}
+    return factory
+
+
 def _washed_out(rng):
     c = _u(rng, 0.4, 0.6)
     return _albu(A.RandomBrightnessContrast(brightness_limit=(0, 0), contrast_limit=(c - 1, c - 1), p=1.0),
@@ -412,45 +420,9 @@ def _gamma(rng):
     return _lut(255.0 * (np.arange(256) / 255.0) ** g), {"gamma": g}
 
 
-def _lens_dirt(rng):
-    seed = _seed(rng)
-    return _albu(A.Spatter(mode="mud", p=1.0), seed), {"seed": seed}
-
-
-def _lens_drops(rng):
-    seed = _seed(rng)
-    return _albu(A.Spatter(mode="rain", p=1.0), seed), {"seed": seed}
-
-
-def _sensor_gain_noise(rng):
-    seed = _seed(rng)
-    return _albu(A.ISONoise(color_shift=(0.05, 0.1), intensity=(0.5, 0.8), p=1.0), seed), {"seed": seed}
-
-
-def _frosted_lens(rng):
-    seed = _seed(rng)
-    return _albu(A.GlassBlur(sigma=0.7, max_delta=2, iterations=1, p=1.0), seed), {"seed": seed}
-
-
-def _zoom_blur(rng):
-    seed = _seed(rng)
-    return _albu(A.ZoomBlur(max_factor=(1.1, 1.2), p=1.0), seed), {"seed": seed}
-
-
 def _posterize(rng):
     bits = int(rng.integers(2, 4))
     return _albu(A.Posterize(num_bits=(bits, bits), p=1.0), 0), {"bits": bits}
-
-
-def _block_dropout(rng):
-    seed = _seed(rng)
-    return _albu(A.CoarseDropout(num_holes_range=(3, 6), hole_height_range=(0.08, 0.15),
-                                 hole_width_range=(0.08, 0.15), p=1.0), seed), {"seed": seed}
-
-
-def _perspective(rng):
-    seed = _seed(rng)
-    return _albu(A.Perspective(scale=(0.05, 0.08), p=1.0), seed), {"seed": seed}
 
 
 def _tilt(rng):
@@ -463,11 +435,6 @@ def _tilt(rng):
     return run, {"rotation": float(rot)}
 
 
-def _oversharpen(rng):
-    seed = _seed(rng)
-    return _albu(A.Sharpen(alpha=(0.5, 0.8), p=1.0), seed), {"seed": seed}
-
-
 def _chromatic_aberration(rng):
     seed = _seed(rng)
     fringe = _albu(A.ChromaticAberration(primary_distortion_limit=(0.1, 0.2), p=1.0), seed)
@@ -478,18 +445,6 @@ def _chromatic_aberration(rng):
             out = np.repeat(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
         return out
     return run, {"seed": seed}
-
-
-def _colour_loss(rng):
-    seed = _seed(rng)
-    return _albu(A.HueSaturationValue(hue_shift_limit=0, sat_shift_limit=(-80, -60), val_shift_limit=0, p=1.0),
-                 seed), {"seed": seed}
-
-
-def _hue_shift(rng):
-    seed = _seed(rng)
-    return _albu(A.HueSaturationValue(hue_shift_limit=(20, 40), sat_shift_limit=0, val_shift_limit=0, p=1.0),
-                 seed), {"seed": seed}
 
 
 def _mirrored(rng):
@@ -507,36 +462,42 @@ def _zoom_in(rng):
     return run, {"factor": f}
 
 
-def _local_tone_mapping(rng):
-    seed = _seed(rng)
-    return _albu(A.CLAHE(clip_limit=(4, 6), p=1.0), seed), {"seed": seed}
-
-
-def _wide_lens(rng):
-    seed = _seed(rng)
-    return _albu(A.OpticalDistortion(distort_limit=(0.4, 0.6), p=1.0), seed), {"seed": seed}
-
-
 _register_all([
     ("washed_out", "colour", _washed_out, "contrast cut to 40-60% (a flare-washed or misconfigured image)"),
     ("gamma", "colour", _gamma, "the tone curve changed: gamma 2-3 or its inverse"),
-    ("lens_dirt", "local", _lens_dirt, "mud spattered on the lens (A.Spatter, mud)"),
-    ("lens_drops", "local", _lens_drops, "rain drops on the lens (A.Spatter, rain)"),
-    ("sensor_gain_noise", "shape", _sensor_gain_noise, "high sensor gain at low light (A.ISONoise)"),
-    ("frosted_lens", "shape", _frosted_lens, "a frosted or fogged-up lens cover (A.GlassBlur)"),
-    ("zoom_blur", "shape", _zoom_blur, "the zoom moving during the exposure (A.ZoomBlur, 1.1-1.2x)"),
+    ("lens_dirt", "local", _seeded(A.Spatter(mode="mud", p=1.0)),
+     "mud spattered on the lens (A.Spatter, mud)"),
+    ("lens_drops", "local", _seeded(A.Spatter(mode="rain", p=1.0)),
+     "rain drops on the lens (A.Spatter, rain)"),
+    ("sensor_gain_noise", "shape", _seeded(A.ISONoise(color_shift=(0.05, 0.1), intensity=(0.5, 0.8), p=1.0)),
+     "high sensor gain at low light (A.ISONoise)"),
+    ("frosted_lens", "shape", _seeded(A.GlassBlur(sigma=0.7, max_delta=2, iterations=1, p=1.0)),
+     "a frosted or fogged-up lens cover (A.GlassBlur)"),
+    ("zoom_blur", "shape", _seeded(A.ZoomBlur(max_factor=(1.1, 1.2), p=1.0)),
+     "the zoom moving during the exposure (A.ZoomBlur, 1.1-1.2x)"),
     ("posterize", "colour", _posterize, "bit depth lost: 2-3 bits a channel (A.Posterize)"),
-    ("block_dropout", "local", _block_dropout, "3-6 missing blocks, 8-15% of each side, black (A.CoarseDropout)"),
-    ("perspective", "shape", _perspective, "the mount bent: a 5-8% perspective warp (A.Perspective)"),
+    ("block_dropout", "local", _seeded(A.CoarseDropout(num_holes_range=(3, 6), hole_height_range=(0.08, 0.15),
+                                                  hole_width_range=(0.08, 0.15), p=1.0)),
+     "3-6 missing blocks, 8-15% of each side, black (A.CoarseDropout)"),
+    ("perspective", "shape", _seeded(A.Perspective(scale=(0.05, 0.08), p=1.0)),
+     "the mount bent: a 5-8% perspective warp (A.Perspective)"),
     ("tilt", "shape", _tilt, "the camera turned on its mount by 4-8 degrees"),
-    ("oversharpen", "shape", _oversharpen, "the camera's sharpening turned up (A.Sharpen, 0.5-0.8)"),
-    ("chromatic_aberration", "colour", _chromatic_aberration, "a cheaper lens: colour fringes (A.ChromaticAberration)"),
-    ("colour_loss", "colour", _colour_loss, "colour gain lost: saturation down 60-80 (of 255)"),
-    ("hue_shift", "colour", _hue_shift, "white balance off in hue: 20-40 (of 180) round the colour wheel"),
+    ("oversharpen", "shape", _seeded(A.Sharpen(alpha=(0.5, 0.8), p=1.0)),
+     "the camera's sharpening turned up (A.Sharpen, 0.5-0.8)"),
+    ("chromatic_aberration", "colour", _chromatic_aberration,
+     "a cheaper lens: colour fringes (A.ChromaticAberration)"),
+    ("colour_loss", "colour", _seeded(A.HueSaturationValue(hue_shift_limit=0, sat_shift_limit=(-80, -60),
+                                                       val_shift_limit=0, p=1.0)),
+     "colour gain lost: saturation down 60-80 (of 255)"),
+    ("hue_shift", "colour", _seeded(A.HueSaturationValue(hue_shift_limit=(20, 40), sat_shift_limit=0,
+                                                     val_shift_limit=0, p=1.0)),
+     "white balance off in hue: 20-40 (of 180) round the colour wheel"),
     ("mirrored", "shape", _mirrored, "the image mirrored left to right (a toggled setting)"),
     ("zoom_in", "shape", _zoom_in, "the zoom changed: the centre 1/1.2-1/1.35 of the frame, enlarged"),
-    ("local_tone_mapping", "colour", _local_tone_mapping, "local tone mapping switched on (A.CLAHE, clip 4-6)"),
-    ("wide_lens", "shape", _wide_lens, "another lens: barrel distortion (A.OpticalDistortion, 0.4-0.6)"),
+    ("local_tone_mapping", "colour", _seeded(A.CLAHE(clip_limit=(4, 6), p=1.0)),
+     "local tone mapping switched on (A.CLAHE, clip 4-6)"),
+    ("wide_lens", "shape", _seeded(A.OpticalDistortion(distort_limit=(0.4, 0.6), p=1.0)),
+     "another lens: barrel distortion (A.OpticalDistortion, 0.4-0.6)"),
 ])
 
 #: a second held-out round (2026-12-01): camera faults written after every default of this version was
