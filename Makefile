@@ -49,7 +49,9 @@ bench-scenes: $(VENV)/.installed
 	$(VENV)/bin/hybrid-drift bench $(BUILD)/scenes --json $(BUILD)/scenes.json
 
 # faults no benchmark set is built from (a torn or half-decoded frame, smear, over-exposure, snow, defocus,
-# hot pixels, and the study's transforms off the street), on each scene in time order, development then report
+# hot pixels, the study's transforms off the street, and 19 camera faults written after the defaults were
+# chosen) and the clean frames re-encoded as a stream may deliver them (JPEG 60/40, MPEG-4), on each scene in
+# time order, development then report
 bench-heldout: $(VENV)/.installed
 	$(VENV)/bin/hybrid-drift make-dataset crossroad-protocol $(BUILD)/dev --dev
 	$(VENV)/bin/hybrid-drift make-dataset scenes $(BUILD)/scenes-dev --dev
