@@ -36,6 +36,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def _jpeg(bgr, quality: int):
+    """``bgr`` through a JPEG at ``quality`` and back (BGR)."""
+    import cv2
+
+    return cv2.imdecode(cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
+
+
 def _copies(frames, kind, rng):
     """JPEG'd corrupted copies of ``frames``; None when the fault does not change this scene's frames."""
     import cv2
@@ -48,8 +55,7 @@ def _copies(frames, kind, rng):
             img, _ = apply_corruption(rgb, kind, rng)
         except ValueError:  # unchanged five times: the fault does not exist on this camera
             return None
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
-        out.append(cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+        out.append(cv2.cvtColor(_jpeg(cv2.cvtColor(img, cv2.COLOR_RGB2BGR), 92), cv2.COLOR_BGR2RGB))
     return out
 
 
@@ -68,9 +74,7 @@ def _reencoded(frames_bgr, how):
     import cv2
 
     if how.startswith("jpeg"):
-        q = int(how[4:])
-        out = [cv2.imdecode(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_COLOR)
-               for f in frames_bgr]
+        out = [_jpeg(f, int(how[4:])) for f in frames_bgr]
     elif how == "mpeg4":
         h, w = frames_bgr[0].shape[:2]
         fd, tmp = tempfile.mkstemp(suffix=".mp4")
@@ -117,10 +121,10 @@ def run_dataset(path: str, copies: int = 20, kinds=None, make_detector=None) -> 
     fa = det.score(clean["abspath"].tolist())
     alarms = fa["is_outlier"].fillna(False)
     rng = np.random.default_rng(zlib.crc32(ds.root.name.encode()))
-    picked = clean["abspath"].to_numpy()[rng.choice(len(clean), min(copies, len(clean)), replace=False)]
-    frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in picked]
+    bgr = [cv2.imread(str(p)) for p in clean["abspath"]]  # read once: the streams take all, the faults some
+    frames = [cv2.cvtColor(bgr[i], cv2.COLOR_BGR2RGB)
+              for i in rng.choice(len(clean), min(copies, len(clean)), replace=False)]
     branches = [c[: -len("_flag")] for c in fa.columns if c.endswith("_flag")]
-    bgr = [cv2.imread(str(p)) for p in clean["abspath"]]
     benign = {}
     for how in BENIGN:
         imgs = _reencoded(bgr, how)

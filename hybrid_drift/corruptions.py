@@ -117,6 +117,23 @@ def _seed(rng) -> int:
     return int(rng.integers(0, 2**31 - 1))
 
 
+def _seeded(transform: A.BasicTransform):
+    """A fault that is one Albumentations transform whose randomness comes from a recorded seed."""
+    def factory(rng):
+        seed = _seed(rng)
+        return _albu(transform, seed), {"seed": seed}
+    return factory
+
+
+def _turned(rgb: np.ndarray, degrees: float, dx: float = 0.0, dy: float = 0.0) -> np.ndarray:
+    """``rgb`` turned by ``degrees`` about its centre and moved by ``dx``, ``dy`` of its width and height,
+    the edges reflected (a camera turned or knocked on its mount)."""
+    h, w = rgb.shape[:2]
+    M = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    M[:, 2] += (dx * w, dy * h)
+    return cv2.warpAffine(rgb, M, (w, h), borderMode=cv2.BORDER_REFLECT)
+
+
 def _u(rng, lo, hi, nd=3) -> float:
     return round(float(rng.uniform(lo, hi)), nd)
 
@@ -243,12 +260,7 @@ def _camera_shift(rng):
     tx, ty = _u(rng, 0.03, 0.08) * rng.choice([-1, 1]), _u(rng, 0.02, 0.06) * rng.choice([-1, 1])
     rot = _u(rng, 1.0, 3.0) * rng.choice([-1, 1])
 
-    def run(rgb):
-        h, w = rgb.shape[:2]
-        M = cv2.getRotationMatrix2D((w / 2, h / 2), rot, 1.0)
-        M[:, 2] += (tx * w, ty * h)
-        return cv2.warpAffine(rgb, M, (w, h), borderMode=cv2.BORDER_REFLECT)
-    return run, {"dx": float(tx), "dy": float(ty), "rotation": float(rot)}
+    return (lambda rgb: _turned(rgb, rot, tx, ty)), {"dx": float(tx), "dy": float(ty), "rotation": float(rot)}
 
 
 def _lens_occlusion(rng):
@@ -364,11 +376,6 @@ def _overexposure(rng):
     return _lut(np.arange(256, dtype=np.float64) * gain), {"gain": gain}
 
 
-def _snow(rng):
-    seed = _seed(rng)
-    return _albu(A.RandomSnow(snow_point_range=(0.2, 0.4), p=1.0), seed), {"seed": seed}
-
-
 def _defocus(rng):
     r = int(rng.integers(4, 9))
     return _albu(A.Defocus(radius=(r, r), p=1.0), _seed(rng)), {"radius": r}
@@ -385,7 +392,7 @@ _register_all([
     ("decode_error", "local", _decode_error, "a half-decoded frame: the lowest 15-40% one flat green or grey block"),
     ("smear", "local", _smear, "error concealment: one row repeated from 40-85% down to the bottom"),
     ("overexposure", "colour", _overexposure, "exposure or glare: 1.8-2.5x the light, clipped"),
-    ("snow", "shape", _snow, "snow on the scene (A.RandomSnow)"),
+    ("snow", "shape", _seeded(A.RandomSnow(snow_point_range=(0.2, 0.4), p=1.0)), "snow on the scene (A.RandomSnow)"),
     ("defocus", "shape", _defocus, "focus lost (A.Defocus, radius 4-8 px)"),
     ("hot_pixels", "shape", _hot_pixels, "salt-and-pepper sensor defects over 1-4% of the pixels (A.SaltAndPepper)"),
 ])
@@ -400,14 +407,6 @@ STUDY_FAULTS = ("gaussian_noise", "downscale", "rain", "vertical_flip", "sun_fla
                 "colour_jitter")
 
 # --- unseen faults: a second held-out round, written after every default was chosen ---------
-def _seeded(transform: A.BasicTransform):
-    """A fault that is one Albumentations transform whose randomness comes from a recorded seed."""
-    def factory(rng):
-        seed = _seed(rng)
-        return _albu(transform, seed), {"seed": seed}
-    return factory
-
-
 def _washed_out(rng):
     c = _u(rng, 0.4, 0.6)
     return _albu(A.RandomBrightnessContrast(brightness_limit=(0, 0), contrast_limit=(c - 1, c - 1), p=1.0),
@@ -427,12 +426,7 @@ def _posterize(rng):
 
 def _tilt(rng):
     rot = _u(rng, 4.0, 8.0) * rng.choice([-1, 1])
-
-    def run(rgb):
-        h, w = rgb.shape[:2]
-        return cv2.warpAffine(rgb, cv2.getRotationMatrix2D((w / 2, h / 2), rot, 1.0), (w, h),
-                              borderMode=cv2.BORDER_REFLECT)
-    return run, {"rotation": float(rot)}
+    return (lambda rgb: _turned(rgb, rot)), {"rotation": float(rot)}
 
 
 def _chromatic_aberration(rng):
