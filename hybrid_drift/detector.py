@@ -405,10 +405,30 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
                         "not comparable with its thresholds (fit on frames of this camera's stream)",
                         len(other), len(got), max(set(other), key=other.count), want)
 
+    #: scored JPEGs whose median quality is this many points below the reference's get a warning
+    JPEG_QUALITY_GAP = 20
+
+    def _note_compression(self, ext: Extracted) -> None:
+        """Say once when scored JPEGs are compressed clearly harder than the reference's: block artefacts
+        the reference never had move the CNN's embedding (measured 2026-12-01: the `desk` scene's clean
+        frames re-saved at JPEG 60 against a JPEG 92 reference, 26 of 77 flagged)."""
+        ref = getattr(self, "reference_profile_", None)
+        if ref is None or "jpeg_quality" not in ref.table or getattr(self, "_compression_noted", False):
+            return
+        want = pd.to_numeric(ref.table["jpeg_quality"], errors="coerce").median()
+        got = [m["jpeg_quality"] for m, e in zip(ext.meta, ext.errors) if not e and m and m.get("jpeg_quality")]
+        if not np.isfinite(want) or not got or np.median(got) > want - self.JPEG_QUALITY_GAP:
+            return
+        self._compression_noted = True
+        log.warning("%d scored JPEGs have a median quality of %.0f, the model's reference %.0f: compression "
+                    "artefacts the reference never had can raise false alarms (fit on frames saved the way "
+                    "these are)", len(got), np.median(got), want)
+
     def score_features(self, ext: Extracted) -> pd.DataFrame:
         """:meth:`score` on already extracted features."""
         self._check_fitted(calibrated=True)
         self._note_resolution(ext)
+        self._note_compression(ext)
         S = self.branch_scores(ext)
         cals = self.calibrations
         ok = np.isfinite(S).all(axis=1)

@@ -253,3 +253,46 @@ def test_scoring_another_resolution_than_the_reference_says_so_once(frames, capl
         det.score(big)
         det.score(big)
     assert caplog.text.count("5 of 5 images are 384x288, the model's reference was 192x144") == 1
+
+
+def _jpegs(frames, folder, quality):
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(folder / f"f{i:03d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return folder
+
+
+def test_scoring_jpegs_compressed_harder_than_the_reference_says_so_once_and_the_model_keeps_it(frames, caplog,
+                                                                                                tmp_path):
+    import logging
+    ref = _jpegs(frames[:40], tmp_path / "ref", 92)
+    det = HybridDetector(cnn=False).fit(ref)
+    det.save(tmp_path / "m")
+    back = HybridDetector.load(tmp_path / "m")
+    assert back.reference_profile_.table["jpeg_quality"].tolist() == [92.0] * len(back.reference_profile_.table)
+    same, mild, hard = (_jpegs(frames[40:45], tmp_path / str(q), q) for q in (92, 80, 40))
+    with caplog.at_level(logging.WARNING, logger="hybrid_drift.detector"):
+        back.score(same)
+        back.score(mild)                                     # 12 points below: within JPEG_QUALITY_GAP
+        back.score(frames[45:50])                            # arrays: no quality to compare
+        assert "compression" not in caplog.text
+        back.score(hard)
+        back.score(hard)
+    assert caplog.text.count("5 scored JPEGs have a median quality of 40, the model's reference 92") == 1
+
+
+def test_a_model_saved_before_jpeg_qualities_were_kept_loads_and_says_nothing_about_them(frames, caplog, tmp_path):
+    import logging
+    det = HybridDetector(cnn=False).fit(_jpegs(frames[:30], tmp_path / "ref", 92))
+    det.save(tmp_path / "m")
+    with np.load(tmp_path / "m" / "arrays.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "reference/jpeg_quality"}    # as a 2026-11-30 model file
+    np.savez(tmp_path / "m" / "arrays.npz", **arrays)
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg["arrays_sha256"] = hashlib.sha256((tmp_path / "m" / "arrays.npz").read_bytes()).hexdigest()
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    back = HybridDetector.load(tmp_path / "m")
+    assert "jpeg_quality" not in back.reference_profile_.table
+    with caplog.at_level(logging.WARNING, logger="hybrid_drift.detector"):
+        back.score(_jpegs(frames[30:35], tmp_path / "hard", 40))
+    assert "compression" not in caplog.text

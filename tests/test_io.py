@@ -338,3 +338,20 @@ def test_a_video_cut_short_is_read_to_its_real_end_with_one_note(tmp_path):
     assert len(expand_inputs([str(full)], notes=notes)) == 30 and not notes  # a whole file: no note
     table = HybridDetector(cnn=False).fit(frames).score(items)
     assert table["error"].isna().all()
+
+
+@pytest.mark.parametrize("quality", [20, 40, 60, 75, 92, 99])
+def test_the_jpeg_quality_a_file_was_saved_at_is_read_from_its_header(quality, half_white):
+    from hybrid_drift.io.decode import _jpeg_header, jpeg_quality
+    ok, buf = cv2.imencode(".jpg", half_white, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    data = buf.tobytes()
+    assert decode_image(data).meta["jpeg_quality"] == quality               # the fast header reader
+    assert _jpeg_header(data)[4] == quality
+    pil = io.BytesIO()
+    Image.fromarray(half_white).save(pil, "JPEG", quality=quality, progressive=True)   # read by Pillow
+    assert decode_image(pil.getvalue()).meta["jpeg_quality"] == quality
+    with Image.open(io.BytesIO(data)) as im:
+        assert jpeg_quality(im) == quality
+    png = io.BytesIO()
+    Image.fromarray(half_white).save(png, "PNG")
+    assert decode_image(png.getvalue()).meta["jpeg_quality"] is None

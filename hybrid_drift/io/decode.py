@@ -25,7 +25,8 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..exceptions import ImageLoadError
 
-__all__ = ["DecodedImage", "decode_image", "auto_factor", "DEFAULT_MAX_PIXELS", "DEFAULT_MIN_SIDE", "read_metadata"]
+__all__ = ["DecodedImage", "decode_image", "auto_factor", "DEFAULT_MAX_PIXELS", "DEFAULT_MIN_SIDE", "read_metadata",
+           "jpeg_quality"]
 
 #: Default guard against decompression bombs: 100 megapixels.
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -140,6 +141,38 @@ def _exif_tags(load_exif) -> dict[str, Any]:
     return out
 
 
+#: the JPEG standard's example luminance quantisation table (ITU-T T.81 Annex K.1), which libjpeg scales
+#: by the quality setting (50 = as printed)
+_ANNEX_K_LUMINANCE = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.float64)
+
+
+def jpeg_quality(img: Image.Image) -> float | None:
+    """The libjpeg quality (1-100) a JPEG was saved at, estimated from its luminance quantisation table.
+
+    libjpeg (Pillow, OpenCV, most cameras' firmware) scales the standard table by ``5000 / q`` percent
+    below quality 50 and by ``200 - 2 q`` percent above; the estimate inverts that for the table's
+    total, so it reads exactly for libjpeg's tables from about quality 20 up (below, entries clip at
+    255) and approximately for an encoder with its own tables. None for other formats or a file without
+    tables. Reads the header only.
+    """
+    tables = getattr(img, "quantization", None)
+    if img.format not in ("JPEG", "MPO") or not tables or 0 not in tables:
+        return None
+    return _quality_of_table(tables[0])
+
+
+def _quality_of_table(table) -> float | None:
+    """:func:`jpeg_quality` of a 64-entry luminance table (any coefficient order: only its total counts)."""
+    if len(table) != 64:
+        return None
+    scale = 100.0 * float(np.sum(table)) / _ANNEX_K_LUMINANCE.sum()  # percent of the standard table
+    q = 5000.0 / scale if scale > 100 else (200.0 - scale) / 2.0
+    return float(np.clip(round(q), 1, 100))
+
+
 def read_metadata(img: Image.Image, file_size: int | None) -> dict[str, Any]:
     """Metadata of an opened (header-only) Pillow image, without decoding any pixels.
 
@@ -157,12 +190,12 @@ def read_metadata(img: Image.Image, file_size: int | None) -> dict[str, Any]:
         load_exif = img.getexif  # tags in the header: no pixel decode
     else:
         load_exif = Image.Exif
-    return _metadata(img.width, img.height, img.mode, fmt, file_size, load_exif)
+    return _metadata(img.width, img.height, img.mode, fmt, file_size, load_exif, jpeg_quality(img))
 
 
-def _metadata(width, height, mode, fmt, file_size, load_exif) -> dict[str, Any]:
+def _metadata(width, height, mode, fmt, file_size, load_exif, quality=None) -> dict[str, Any]:
     meta: dict[str, Any] = {"width": int(width), "height": int(height), "mode": mode, "format": fmt,
-                            "file_size": file_size}
+                            "file_size": file_size, "jpeg_quality": quality}
     meta.update(_exif_tags(load_exif))
     meta["orientation"] = int(meta.get("exif_Orientation", 1) or 1)
     return meta
@@ -181,8 +214,9 @@ _NOT_SOF = {0xC4, 0xC8, 0xCC}
 _XMP = b"http://ns.adobe.com/xap/1.0/\x00"
 
 
-def _jpeg_header(buf: bytes) -> tuple[int, int, str, bytes | None] | None:
-    """``(width, height, mode, exif)`` of a plain JPEG, read from the segments before its image data.
+def _jpeg_header(buf: bytes) -> tuple[int, int, str, bytes | None, float | None] | None:
+    """``(width, height, mode, exif, quality)`` of a plain JPEG, read from the segments before its image
+    data (quality: :func:`jpeg_quality` of its luminance table).
 
     Reading the header is all the loader needs before the pixel guard and the
     reduced decode, and Pillow's JPEG parser (which also decodes the quantisation
@@ -196,11 +230,11 @@ def _jpeg_header(buf: bytes) -> tuple[int, int, str, bytes | None] | None:
     n = len(buf)
     if not buf.startswith(b"\xff\xd8\xff"):
         return None
-    pos, size, exif = 2, None, None
+    pos, size, exif, luma = 2, None, None, None
     while pos + 4 <= n and buf[pos] == 0xFF:
         marker = buf[pos + 1]
         if marker == 0xDA:  # start of scan: the header is complete
-            return (*size, exif) if size else None
+            return (*size, exif, _quality_of_table(luma) if luma is not None else None) if size else None
         if marker in (0x00, 0x01, 0xFF) or 0xD0 <= marker <= 0xD9:
             return None  # fill bytes or a standalone marker before the scan: unusual
         end = pos + 2 + int.from_bytes(buf[pos + 2:pos + 4], "big")
@@ -220,6 +254,17 @@ def _jpeg_header(buf: bytes) -> tuple[int, int, str, bytes | None] | None:
             if exif is not None:
                 return None
             exif = buf[body:end]
+        elif marker == 0xDB:  # quantisation tables: (precision << 4 | id) then 64 entries of 1 or 2 bytes each
+            t = body
+            while t < end:
+                wide, ident = buf[t] >> 4, buf[t] & 0x0F
+                step = 128 if wide else 64
+                if wide > 1 or t + 1 + step > end:
+                    return None
+                if ident == 0:
+                    raw = np.frombuffer(buf, np.uint8, step, t + 1)
+                    luma = raw.view(">u2") if wide else raw
+                t += 1 + step
         elif (marker == 0xE1 and buf.startswith(_XMP, body)) or (marker == 0xE2 and buf.startswith(b"MPF\x00", body)):
             return None
         pos = end
@@ -487,8 +532,9 @@ def _decode_buffer(buf: bytes, source: str, max_pixels: int | None, reduce, min_
     try:
         jpeg = _jpeg_header(buf)
         if jpeg is not None:
-            w, h, mode, exif = jpeg
-            out.meta = _metadata(w, h, mode, "JPEG", len(buf), (lambda: _load_exif(exif)) if exif else Image.Exif)
+            w, h, mode, exif, quality = jpeg
+            out.meta = _metadata(w, h, mode, "JPEG", len(buf), (lambda: _load_exif(exif)) if exif else Image.Exif,
+                                 quality)
             img = None
         else:
             img = _pil_open(buf)

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 PROFILE_VERSION = 2
 #: grey thumbnail (width, height) kept per image for the scene-layout check
 THUMB_SIZE = (32, 24)
-META_COLUMNS = ("width", "height", "mode", "format", "file_size")
+META_COLUMNS = ("width", "height", "mode", "format", "file_size", "jpeg_quality")
 _HIST_BINS = 32
 
 
@@ -175,7 +175,7 @@ class BatchProfile:
 
     @property
     def numeric_features(self) -> list[str]:
-        skip = {"path", "error", "index", "width", "height", "file_size"}
+        skip = {"path", "error", "index", "width", "height", "file_size", "jpeg_quality"}
         return [c for c in self.table.columns if c not in skip and not c.startswith("exif_")
                 and pd.api.types.is_numeric_dtype(self.table[c])]
 
@@ -217,6 +217,8 @@ class BatchProfile:
         out = {"stats": t[list(STAT_NAMES)].to_numpy(np.float32), "hist": self.per_image_hist.astype(np.float32),
                "width": t["width"].to_numpy(np.int64), "height": t["height"].to_numpy(np.int64),
                "mode": t["mode"].astype(str).to_numpy(dtype="U16"), "format": t["format"].astype(str).to_numpy(dtype="U16")}
+        if "jpeg_quality" in t:  # NaN: not a JPEG (absent from profiles saved before 2026-12-01)
+            out["jpeg_quality"] = pd.to_numeric(t["jpeg_quality"], errors="coerce").to_numpy(np.float32)
         if self.thumbnails is not None:
             out["thumbnails"] = self.thumbnails.astype(np.uint8)
         return out
@@ -225,8 +227,9 @@ class BatchProfile:
     def from_arrays(cls, a: dict[str, np.ndarray]) -> BatchProfile:
         """Inverse of :meth:`to_arrays` (shapes checked: model files are data)."""
         n = len(a["stats"])
+        per_row = cls._ROW_COLUMNS + (("jpeg_quality",) if "jpeg_quality" in a else ())
         if a["stats"].shape != (n, len(STAT_NAMES)) or a["hist"].shape != (n, 3, _HIST_BINS) or \
-                any(len(a[k]) != n for k in ("width", "height", "mode", "format")) or \
+                any(len(a[k]) != n for k in per_row) or \
                 ("thumbnails" in a and a["thumbnails"].shape != (n, THUMB_SIZE[1], THUMB_SIZE[0])):
             raise ValueError("reference profile arrays have inconsistent shapes")
         if not np.isfinite(a["stats"]).all() or not np.isfinite(a["hist"]).all():
@@ -234,6 +237,8 @@ class BatchProfile:
         table = pd.DataFrame(a["stats"].astype(float), columns=list(STAT_NAMES))
         for k in cls._ROW_COLUMNS:
             table[k] = a[k].tolist()
+        if "jpeg_quality" in a:
+            table["jpeg_quality"] = a["jpeg_quality"].astype(float)
         table.insert(0, "path", [f"<reference #{i}>" for i in range(n)])
         table["error"] = None
         return cls(table, a["hist"], None, {}, a.get("thumbnails"))
