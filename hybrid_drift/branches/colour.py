@@ -12,7 +12,13 @@ from ..scorers.distances import DISTANCES
 from .base import Branch, stack_rows
 from .params import Bool, Int, IntPair, Num, Options
 
-__all__ = ["ColourBranch", "MinMaxBranch", "hsv"]
+__all__ = ["ColourBranch", "MinMaxBranch", "hsv", "GREY_TOLERANCE"]
+
+#: the colour branch's default grey tolerance (grey levels of chroma that still count as grey): OpenCV's
+#: MPEG-4 round trip tints a grey camera by 3 (chosen 2026-12-01 on the development sets: 3-6 all keep the
+#: grey cameras' stream frames quiet and lose no colour-branch recall on the street; at 6 a renamed
+#: reference of D2 moved the branch's threshold to 1.32x its time-ordered one, at 4 at most 1.05x)
+GREY_TOLERANCE = 4
 
 
 def hsv(img: DecodedImage, min_side: int) -> np.ndarray:
@@ -49,6 +55,10 @@ class ColourBranch(Branch):
         rain): a cloud passing shifts every cell's hue by a few percent, which a
         short reference period never shows (crossroad dev splits: up to 1.6x the
         reference), so the default is 2.5; the CNN branch catches the subtle changes.
+    grey_tolerance : int
+        Pixels within this many grey levels of grey (chroma: largest minus smallest of R, G, B)
+        count as grey, so the hue noise of near-grey pixels is not read as a colour change (see
+        :class:`~hybrid_drift.features.ColourFeatures`). Models saved before it load with 0.
     min_side : int
         Histograms are computed on the image reduced by the largest power of 2
         that keeps its shorter side >= ``min_side`` (default 128: a 768x576 frame
@@ -67,25 +77,34 @@ class ColourBranch(Branch):
     """
 
     default_name = "colour"
-    _config_keys = ("bins", "grid", "joint_hs", "hs_bins", "distance", "combine", "margin", "min_side")
+    _config_keys = ("bins", "grid", "joint_hs", "hs_bins", "distance", "combine", "margin", "grey_tolerance",
+                    "min_side")
     _parameter_constraints = {"bins": Int(2, 256), "grid": IntPair(1, 64), "joint_hs": Bool(),
                               "hs_bins": IntPair(2, 256), "distance": Options(tuple(DISTANCES)),
-                              "combine": Options(COMBINES), "margin": Num(1, 1e6), "min_side": Int(1, 4096)}
+                              "combine": Options(COMBINES), "margin": Num(1, 1e6), "grey_tolerance": Int(0, 255),
+                              "min_side": Int(1, 4096)}
 
     def __init__(self, bins: int = 32, grid=(4, 4), joint_hs: bool = False, hs_bins=(12, 8),
                  distance: str = "intersection", combine: str = "channel_mean", margin: float = 2.5,
-                 min_side: int = 128):
+                 grey_tolerance: int = GREY_TOLERANCE, min_side: int = 128):
         self.bins, self.grid, self.joint_hs, self.hs_bins = bins, tuple(grid), joint_hs, tuple(hs_bins)
         self.distance, self.combine, self.margin, self.min_side = distance, combine, margin, min_side
+        self.grey_tolerance = grey_tolerance
         self._check_params()
+
+    @classmethod
+    def saved_config(cls, cfg: dict) -> dict:
+        """A model saved before the grey tolerance (no ``grey_tolerance`` setting) loads as it was: plain HSV."""
+        return cfg if "grey_tolerance" in cfg else {**cfg, "grey_tolerance": 0}
 
     @property
     def feature_extractor(self) -> ColourFeatures:
         """The histogram layout of the current settings (built when first needed, and again when a
         setting changed: ``branch.bins = 16`` before ``fit`` takes effect)."""
-        key = (self.bins, tuple(self.grid), self.joint_hs, tuple(self.hs_bins))
+        key = (self.bins, tuple(self.grid), self.joint_hs, tuple(self.hs_bins), self.grey_tolerance)
         if getattr(self, "_feat_key", None) != key:
-            self._feat = ColourFeatures(bins=self.bins, grid=key[1], joint_hs=self.joint_hs, hs_bins=key[3])
+            self._feat = ColourFeatures(bins=self.bins, grid=key[1], joint_hs=self.joint_hs, hs_bins=key[3],
+                                        grey_tolerance=self.grey_tolerance)
             self._feat_key = key
         return self._feat
 

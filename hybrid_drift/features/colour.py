@@ -71,6 +71,13 @@ class ColourFeatures:
         Add a joint hue x saturation histogram per cell (``hs_bins``).
     hs_bins : (int, int)
         Hue and saturation bins of the joint histogram.
+    grey_tolerance : int
+        Pixels whose chroma (largest minus smallest of R, G, B, in 8-bit grey levels) is at
+        most this count as grey: hue 0 and saturation 0, as an exactly grey pixel. The hue of a
+        near-grey pixel is noise (a dark pixel tinted by 3 levels has a saturation of 15%), and an
+        encoder's rounding tints every pixel of a grey camera by a few levels (OpenCV's MPEG-4
+        round trip: blue -4, green -1, red -3), which without it moves every hue histogram
+        of a grey scene. 0 = plain OpenCV HSV.
 
     Notes
     -----
@@ -90,6 +97,7 @@ class ColourFeatures:
     grid: tuple[int, int] = (1, 1)
     joint_hs: bool = False
     hs_bins: tuple[int, int] = (12, 8)
+    grey_tolerance: int = 0
 
     def __post_init__(self):
         self.grid = tuple(int(g) for g in self.grid)
@@ -100,6 +108,9 @@ class ColourFeatures:
             raise ValueError(f"grid must be (rows, cols) with both >= 1, got {self.grid}")
         if int(self.bins) > 256 or max(self.hs_bins) > 256 or min(self.hs_bins) < 1:
             raise ValueError(f"bins and hs_bins must be at most 256 (8-bit channels), got {self.bins}, {self.hs_bins}")
+        if isinstance(self.grey_tolerance, bool) or not isinstance(self.grey_tolerance, (int, np.integer)) \
+                or not 0 <= self.grey_tolerance <= 255:
+            raise ValueError(f"grey_tolerance must be an int in 0..255 (grey levels), got {self.grey_tolerance!r}")
         lut = _bin_lut((self.bins,) * 3)
         self._luts = {np.dtype(np.uint16): lut.astype(np.uint16), np.dtype(np.float32): lut.astype(np.float32)}
         self._bin_m = _bin_matrix((self.bins,) * 3)
@@ -143,6 +154,26 @@ class ColourFeatures:
     def hsv(self, rgb: np.ndarray) -> np.ndarray:
         """OpenCV 8-bit HSV of an RGB image (hue 0..179)."""
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+
+    def greyed(self, hsv: np.ndarray) -> np.ndarray:
+        """``hsv`` with the pixels of chroma at most ``grey_tolerance`` made grey (hue and saturation 0).
+
+        Chroma is ``saturation * brightness / 255`` (OpenCV's saturation is chroma over brightness);
+        the input is not changed (other branches share it): a copy is returned when a pixel changes.
+        """
+        if not self.grey_tolerance:
+            return hsv
+        s, v = hsv[..., 1], hsv[..., 2]
+        if hsv.dtype == np.uint8:
+            chroma = cv2.multiply(np.ascontiguousarray(s), np.ascontiguousarray(v), scale=1.0 / 255)
+        else:
+            chroma = s.astype(np.float32) * v / 255.0
+        grey = chroma <= self.grey_tolerance
+        if not grey.any():
+            return hsv
+        out = hsv.copy()
+        out[..., :2][grey] = 0
+        return out
 
     def _layout(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, bool, np.ndarray]:
         """Per-pixel histogram offsets for an ``h x w`` image (cached per shape).
@@ -188,7 +219,7 @@ class ColourFeatures:
         and a cached per-pixel offset places it in its cell's histogram. A cell that holds
         no pixel (image smaller than the grid) gets the whole image's histogram.
         """
-        hsv = self.hsv(rgb) if hsv is None else hsv
+        hsv = self.greyed(self.hsv(rgb) if hsv is None else hsv)
         h, w = hsv.shape[:2]
         offsets, joint_off, empty, any_empty, pixels = self._layout(h, w)
         n_cells = self.grid[0] * self.grid[1]
