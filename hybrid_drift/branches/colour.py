@@ -16,8 +16,9 @@ __all__ = ["ColourBranch", "MinMaxBranch", "hsv", "GREY_TOLERANCE"]
 
 #: the colour branch's default grey tolerance (grey levels of chroma that still count as grey): OpenCV's
 #: MPEG-4 round trip tints a grey camera by 3 (chosen 2026-12-01 on the development sets: 3-6 all keep the
-#: grey cameras' stream frames quiet and lose no colour-branch recall on the street; at 6 a renamed
-#: reference of D2 moved the branch's threshold to 1.32x its time-ordered one, at 4 at most 1.05x)
+#: grey cameras' stream frames quiet and lose no colour-branch recall on the street; fitted alone, at 6 a
+#: renamed reference of D2 moved the branch's threshold to 1.32x its time-ordered one, at 4 at most 1.05x;
+#: in the default detector, whose similarity groups also read the CNN features, 1.27x at 4)
 GREY_TOLERANCE = 4
 
 
