@@ -3,6 +3,7 @@ a real colour cast still is (grey tolerance, 2026-12-01)."""
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -94,3 +95,90 @@ def test_a_model_saved_before_the_grey_tolerance_loads_as_it_was_saved(grey_scen
     probe = later[:5] + _tinted(later[:5])
     np.testing.assert_array_equal(back.score(probe)["colour"], det.score(probe)["colour"])
     assert ColourBranch().grey_tolerance == GREY_TOLERANCE    # a new fit gets the default
+
+
+# ------------------------------------------------------------------ the drift monitor and watch's drift check
+def _hue_sat_alerts(res):
+    """Chunks whose hue or saturation checks alerted."""
+    hs = res[res["alert"] & res["check"].str.match(r"(hue|saturation)_")]
+    return sorted(set(hs["chunk"]))
+
+
+def test_the_drift_monitor_reads_a_grey_camera_through_an_encoder_as_grey_and_a_cast_as_drift(grey_scene):
+    from hybrid_drift.monitor import DriftMonitor, profile_images
+    ref, later = grey_scene
+    stream = np.stack(later + _tinted(later) + _cast(later))          # chunks: clean, tinted, cast
+    alerts = {}
+    for tol in (0, GREY_TOLERANCE):
+        mon = DriftMonitor(chunk=30).fit(profile_images(np.stack(ref), grey_tolerance=tol))
+        alerts[tol] = _hue_sat_alerts(mon.run(profile_images(stream, grey_tolerance=tol)))
+    assert alerts[0] == [1, 2]                    # plain HSV: the encoder's tint is a new hue
+    assert alerts[GREY_TOLERANCE] == [2]          # tolerant: only the real cast drifts
+    assert profile_images(np.stack(ref[:3])).grey_tolerance == GREY_TOLERANCE   # the default
+
+
+def test_a_live_frame_is_profiled_as_the_batch_was():
+    from hybrid_drift.monitor import profile_images
+    from hybrid_drift.monitor.profile import frame_profile
+    frame = _tinted(_scene(np.random.default_rng(5), 1))[0]
+    for tol in (0, GREY_TOLERANCE):
+        batch = profile_images(frame[None], grey_tolerance=tol)
+        live = frame_profile(frame, grey_tolerance=tol)
+        np.testing.assert_allclose(live["hist"], batch.per_image_hist[0], atol=1e-6)
+        assert live["table"]["saturation_mean"] == pytest.approx(batch.table["saturation_mean"][0], abs=1e-6)
+    assert frame_profile(frame)["table"]["saturation_mean"] == 0.0     # the tint is grey by default
+    assert frame_profile(frame, grey_tolerance=0)["table"]["saturation_mean"] > 0.0
+
+
+def test_profiles_and_models_saved_before_the_tolerance_say_0_and_mixing_them_is_refused_or_warned(
+        grey_scene, tmp_path, caplog):
+    from hybrid_drift.monitor import BatchProfile, DriftMonitor, profile_images
+    ref, later = grey_scene
+    new = profile_images(np.stack(ref[:60]))
+    # a model's reference profile keeps the tolerance; one saved before it has no such array: 0
+    arrays = new.to_arrays()
+    assert BatchProfile.from_arrays(arrays).grey_tolerance == GREY_TOLERANCE
+    old_arrays = {k: v for k, v in arrays.items() if k != "grey_tolerance"}
+    assert BatchProfile.from_arrays(old_arrays).grey_tolerance == 0
+    with pytest.raises(ValueError, match="grey_tolerance"):
+        BatchProfile.from_arrays({**arrays, "grey_tolerance": np.array([4, 4])})
+    # a saved profile of version 2 without it: 0
+    new.save(tmp_path / "p")
+    meta = json.loads((tmp_path / "p" / "profile.json").read_text())
+    assert meta["grey_tolerance"] == GREY_TOLERANCE
+    del meta["grey_tolerance"]
+    (tmp_path / "p" / "profile.json").write_text(json.dumps(meta))
+    old = BatchProfile.load(tmp_path / "p")
+    assert old.grey_tolerance == 0
+    with pytest.raises(ValueError, match="grey_tolerance 0 and 4"):
+        old.merge(new)
+    mon = DriftMonitor(chunk=30).fit(old)
+    with caplog.at_level("WARNING", logger="hybrid_drift.monitor.drift"):
+        mon.check(profile_images(np.stack(later)))
+        mon.check(profile_images(np.stack(later)))
+    said = [r for r in caplog.records if "grey_tolerance=4, the baseline with 0" in r.getMessage()]
+    assert len(said) == 1                        # once
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hybrid_drift.monitor.drift"):
+        mon.check(profile_images(np.stack(later), grey_tolerance=0))
+    assert not [r for r in caplog.records if "grey_tolerance" in r.getMessage()]
+
+
+def test_watch_profiles_live_frames_with_the_tolerance_of_the_models_reference(grey_scene, tmp_path):
+    from hybrid_drift.watch.config import CameraSpec
+    from hybrid_drift.watch.health import HealthSettings
+    from hybrid_drift.watch.runner import _Camera
+    ref, _ = grey_scene
+    det = HybridDetector(cnn=False, light=False, shift=False, bands=False, flat=False, tear=False,
+                         folds="time").fit(ref)
+    assert det.reference_profile_.grey_tolerance == GREY_TOLERANCE
+    det.save(tmp_path / "m")
+    back = HybridDetector.load(tmp_path / "m")
+    (tmp_path / "frames").mkdir()
+    cv2.imwrite(str(tmp_path / "frames" / "f0.png"), ref[0])                   # the reader is not started
+    spec = CameraSpec(name="cam", source=str(tmp_path / "frames"), model=back)
+    cam = _Camera(spec, back, HealthSettings(drift_window=20), realtime=False, queue=4, drift=True, settle=0.0)
+    assert cam.grey_tolerance == GREY_TOLERANCE and cam.health.monitor is not None
+    back.reference_profile_.info.pop("grey_tolerance")               # as a model saved before it loads
+    assert _Camera(spec, back, HealthSettings(drift_window=20), realtime=False, queue=4, drift=True,
+                   settle=0.0).grey_tolerance == 0

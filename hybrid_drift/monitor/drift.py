@@ -221,6 +221,7 @@ class DriftMonitor:
         if missing:
             raise ValueError(f"features {missing} are not in the profile; available: {baseline.numeric_features}")
         self.baseline_ = t
+        self.grey_tolerance_ = baseline.grey_tolerance
         if self.semantic:
             if baseline.embeddings is None:
                 raise ValueError("semantic=True needs embeddings in the profiles (profile with an embedder)")
@@ -284,11 +285,23 @@ class DriftMonitor:
         return out
 
     # ------------------------------------------------------------------ check
+    def _note_grey_tolerance(self, batch: BatchProfile) -> None:
+        """Say once when the batch was profiled with another grey tolerance than the baseline (a profile
+        saved before the tolerance has 0): near-grey pixels' hue and saturation are then counted differently."""
+        base, got = getattr(self, "grey_tolerance_", None), batch.info.get("grey_tolerance")
+        if base is None or got is None or int(base) == int(got) or getattr(self, "_tolerance_noted", False):
+            return
+        self._tolerance_noted = True
+        log.warning("the batch was profiled with grey_tolerance=%d, the baseline with %d: hue and saturation of "
+                    "near-grey pixels are counted differently, so they can drift for that alone (profile both "
+                    "with the same profile_images(..., grey_tolerance=))", int(got), int(base))
+
     def check(self, batch: BatchProfile) -> pd.DataFrame:
         """One row per check: ``check, statistic, p_value, threshold, alert`` (+ ``detail``)."""
         if not hasattr(self, "baseline_"):
             from ..exceptions import NotFittedError
             raise NotFittedError("This DriftMonitor is not fitted yet: call fit(baseline_profile) first.")
+        self._note_grey_tolerance(batch)
         t = batch.table[batch.table["error"].isna()].reset_index(drop=True)
         rows = []
         if len(t) == 0:

@@ -3,7 +3,10 @@
 A profile keeps one row per image (HSB statistics, width, height, mode, file
 format, file size, EXIF/TIFF tags, any registered feature transform), each
 image's HSB histograms and, when asked for, its CNN embedding. Two profiles merge by concatenating rows and adding histograms, so the
-profile of two halves *is* the profile of the whole (no sketch approximation).
+profile of two halves *is* the profile of the whole (no sketch approximation). Hue and saturation count a
+pixel within ``grey_tolerance`` grey levels of grey as grey, as the colour branch does (a codec's tint on a
+grey camera is not a new hue); the tolerance is kept in the profile (``info["grey_tolerance"]``; profiles
+and models saved before it have 0).
 Features come from the detector's own pipeline (:func:`hybrid_drift.pipeline.extract`).
 """
 
@@ -20,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..branches.colour import GREY_TOLERANCE
 from ..features.colour import STAT_NAMES, ColourFeatures
 from ..io.decode import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE
 from ..pipeline import extract
@@ -118,18 +122,19 @@ def _feature_values(name: str, value) -> dict[str, float]:
 
 class _StatsFeatures:
     """Branch-shaped extractor (``prepare``/``features``) for :func:`extract`: HSB stats,
-    whole-image HSB histograms and registered feature transforms, computed once per image."""
+    whole-image HSB histograms and registered feature transforms, computed once per image (hue and
+    saturation of near-grey pixels made grey, ``grey_tolerance``)."""
 
     name = "profile"
     min_side = DEFAULT_MIN_SIDE
 
-    def __init__(self, features):
-        self.colour = ColourFeatures(bins=_HIST_BINS)
+    def __init__(self, features, grey_tolerance: int = GREY_TOLERANCE):
+        self.colour = ColourFeatures(bins=_HIST_BINS, grey_tolerance=grey_tolerance)
         self.feature_names = list(features)
 
     def prepare(self, img):
         from ..branches.colour import hsv as _hsv
-        hsv = _hsv(img, self.min_side)
+        hsv = self.colour.greyed(_hsv(img, self.min_side))
         extra = {}
         for name in self.feature_names:
             extra.update(_feature_values(name, FEATURE_TRANSFORMS[name](img.at_side(self.min_side))))
@@ -170,6 +175,11 @@ class BatchProfile:
     thumbnails: np.ndarray | None = None
 
     @property
+    def grey_tolerance(self) -> int:
+        """Grey levels within which hue and saturation counted a pixel as grey (0: profiles saved before it)."""
+        return int(self.info.get("grey_tolerance", 0))
+
+    @property
     def n_images(self) -> int:
         return int(self.table["error"].isna().sum())
 
@@ -190,6 +200,9 @@ class BatchProfile:
 
     def merge(self, other: BatchProfile) -> BatchProfile:
         """The profile of both batches together (rows concatenated, histograms added)."""
+        if self.grey_tolerance != other.grey_tolerance:
+            raise ValueError(f"cannot merge profiles of grey_tolerance {self.grey_tolerance} and "
+                             f"{other.grey_tolerance}: their hue and saturation are counted differently")
         emb = thumbs = None
         if self.embeddings is not None and other.embeddings is not None:
             emb = np.concatenate([self.embeddings, other.embeddings])
@@ -221,6 +234,7 @@ class BatchProfile:
             out["jpeg_quality"] = pd.to_numeric(t["jpeg_quality"], errors="coerce").to_numpy(np.float32)
         if self.thumbnails is not None:
             out["thumbnails"] = self.thumbnails.astype(np.uint8)
+        out["grey_tolerance"] = np.asarray(self.grey_tolerance, np.int64)
         return out
 
     @classmethod
@@ -234,6 +248,9 @@ class BatchProfile:
             raise ValueError("reference profile arrays have inconsistent shapes")
         if not np.isfinite(a["stats"]).all() or not np.isfinite(a["hist"]).all():
             raise ValueError("reference profile holds NaN or inf")
+        tol = a.get("grey_tolerance")  # absent from models saved before the monitor's grey tolerance: 0
+        if tol is not None and (np.shape(tol) != () or not 0 <= int(tol) <= 255):
+            raise ValueError(f"reference profile's grey_tolerance must be one level in 0..255, got {tol!r}")
         table = pd.DataFrame(a["stats"].astype(float), columns=list(STAT_NAMES))
         for k in cls._ROW_COLUMNS:
             table[k] = a[k].tolist()
@@ -241,7 +258,7 @@ class BatchProfile:
             table["jpeg_quality"] = a["jpeg_quality"].astype(float)
         table.insert(0, "path", [f"<reference #{i}>" for i in range(n)])
         table["error"] = None
-        return cls(table, a["hist"], None, {}, a.get("thumbnails"))
+        return cls(table, a["hist"], None, {"grey_tolerance": 0 if tol is None else int(tol)}, a.get("thumbnails"))
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``table.csv``, ``arrays.npz`` and ``profile.json`` to the folder ``path``."""
@@ -278,19 +295,22 @@ class BatchProfile:
         return cls(table, arrays["per_image_hist"], arrays.get("embeddings"), info, arrays.get("thumbnails"))
 
 
-def frame_profile(rgb: np.ndarray, fmt: str = "VIDEO", mode: str = "RGB") -> dict:
+def frame_profile(rgb: np.ndarray, fmt: str = "VIDEO", mode: str = "RGB",
+                  grey_tolerance: int = GREY_TOLERANCE) -> dict:
     """The monitor's features of one decoded frame (for a live stream): a table row, the HSB
-    histograms and the thumbnail, computed exactly as :func:`profile_images` does."""
+    histograms and the thumbnail, computed exactly as :func:`profile_images` does (pass the
+    reference profile's ``grey_tolerance`` to compare like with like)."""
     from ..io.decode import decode_image
     img = decode_image(rgb, reduce="auto", min_side=DEFAULT_MIN_SIDE, with_hash=False)
-    stats, hist, _, thumb = _StatsFeatures(()).prepare(img)
+    stats, hist, _, thumb = _StatsFeatures((), grey_tolerance).prepare(img)
     row = dict(zip(STAT_NAMES, map(float, stats)))
     row.update(width=int(rgb.shape[1]), height=int(rgb.shape[0]), mode=mode, format=fmt, error=None)
     return {"table": row, "hist": hist.reshape(3, _HIST_BINS), "thumb": thumb}
 
 
 def profile_images(X, *, features=(), embedder=None, workers: int | None = None, reduce="auto",
-                   max_pixels: int | None = DEFAULT_MAX_PIXELS, progress: bool = False) -> BatchProfile:
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS, progress: bool = False,
+                   grey_tolerance: int = GREY_TOLERANCE) -> BatchProfile:
     """Profile a batch of images (paths, a folder, a video, arrays...).
 
     Parameters
@@ -302,6 +322,10 @@ def profile_images(X, *, features=(), embedder=None, workers: int | None = None,
     embedder : CNNBranch, optional
         Also store CNN embeddings (for semantic drift); any fitted or unfitted
         :class:`~hybrid_drift.branches.CNNBranch` (only its feature extractor is used).
+    grey_tolerance : int
+        Hue and saturation count a pixel whose chroma (largest minus smallest of R, G, B) is at most
+        this many grey levels as grey, as the colour branch does: a video codec tints a grey camera's
+        frames by 1-4 levels, which would otherwise be a hue the baseline never had. 0: plain HSV.
 
     Returns
     -------
@@ -310,7 +334,7 @@ def profile_images(X, *, features=(), embedder=None, workers: int | None = None,
     for f in features:
         if f not in FEATURE_TRANSFORMS:
             raise ValueError(f"unknown feature {f!r}; registered: {sorted(FEATURE_TRANSFORMS)}")
-    stats = _StatsFeatures(features)
+    stats = _StatsFeatures(features, grey_tolerance)
     branches = [stats] + ([embedder] if embedder is not None else [])
     ext = extract(branches, X, workers=workers, reduce=reduce, max_pixels=max_pixels, progress=progress,
                   desc="profile")
@@ -333,4 +357,5 @@ def profile_images(X, *, features=(), embedder=None, workers: int | None = None,
         if c not in table:
             table[c] = np.nan
     emb = ext.features[embedder.name] if embedder is not None and ext.n_ok else None
-    return BatchProfile(table, per_image_hist, emb, {"features": list(features)}, thumbs)
+    return BatchProfile(table, per_image_hist, emb, {"features": list(features), "grey_tolerance": int(grey_tolerance)},
+                        thumbs)

@@ -74,6 +74,8 @@ class _Camera:
                              stall=stall)
         monitor, ref_res = None, None
         ref = getattr(detector, "reference_profile_", None)
+        # live frames are profiled as the model's reference was (0 for models saved before the tolerance)
+        self.grey_tolerance = ref.grey_tolerance if ref is not None else 0
         if ref is not None and ref.n_images:
             t = ref.table
             ref_res = f"{int(t['width'].iloc[0])}x{int(t['height'].iloc[0])}"
@@ -277,7 +279,8 @@ def _score(cam: _Camera, frames: list[Frame], stats: WatchStats, frame_events: b
                    "fused": None if err else float(r["fused"]), "is_outlier": None if err else bool(r["is_outlier"]),
                    "x_threshold": {b: None if err else float(r[f"{b}_x"]) for b in [*branches, "fused"]},
                    "error": err, **({"file": f.name} if f.name else {})}
-        prof = frame_profile(f.rgb, fmt="VIDEO") if (drift and cam.health.monitor is not None and not err) else None
+        prof = frame_profile(f.rgb, fmt="VIDEO", grey_tolerance=cam.grey_tolerance) \
+            if (drift and cam.health.monitor is not None and not err) else None
         for a in cam.health.frame(f.index, f.stream_time, None if err else f.rgb, f.fmt, row, prof):
             if a.get("ongoing"):
                 stats.alerts[(name, a["kind"])] = stats.alerts.get((name, a["kind"]), 0) + 1
