@@ -219,7 +219,11 @@ class ColourFeatures:
         and a cached per-pixel offset places it in its cell's histogram. A cell that holds
         no pixel (image smaller than the grid) gets the whole image's histogram.
         """
-        hsv = self.greyed(self.hsv(rgb) if hsv is None else hsv)
+        return self.histograms(self.greyed(self.hsv(rgb) if hsv is None else hsv))
+
+    def histograms(self, hsv: np.ndarray) -> np.ndarray:
+        """:meth:`transform` of an HSV image already passed through :meth:`greyed` (for a caller that
+        also needs the greyed image itself: it is greyed once)."""
         h, w = hsv.shape[:2]
         offsets, joint_off, empty, any_empty, pixels = self._layout(h, w)
         n_cells = self.grid[0] * self.grid[1]

@@ -12,6 +12,7 @@ Features come from the detector's own pipeline (:func:`hybrid_drift.pipeline.ext
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -140,7 +141,7 @@ class _StatsFeatures:
             extra.update(_feature_values(name, FEATURE_TRANSFORMS[name](img.at_side(self.min_side))))
         import cv2
         thumb = cv2.resize(hsv[..., 2], THUMB_SIZE, interpolation=cv2.INTER_AREA)  # brightness (HSV value)
-        return ColourFeatures.stats(hsv=hsv), self.colour.transform(hsv=hsv), extra, thumb
+        return ColourFeatures.stats(hsv=hsv), self.colour.histograms(hsv), extra, thumb
 
     def features(self, prepared, images):
         out = np.empty(len(prepared), dtype=object)  # kept as python objects; assembled in profile_images
@@ -295,6 +296,13 @@ class BatchProfile:
         return cls(table, arrays["per_image_hist"], arrays.get("embeddings"), info, arrays.get("thumbnails"))
 
 
+@functools.lru_cache(maxsize=8)
+def _frame_features(grey_tolerance: int) -> _StatsFeatures:
+    """One extractor per tolerance for live frames (its lookup tables and layout cache are built once,
+    not per frame; ColourFeatures guards its cache with a lock, so cameras' threads may share it)."""
+    return _StatsFeatures((), grey_tolerance)
+
+
 def frame_profile(rgb: np.ndarray, fmt: str = "VIDEO", mode: str = "RGB",
                   grey_tolerance: int = GREY_TOLERANCE) -> dict:
     """The monitor's features of one decoded frame (for a live stream): a table row, the HSB
@@ -302,7 +310,7 @@ def frame_profile(rgb: np.ndarray, fmt: str = "VIDEO", mode: str = "RGB",
     reference profile's ``grey_tolerance`` to compare like with like)."""
     from ..io.decode import decode_image
     img = decode_image(rgb, reduce="auto", min_side=DEFAULT_MIN_SIDE, with_hash=False)
-    stats, hist, _, thumb = _StatsFeatures((), grey_tolerance).prepare(img)
+    stats, hist, _, thumb = _frame_features(int(grey_tolerance)).prepare(img)
     row = dict(zip(STAT_NAMES, map(float, stats)))
     row.update(width=int(rgb.shape[1]), height=int(rgb.shape[0]), mode=mode, format=fmt, error=None)
     return {"table": row, "hist": hist.reshape(3, _HIST_BINS), "thumb": thumb}
