@@ -144,6 +144,24 @@ def test_frames_of_the_first_settle_seconds_after_connecting_are_skipped(model, 
     assert main(["watch", str(model), str(segments), "--settle-seconds", "-1"]) == 2
 
 
+def test_the_queue_is_a_command_line_setting(model, segments, monkeypatch, capsys):
+    """An HLS camera delivers a segment of frames at once: the user must be able to hold one."""
+    import hybrid_drift.watch.service as service
+    seen = {}
+
+    def fake_watch(*a, **kw):
+        seen.update(kw)
+        return iter(())
+    monkeypatch.setattr(service, "watch", fake_watch)
+    assert main(["watch", str(model), str(segments), "--queue", "64", "--no-progress"]) == 0
+    assert seen["queue"] == 64
+    assert main(["watch", str(model), str(segments), "--no-progress"]) == 0
+    assert seen["queue"] == 8  # the library's default
+    capsys.readouterr()
+    assert main(["watch", str(model), str(segments), "--queue", "0", "--no-progress"]) == 2
+    assert "--queue" in capsys.readouterr().err
+
+
 def test_a_server_that_dies_is_a_disconnect_and_its_return_a_reconnect(model, frames, tmp_path):
     video = _video(tmp_path / "v.avi", frames[100:140])  # 4 s
     port = _port()
@@ -420,8 +438,11 @@ def test_a_live_hls_stream_is_scored(model, segments, tmp_path):
         deadline = time.time() + 30
         while not (hls / "cam.m3u8").exists() and time.time() < deadline:
             time.sleep(0.1)
+        # FFmpeg's HLS reader delivers a whole 1-second segment (10 frames) at once, and more at the start:
+        # with the default queue of 8 the oldest of each burst were dropped whenever scoring lagged the
+        # decoder (98-99 frames scored in some runs); a queue of three segments holds every burst
         events = _watch_until([f"http://127.0.0.1:{srv.server_port}/cam.m3u8"], model, seconds=60, until=_ended(),
-                              drift=False, settle=0.0)
+                              drift=False, settle=0.0, queue=32)
     finally:
         srv.shutdown()
         enc.kill()

@@ -42,6 +42,11 @@ def add(sub, parents) -> None:
                                     "per-camera settings")
     s.add_argument("--fps", type=float, default=None, help="score at most N frames per second per camera")
     s.add_argument("--realtime", action="store_true", help="read video files at their own frame rate")
+    queue = default(watch, "queue")
+    s.add_argument("--queue", type=positive_int, default=queue,
+                   help="frames held per camera while scoring is behind; when full the oldest is dropped and "
+                        "counted (default %d). An HLS stream arrives a segment at a time: hold at least one "
+                        "segment's frames, or score fewer with --fps" % queue)
     s.add_argument("--max-frames", type=positive_int, default=None, help="stop after N scored frames per camera")
     s.add_argument("--events", help="append events to this JSON-lines file (default: alerts on stdout)")
     s.add_argument("--alerts-only", action="store_true", help="no per-frame events")
@@ -94,7 +99,7 @@ def run(a) -> int:
     sinks = Sinks(events=a.events, webhook=a.webhook, metrics_port=a.metrics_port, metrics_addr=a.metrics_addr,
                   mqtt=a.mqtt, cameras=[sp.name for sp in specs], echo=lambda line: print(line, flush=True))
     res = run_service(specs, sinks, runtime=runtime_from(a), settings=settings, fps=a.fps, realtime=a.realtime,
-                      max_frames=a.max_frames, drift=not a.no_drift, frame_events=not a.alerts_only,
+                      max_frames=a.max_frames, queue=a.queue, drift=not a.no_drift, frame_events=not a.alerts_only,
                       settle=a.settle_seconds, snapshots=snapshots)
     for line in summary_lines(res):
         print(line, file=sys.stderr)
