@@ -138,10 +138,18 @@ class OrderCheck:
         head = (f"order check: {self.leak:.0%} of the reference images' nearest neighbours fall in another "
                 f"period of the order given (time order: below {self.threshold:.0%}; consecutive images differ "
                 f"{self.ratio:.2f}x as much as random pairs)")
+        # what the check saw, then what cross-fitting did: the two differ when folds='time' or 'similarity'
+        # forced it (a sentence must never claim groups were used when periods were, or the reverse)
+        regrouped = self.action == "reordered"
         if self.time_like:
-            return head + ": looks like time order; cross-fitting held out periods of it"
-        return (head + ": does NOT look like time order (shuffled, or named out of order); cross-fitting "
-                "held out groups of similar images instead, so thresholds do not depend on the names")
+            return head + (": looks like time order, but cross-fitting held out groups of similar images, as asked"
+                           if regrouped else ": looks like time order; cross-fitting held out periods of it")
+        seen = head + ": does NOT look like time order (shuffled, named out of order, or a scene that changes faster "
+        seen += "than the frame rate); "
+        if regrouped:
+            return seen + "cross-fitting held out groups of similar images instead, so thresholds do not depend on the names"
+        return (seen + "cross-fitting held out periods of it anyway, as asked: if the order is not time, "
+                "near-identical frames sit on both sides of a split and the thresholds come out too tight")
 
 
 def _standardise(F: np.ndarray) -> np.ndarray:

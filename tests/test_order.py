@@ -72,6 +72,10 @@ def test_reference_order_keeps_time_order_and_regroups_a_shuffle():
     assert forced.action == "reordered" and forced.time_like  # still reports what it saw
     _, kept = reference_order(F[np.random.default_rng(4).permutation(len(F))], mode="given")
     assert kept.action == "kept" and not kept.time_like
+    # the sentence says what cross-fitting did, not only what the check saw (a forced choice said the opposite)
+    assert "held out periods of it anyway, as asked" in kept.sentence() and "groups" not in kept.sentence()
+    assert "but cross-fitting held out groups of similar images, as asked" in forced.sentence()
+    assert "periods" not in forced.sentence()
     with pytest.raises(ValueError, match="mode"):
         reference_order(F, mode="sometimes")
 
@@ -224,6 +228,13 @@ def test_fit_summary_and_model_say_what_order_was_used_and_seen(tmp_path, refere
     assert r.returncode == 0 and "looks like time order" in r.stdout
     assert "does not look like it is in time order" not in r.stderr  # (150 images: only the small-reference warning)
     assert "the reference has only 150 readable images" in r.stderr
+    # the random names with --folds time: periods were used, and the summary and the warning say so
+    r = subprocess.run([sys.executable, "-m", "hybrid_drift.cli", "fit", str(folder), "--out", str(tmp_path / "m3"),
+                        "--no-cnn", "--no-progress", "--folds", "time"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "does NOT look like time order" in r.stdout and "held out periods of it anyway" in r.stdout
+    assert "groups of similar images" not in r.stdout + r.stderr
+    assert "as asked (--folds time)" in r.stderr
     # a model file with a damaged order description is refused, naming the folder
     cfg["reference"]["order_check"]["action"] = "whatever"
     (model / "config.json").write_text(json.dumps(cfg))
