@@ -219,6 +219,53 @@ def test_a_file_source_is_paced_by_scoring_and_a_folder_source_takes_new_files(m
     assert fr[-1]["error"] and all(e["error"] is None for e in fr[:5])
 
 
+def test_a_folder_is_scored_as_score_scores_its_files(tmp_path):
+    """Full-size JPEGs: ``score`` decodes a file's smaller working sizes in the DCT domain; a watch that
+    scored the reader's pixels area-averaged them instead (colour scores ~13% higher on the street)."""
+    from hybrid_drift.io import iter_video_frames
+    from conftest import DATA
+    full = [f for _, f in iter_video_frames(DATA / "vtest.avi", step=20, stop=800)]  # 768x576
+    model = tmp_path / "m"
+    HybridDetector(cnn=False).fit(full[:30]).save(model)
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    for i, f in enumerate(full[30:38]):
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    files = sorted(str(p) for p in folder.iterdir())
+    want = HybridDetector.load(model).score(files)
+    events = _watch_until([str(folder)], model, seconds=60, max_frames=len(files), drift=False)
+    got = [e for e in events if e["type"] == "frame"]
+    assert [e["file"] for e in got] == [os.path.basename(f) for f in files]
+    for b in got[0]["scores"]:  # to float32 rounding (a watch scores in batches of whatever has arrived)
+        np.testing.assert_allclose([e["scores"][b] for e in got], want[b].to_numpy(), rtol=1e-6, atol=1e-9,
+                                   err_msg=b)
+    assert [e["is_outlier"] for e in got] == want["is_outlier"].tolist()
+
+
+def test_fit_full_decode_scores_a_streams_pixels_as_the_files(tmp_path):
+    """A stream's frames are pixels, area-averaged to each working size; ``fit --full-decode`` reads its
+    files the same way, so a model fitted on a folder scores the stream's pixels as it scores the files."""
+    from hybrid_drift.io import iter_video_frames
+    from conftest import DATA
+    full = [f for _, f in iter_video_frames(DATA / "vtest.avi", step=20, stop=800)]  # 768x576
+    ref, cam = tmp_path / "ref", tmp_path / "cam"
+    for folder, imgs in ((ref, full[:30]), (cam, full[30:38])):
+        folder.mkdir()
+        for i, f in enumerate(imgs):
+            cv2.imwrite(str(folder / f"{i:03d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    files = sorted(str(p) for p in cam.iterdir())
+    pixels = [cv2.cvtColor(cv2.imread(f), cv2.COLOR_BGR2RGB) for f in files]
+    cheap = ["colour", "shift", "flat", "tear"]
+    for flag, same in ((["--full-decode"], True), ([], False)):
+        model = tmp_path / f"m{len(flag)}"
+        assert main(["fit", str(ref), "--out", str(model), "--no-cnn", "--no-progress", "--quiet", *flag]) == 0
+        det = HybridDetector.load(model)
+        assert det.reduce == (1 if flag else "auto")
+        a, b = det.score(files), det.score(pixels)
+        close = [np.allclose(a[c], b[c], rtol=1e-6, atol=1e-9) for c in cheap]
+        assert all(close) if same else not all(close), (flag, close)
+
+
 def test_a_watch_keeps_no_per_frame_history_without_bound():
     from hybrid_drift.watch.runner import LATENCY_WINDOW, WatchStats
     stats = WatchStats()

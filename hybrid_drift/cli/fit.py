@@ -43,6 +43,10 @@ def add(sub, parents) -> None:
     s.add_argument("--val", nargs="+", help="optional held-out images, pooled with the cross-fitted reference "
                                             "scores (or a dataset folder: its val split, labelled; for "
                                             "--fusion logistic)")
+    s.add_argument("--full-decode", action="store_true",
+                   help="decode every JPEG at full size and area-average it to each feature's working size, as a "
+                        "live stream's frames are (default: smaller sizes straight from the JPEG, faster). For a "
+                        "model that will watch a stream: its files and the stream's pixels then score alike")
     s.add_argument("--out", required=True, help="model folder to write")
     s.add_argument("--fusion", choices=list(FUSIONS), default=default(HybridDetector, "fusion"),
                    help="or (default): an outlier when any branch is over its threshold; logistic: weights "
@@ -153,7 +157,8 @@ def fit(a) -> int:
     tear = False if a.no_tear else None
     det = HybridDetector(colour=colour, cnn=cnn, light=light, shift=shift, patch=patch, bands=bands, flat=flat,
                          tear=tear, fusion=a.fusion,
-                         calibration=a.calibration, k=a.k, folds=a.folds, runtime=runtime_from(a), ignore=a.ignore)
+                         calibration=a.calibration, k=a.k, folds=a.folds, runtime=runtime_from(a), ignore=a.ignore,
+                         reduce=1 if a.full_decode else default(HybridDetector, "reduce"))
     det.set_params(fpr=_fpr(a, len(det.planned_branches())))  # per branch: as many as the fit will build
     val = labels = None
     if a.val:

@@ -36,6 +36,9 @@ class Frame:
     fmt: str = ""         # codec (streams) or file format (folders)
     name: str = ""        # file name (folders)
     error: str | None = None
+    #: a folder file's encoded bytes: the detector decodes them itself, as ``score`` decodes the file (a JPEG's
+    #: smaller working sizes come from its DCT, not from area-averaging ``rgb``), so both give the same scores
+    data: bytes | None = None
 
 
 @dataclass
@@ -348,13 +351,20 @@ class Reader:
                 first_seen.pop(n, None)
                 last = n
                 now = time.time()
-                img = decode_image(path, reduce="auto", min_side=(288, 128))
+                data = None
+                if regular and size > 0:  # read once: the health checks see its pixels, the detector its bytes
+                    try:
+                        with open(path, "rb") as fh:
+                            data = fh.read()
+                    except OSError:
+                        data = None  # decoding the path reports why
+                img = decode_image(path if data is None else data, name=path, reduce="auto", min_side=(288, 128))
                 self.counters.read += 1
                 self.counters.last_frame_at = now
                 st = now - self._t0
                 if self._keep(st, last_kept):
                     rgb = None if not img.ok else (img.rgb if img.factor == 1 else img.at_side(288))
                     self._put(Frame(self.camera, index, st, now, rgb, str(img.meta.get("format", "")),
-                                    display_id(n), img.error))
+                                    display_id(n), img.error, data if img.ok else None))
                 index += 1
             self._stop.wait(self.poll)

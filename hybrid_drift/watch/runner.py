@@ -258,8 +258,10 @@ def _handle(cam: _Camera, items, stats: WatchStats, batch: int, frame_events: bo
 
 def _score(cam: _Camera, frames: list[Frame], stats: WatchStats, frame_events: bool, frame_profile, drift: bool):
     name = cam.spec.name
-    rgbs = [f.rgb if f.rgb is not None else np.zeros((1, 1, 3), np.uint8) for f in frames]
-    table = cam.det.score(rgbs)
+    # a folder's file is scored from its bytes, exactly as `score` scores it; a stream's frame from its pixels
+    inputs = [np.zeros((1, 1, 3), np.uint8) if f.rgb is None else f.data if f.data is not None else f.rgb
+              for f in frames]
+    table = cam.det.score(inputs)
     branches = [b.name for b in cam.det.branches_]
     for f, (_, r) in zip(frames, table.iterrows()):
         now = time.time()
