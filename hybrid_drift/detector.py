@@ -401,9 +401,10 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         other = [g for g in got if g != want]
         if other:
             self._resolution_noted = True
-            log.warning("%d of %d images are %s, the model's reference was %s: scores of another resolution are "
-                        "not comparable with its thresholds (fit on frames of this camera's stream)",
-                        len(other), len(got), max(set(other), key=other.count), want)
+            sizes = ", ".join(f"{n} x{other.count(n)}" for n in sorted(set(other), key=lambda n: (-other.count(n), n)))
+            log.warning("%d of %d images are not %s, the model's reference size (%s): scores of another resolution "
+                        "are not comparable with its thresholds (fit on frames of this camera's stream)",
+                        len(other), len(got), want, sizes)
 
     #: scored JPEGs whose median quality is this many points below the reference's get a warning
     JPEG_QUALITY_GAP = 20

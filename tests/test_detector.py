@@ -252,7 +252,13 @@ def test_scoring_another_resolution_than_the_reference_says_so_once(frames, capl
         big = [cv2.resize(f, (384, 288)) for f in frames[45:50]]
         det.score(big)
         det.score(big)
-    assert caplog.text.count("5 of 5 images are 384x288, the model's reference was 192x144") == 1
+    assert caplog.text.count("5 of 5 images are not 192x144, the model's reference size (384x288 x5)") == 1
+    # two other sizes in one batch: both are named, with their counts (the first message named one size for all)
+    det2 = HybridDetector(cnn=False).fit(frames[:40])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hybrid_drift.detector"):
+        det2.score([*big[:2], cv2.resize(frames[50], (96, 72)), frames[51]])
+    assert "3 of 4 images are not 192x144, the model's reference size (384x288 x2, 96x72 x1)" in caplog.text
 
 
 def _jpegs(frames, folder, quality):
