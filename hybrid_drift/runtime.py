@@ -8,7 +8,7 @@ or :meth:`HybridDetector.bind`; the CLI, the watch service, Ray actors and the b
 and pass it, so nothing writes a branch's settings from outside.
 
 >>> Runtime(backend="torch", workers=2).replace(progress=True)
-Runtime(backend='torch', device='auto', threads=None, workers=2, cache=None, progress=True, max_pixels=100000000)
+Runtime(backend='torch', device='auto', threads=None, workers=2, cache=None, cache_features=True, progress=True, max_pixels=100000000)
 >>> Runtime(backend="tensorrt")
 Traceback (most recent call last):
 ...
@@ -53,8 +53,11 @@ class Runtime:
         Image decode threads (default: one per core).
     cache : path, False or None
         Feature cache (and exported ONNX graphs) location; ``None`` = ``$HYBRID_DRIFT_CACHE`` or
-        ``~/.cache/hybrid_drift`` (``HYBRID_DRIFT_CACHE=off`` turns it off); ``False`` = off (a
-        watch's live frames are seen once: caching them would only churn the disk).
+        ``~/.cache/hybrid_drift`` (``HYBRID_DRIFT_CACHE=off`` turns it off); ``False`` = off.
+    cache_features : bool
+        Cache each image's CNN features there (default). ``False`` keeps only the exported graphs:
+        a watch's live frames are seen once, so caching them would only churn the disk, while
+        exporting the graph again at every start would cost seconds and load PyTorch's exporter.
     progress : bool
         tqdm progress bars on long work.
     max_pixels : int or None
@@ -66,6 +69,7 @@ class Runtime:
     threads: int | None = None
     workers: int | None = None
     cache: str | os.PathLike | bool | None = None
+    cache_features: bool = True
     progress: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
 
@@ -79,6 +83,8 @@ class Runtime:
         _int_or_none("max_pixels", self.max_pixels)
         if not (self.cache is None or self.cache is False or isinstance(self.cache, (str, os.PathLike))):
             raise ValueError(f"cache must be a folder, False (off) or None (the default folder), got {self.cache!r}")
+        if not isinstance(self.cache_features, bool):
+            raise ValueError(f"cache_features must be True or False, got {self.cache_features!r}")
         if not isinstance(self.progress, bool):
             raise ValueError(f"progress must be True or False, got {self.progress!r}")
 
@@ -95,6 +101,11 @@ class Runtime:
             from .features.cache import default_cache_dir
             return default_cache_dir()
         return Path(self.cache)
+
+    @property
+    def feature_cache_root(self) -> Path | None:
+        """Where per-image features are cached: :attr:`cache_root` unless ``cache_features`` is off."""
+        return self.cache_root if self.cache_features else None
 
     def check_device(self) -> None:
         """``device="cuda"`` on a machine where no runtime sees a GPU: one clear line, before any work."""

@@ -185,3 +185,27 @@ def test_runtime_settings_are_checked_in_one_place_and_cuda_without_a_gpu_fails_
     monkeypatch.setattr(runtime, "_ort_cuda", lambda: False)
     with pytest.raises(BackboneUnavailableError, match="device='cuda' but no GPU"):
         HybridDetector(colour=False, runtime=Runtime(device="cuda")).prepare_branches()
+
+
+def test_a_watch_keeps_the_exported_graph_but_caches_no_frame_features(frames, tmp_path, monkeypatch):
+    """A watch restarted as a service used to export the network again at every start (the whole cache
+    was off for live frames): 2 s more to the first score and PyTorch's exporter in memory."""
+    from hybrid_drift.watch.runner import live_runtime
+    exports = []
+    real = runtime._export
+    monkeypatch.setattr(runtime, "_export", lambda emb, path, maps=False: exports.append(path) or real(emb, path, maps))
+    cache = tmp_path / "cache"
+    cnn = dict(image_size=TEST_IMAGE_SIZE, n_components=10, augment=0)
+    model = tmp_path / "m"
+    HybridDetector(colour=False, cnn=CNNBranch(**cnn), runtime=Runtime(cache=cache)).fit(frames[:20]).save(model)
+    fitted = len(exports)
+    before = sorted(p for p in cache.rglob("*") if p.is_file() and "onnx" not in p.parts)
+    live = live_runtime(Runtime(cache=cache))
+    assert live.cache_root == cache and live.feature_cache_root is None
+    for _ in range(2):  # two starts of a watch
+        HybridDetector.load(model, runtime=live).score(frames[20:24])
+    assert len(exports) == fitted  # the graph exported by the fit was reused
+    assert sorted(p for p in cache.rglob("*") if p.is_file() and "onnx" not in p.parts) == before  # no frame cached
+    assert live_runtime(Runtime(cache=False)).cache_root is None  # --no-cache still means no cache at all
+    with pytest.raises(ValueError, match="cache_features"):
+        Runtime(cache_features=1)

@@ -166,10 +166,10 @@ class CNNBranch(Branch):
     @property
     def uses_content_hash(self) -> bool:
         """The loader computes file hashes only when a branch's cache needs them."""
-        return self._runtime.cache_root is not None
+        return self._runtime.feature_cache_root is not None
 
     def _feature_cache(self):
-        root = self._runtime.cache_root
+        root = self._runtime.feature_cache_root
         if root is None:
             return None
         if self._cache is None:

@@ -107,7 +107,7 @@ class PatchBranch(CNNBranch):
                 and tuple(cnn.embedder.image_size) == tuple(self.embedder.image_size))
 
     def _map_cache(self):
-        root = self._runtime.cache_root
+        root = self._runtime.feature_cache_root
         if root is None:
             return None
         if self._cache is None:
