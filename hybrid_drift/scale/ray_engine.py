@@ -125,8 +125,9 @@ class _PartScorer:
         from ..detector import HybridDetector
         from ..runtime import Runtime
         _set_threads(threads)
-        # each image is scored once: a feature cache would only fill the workers' disks
-        runtime = (runtime or Runtime()).replace(workers=threads, cache=False, progress=False)
+        # each image is scored once: a feature cache would only fill the workers' disks; the exported graph
+        # stays cached on each node, so an actor that starts there does not export the network again
+        runtime = (runtime or Runtime()).replace(workers=threads, cache_features=False, progress=False)
         self.det = HybridDetector.load(model_dir, runtime=runtime)
 
     def __call__(self, batch: dict) -> dict:
