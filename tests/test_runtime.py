@@ -209,3 +209,28 @@ def test_a_watch_keeps_the_exported_graph_but_caches_no_frame_features(frames, t
     assert live_runtime(Runtime(cache=False)).cache_root is None  # --no-cache still means no cache at all
     with pytest.raises(ValueError, match="cache_features"):
         Runtime(cache_features=1)
+
+
+def test_the_feature_cache_tells_a_full_decode_from_a_reduced_one(tmp_path):
+    """The cache is keyed by the file's hash: a model fitted with ``reduce=1`` (``fit --full-decode``) read
+    the features a default model had cached for the same files, computed from other pixels."""
+    import cv2
+
+    from conftest import DATA
+    from hybrid_drift.io import iter_video_frames
+    full = [f for _, f in iter_video_frames(DATA / "vtest.avi", step=40, stop=800)][:14]  # 768x576
+    files = []
+    for i, f in enumerate(full):
+        files.append(str(tmp_path / f"{i:02d}.jpg"))
+        cv2.imwrite(files[-1], cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    pixels = [cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB) for p in files]
+    only_cnn = {n: False for n in ("colour", "light", "shift", "patch", "bands", "flat", "tear")}
+
+    def detector(reduce):
+        return HybridDetector(cnn=CNNBranch(image_size=TEST_IMAGE_SIZE, n_components=5, augment=0), reduce=reduce,
+                              runtime=Runtime(cache=tmp_path / "cache"), **only_cnn).fit(files[:10])
+    auto = detector("auto")
+    auto.score(files[10:])  # every file's features are now cached, from its DCT-reduced decode
+    fulld = detector(1)
+    np.testing.assert_allclose(fulld.score(files[10:])["cnn"], fulld.score(pixels[10:])["cnn"], rtol=1e-5)
+    assert not np.allclose(auto.score(files[10:])["cnn"], auto.score(pixels[10:])["cnn"], rtol=1e-5)

@@ -525,7 +525,12 @@ def _pil_open(buf: bytes) -> Image.Image:
 
 def _decode_buffer(buf: bytes, source: str, max_pixels: int | None, reduce, min_side: int,
                    with_hash: bool) -> DecodedImage:
-    out = DecodedImage(source, sha1=hashlib.sha1(buf).hexdigest() if with_hash else None)
+    digest = hashlib.sha1(buf).hexdigest() if with_hash else None
+    if digest and reduce != "auto":
+        # the sha1 keys feature caches: a file decoded at a fixed reduction gives other pixels at a feature's
+        # working size (area-averaged) than "auto" (decoded there, a JPEG in the DCT domain), so the key says so
+        digest = hashlib.sha1(f"{digest}|reduce={reduce}".encode()).hexdigest()
+    out = DecodedImage(source, sha1=digest)
     if len(buf) == 0:
         out.error = "zero bytes"
         return out

@@ -311,7 +311,7 @@ class Reader:
                 backoff = min(backoff * 2, self.max_backoff)
 
     def _run_folder(self) -> None:
-        from ..io.decode import decode_image
+        from ..io.decode import decode_image, read_file
         from ..io.sources import IMAGE_EXTENSIONS, display_id
         last = ""  # files are taken in name order (a camera's names sort in time); only newer names are new
         sizes: dict[str, int] = {}  # a file is taken once its size stopped changing between two polls
@@ -351,13 +351,9 @@ class Reader:
                 first_seen.pop(n, None)
                 last = n
                 now = time.time()
-                data = None
-                if regular and size > 0:  # read once: the health checks see its pixels, the detector its bytes
-                    try:
-                        with open(path, "rb") as fh:
-                            data = fh.read()
-                    except OSError:
-                        data = None  # decoding the path reports why
+                # read once (regular files only, size-capped): the health checks see its pixels, the detector
+                # its bytes; when it cannot be read, decoding the path reports why
+                data = read_file(path)[0] if regular and size > 0 else None
                 img = decode_image(path if data is None else data, name=path, reduce="auto", min_side=(288, 128))
                 self.counters.read += 1
                 self.counters.last_frame_at = now
