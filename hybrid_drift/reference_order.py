@@ -144,10 +144,11 @@ class OrderCheck:
         if self.time_like:
             return head + (": looks like time order, but cross-fitting held out groups of similar images, as asked"
                            if regrouped else ": looks like time order; cross-fitting held out periods of it")
-        seen = head + ": does NOT look like time order (shuffled, named out of order, or a scene that changes faster "
-        seen += "than the frame rate); "
+        seen = (head + ": does NOT look like time order (shuffled, named out of order, or a scene that changes "
+                "faster than the frame rate); ")
         if regrouped:
-            return seen + "cross-fitting held out groups of similar images instead, so thresholds do not depend on the names"
+            return seen + ("cross-fitting held out groups of similar images instead, so thresholds do not depend on "
+                           "the names")
         return (seen + "cross-fitting held out periods of it anyway, as asked: if the order is not time, "
                 "near-identical frames sit on both sides of a split and the thresholds come out too tight")
 
@@ -393,12 +394,24 @@ SMALL_REFERENCE = 200
 
 
 def reference_warnings(summary: dict, fpr: float = 0.001) -> list[str]:
-    """Warnings on what a model was fitted on: too few reference images for its thresholds to mean a rate."""
+    """Warnings on what a model was fitted on: too few reference images for its thresholds to mean a rate,
+    and a reference order that does not look like time (what cross-fitting then did, and what to do)."""
+    out = []
     n = int(summary.get("n", 0))
-    if n >= SMALL_REFERENCE:
-        return []
-    rate = int(round(1 / fpr))
-    return [f"the reference has only {n} readable images: each threshold is the score of the strangest of them, "
-            f"one frame's accident more than a rate (the conformal rule at fpr {fpr:g} needs about {rate:,} to "
-            f"mean 1 in {rate:,}). Fit on at least {SMALL_REFERENCE}, better {rate:,} or more spread over a day "
-            "or more of the camera's normal footage (one frame a minute for a day is 1,440)."]
+    if n < SMALL_REFERENCE:
+        rate = int(round(1 / fpr))
+        out.append(f"the reference has only {n} readable images: each threshold is the score of the strangest of "
+                   f"them, one frame's accident more than a rate (the conformal rule at fpr {fpr:g} needs about "
+                   f"{rate:,} to mean 1 in {rate:,}). Fit on at least {SMALL_REFERENCE}, better {rate:,} or more "
+                   "spread over a day or more of the camera's normal footage (one frame a minute for a day is 1,440).")
+    chk = OrderCheck.from_dict(summary["order_check"]) if summary.get("order_check") else None
+    if chk is not None and not chk.time_like:
+        if chk.action == "reordered":
+            out.append("the reference does not look like it is in time order; thresholds were set from groups of "
+                       "similar images. If the files have times (EXIF, a manifest column), fit with --order "
+                       "exif|time; if they are in time order, --folds time.")
+        else:  # --folds time on an order that does not look like time
+            out.append("the reference does not look like it is in time order, and its thresholds were set from "
+                       "periods of it as asked (--folds time): if the files are not in time order, they are too "
+                       "tight (fit with --order exif|time, or without --folds).")
+    return out

@@ -186,13 +186,4 @@ def fit(a) -> int:
         print(f"  ignore zones: {len(a.ignore)} (no branch looks there)")
     for line in reference_warnings(det.reference_summary(), det.fpr):
         print(f"warning: {line}", file=sys.stderr)
-    chk = det.order_check_
-    if chk is not None and not chk.time_like and chk.action == "reordered":
-        print("warning: the reference does not look like it is in time order; thresholds were set from groups "
-              "of similar images. If the files have times (EXIF, a manifest column), fit with --order exif|time; "
-              "if they are in time order, --folds time.", file=sys.stderr)
-    elif chk is not None and not chk.time_like:  # --folds time on an order that does not look like time
-        print("warning: the reference does not look like it is in time order, and its thresholds were set from "
-              "periods of it as asked (--folds time): if the files are not in time order, they are too tight "
-              "(fit with --order exif|time, or without --folds).", file=sys.stderr)
     return EXIT_OK
