@@ -219,19 +219,31 @@ def test_a_file_source_is_paced_by_scoring_and_a_folder_source_takes_new_files(m
     assert fr[-1]["error"] and all(e["error"] is None for e in fr[:5])
 
 
-def test_a_folder_is_scored_as_score_scores_its_files(tmp_path):
-    """Full-size JPEGs: ``score`` decodes a file's smaller working sizes in the DCT domain; a watch that
-    scored the reader's pixels area-averaged them instead (colour scores ~13% higher on the street)."""
+@pytest.fixture(scope="module")
+def full_size():
+    """Every 20th of the street video's first 800 frames at its own 768x576: large enough that a JPEG's
+    smaller working sizes come from a reduced decode."""
     from hybrid_drift.io import iter_video_frames
     from conftest import DATA
-    full = [f for _, f in iter_video_frames(DATA / "vtest.avi", step=20, stop=800)]  # 768x576
-    model = tmp_path / "m"
-    HybridDetector(cnn=False).fit(full[:30]).save(model)
-    folder = tmp_path / "cam"
+    return [f for _, f in iter_video_frames(DATA / "vtest.avi", step=20, stop=800)]
+
+
+def _jpegs(folder: Path, imgs, quality: int = 95) -> list[str]:
+    """``imgs`` (RGB) as ``000.jpg``, ``001.jpg``... in a new ``folder``; their paths in order."""
     folder.mkdir()
-    for i, f in enumerate(full[30:38]):
-        cv2.imwrite(str(folder / f"{i:03d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    files = sorted(str(p) for p in folder.iterdir())
+    for i, f in enumerate(imgs):
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return [str(folder / f"{i:03d}.jpg") for i in range(len(imgs))]
+
+
+def test_a_folder_is_scored_as_score_scores_its_files(full_size, tmp_path):
+    """Full-size JPEGs: ``score`` decodes a file's smaller working sizes in the DCT domain; a watch that
+    scored the reader's pixels area-averaged them instead (colour scores ~13% higher on the street)."""
+    model = tmp_path / "m"
+    HybridDetector(cnn=False).fit(full_size[:30]).save(model)
+    folder = tmp_path / "cam"
+    files = _jpegs(folder, full_size[30:38], quality=85)
     want = HybridDetector.load(model).score(files)
     events = _watch_until([str(folder)], model, seconds=60, max_frames=len(files), drift=False)
     got = [e for e in events if e["type"] == "frame"]
@@ -242,18 +254,12 @@ def test_a_folder_is_scored_as_score_scores_its_files(tmp_path):
     assert [e["is_outlier"] for e in got] == want["is_outlier"].tolist()
 
 
-def test_fit_full_decode_scores_a_streams_pixels_as_the_files(tmp_path):
+def test_fit_full_decode_scores_a_streams_pixels_as_the_files(full_size, tmp_path):
     """A stream's frames are pixels, area-averaged to each working size; ``fit --full-decode`` reads its
     files the same way, so a model fitted on a folder scores the stream's pixels as it scores the files."""
-    from hybrid_drift.io import iter_video_frames
-    from conftest import DATA
-    full = [f for _, f in iter_video_frames(DATA / "vtest.avi", step=20, stop=800)]  # 768x576
-    ref, cam = tmp_path / "ref", tmp_path / "cam"
-    for folder, imgs in ((ref, full[:30]), (cam, full[30:38])):
-        folder.mkdir()
-        for i, f in enumerate(imgs):
-            cv2.imwrite(str(folder / f"{i:03d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    files = sorted(str(p) for p in cam.iterdir())
+    ref = tmp_path / "ref"
+    _jpegs(ref, full_size[:30])
+    files = _jpegs(tmp_path / "cam", full_size[30:38])
     pixels = [cv2.cvtColor(cv2.imread(f), cv2.COLOR_BGR2RGB) for f in files]
     cheap = ["colour", "shift", "flat", "tear"]
     for flag, same in ((["--full-decode"], True), ([], False)):
