@@ -7,7 +7,8 @@ Each argument is a benchmark dataset (``make-dataset scenes`` / ``crossroad-prot
 ``manifest.csv`` with train / val / test splits in time order). The default detector is fitted the way
 ``bench`` fits it (train plus the val split's normal frames as the reference, order from the data), then
 scores the test split's clean frames (false alarms), the same clean frames as a live stream may deliver
-them (:data:`BENIGN`: JPEG quality 60 and 40, an MPEG-4 round trip; every alarm there is a false one),
+them (:data:`BENIGN`: JPEG quality 60 and 40, an MPEG-4 round trip, FFmpeg's H.264 and MJPEG encoders;
+every alarm there is a false one),
 and ``--copies`` copies of clean test frames under each held-out fault:
 :data:`hybrid_drift.corruptions.HELD_OUT_FAULTS` (a torn frame, a half-decoded frame, error-concealment
 smear, over-exposure, snow, defocus, hot pixels), which no benchmark set is built from, the study's
@@ -60,9 +61,53 @@ def _copies(frames, kind, rng):
 
 
 #: how a live stream may deliver the very same clean test frames (none of them a fault): snapshots at
-#: JPEG quality 60 and 40 (the datasets' frames are quality 92), and a round trip through OpenCV's
-#: MPEG-4 writer and reader (which shifts the channels by a few grey levels and may drop an odd row)
-BENIGN = ("jpeg60", "jpeg40", "mpeg4")
+#: JPEG quality 60 and 40 (the datasets' frames are quality 92), a round trip through OpenCV's
+#: MPEG-4 writer and reader (which shifts the channels by a few grey levels and may drop an odd row),
+#: and FFmpeg's encoders as cameras and stream servers use them: H.264 in limited-range YUV 4:2:0 (an IP
+#: camera's RTSP stream) and MJPEG at quality 3 (an MJPEG-over-HTTP camera), each read back by OpenCV
+BENIGN = ("jpeg60", "jpeg40", "mpeg4", "h264", "mjpeg")
+#: the camera's own video served as a stream by FFmpeg (MJPEG at quality 3, as `ffmpeg -f mpjpeg` serves it),
+#: decoded by FFmpeg from the source file and never turned into RGB on the way: the frames the dataset's
+#: JPEG files were made of, as a camera's MJPEG server delivers them
+SERVED = "served_mjpeg"
+#: FFmpeg's output settings of each encoder of :data:`BENIGN`
+_FFMPEG = {"h264": (".mp4", ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p"]),
+           "mjpeg": (".avi", ["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p"])}
+
+
+def _ffmpeg_roundtrip(frames_bgr, how):
+    """``frames_bgr`` through the FFmpeg binary's encoder ``how`` (:data:`_FFMPEG`) and OpenCV's reader (BGR);
+    None without FFmpeg or that encoder."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    import cv2
+
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        return None
+    h, w = frames_bgr[0].shape[:2]
+    suffix, args = _FFMPEG[how]
+    fd, tmp = tempfile.mkstemp(suffix=suffix)
+    os.close(fd)
+    try:
+        enc = subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
+                              "-s", f"{w}x{h}", "-r", "10", "-i", "-", *args, tmp],
+                             input=b"".join(f.tobytes() for f in frames_bgr), capture_output=True)
+        if enc.returncode != 0:
+            return None
+        cap, out = cv2.VideoCapture(tmp), []
+        while len(out) < len(frames_bgr):
+            ok, f = cap.read()
+            if not ok:
+                break
+            out.append(f)
+        cap.release()
+    finally:
+        os.remove(tmp)
+    return out if len(out) == len(frames_bgr) else None
 
 
 def _reencoded(frames_bgr, how):
@@ -75,6 +120,10 @@ def _reencoded(frames_bgr, how):
 
     if how.startswith("jpeg"):
         out = [_jpeg(f, int(how[4:])) for f in frames_bgr]
+    elif how in _FFMPEG:
+        out = _ffmpeg_roundtrip(frames_bgr, how)
+        if out is None:
+            return None
     elif how == "mpeg4":
         h, w = frames_bgr[0].shape[:2]
         fd, tmp = tempfile.mkstemp(suffix=".mp4")
@@ -100,6 +149,58 @@ def _reencoded(frames_bgr, how):
     else:
         raise ValueError(f"unknown stream {how!r}; known: {', '.join(BENIGN)}")
     return [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in out]
+
+
+def _source_video(ds):
+    """The dataset's source video file, or None (a folder of stills, or a source this script does not know)."""
+    from hybrid_drift.datasets.crossroad import bundled_data_dir
+    from hybrid_drift.datasets.scenes import SCENES, fetch_footage
+
+    meta = ds.root / "dataset.json"
+    name = str(json.loads(meta.read_text()).get("name", "")) if meta.is_file() else ""
+    if name == "crossroad":
+        return bundled_data_dir() / "vtest.avi"
+    scene = SCENES.get(name.split(":", 1)[-1]) if name.startswith("scene:") else None
+    src = fetch_footage(scene) if scene is not None else None
+    return src if src is not None and src.is_file() else None
+
+
+def _served(ds, frame_numbers, size):
+    """Frames ``frame_numbers`` of the dataset's source video as FFmpeg serves them as MJPEG (:data:`SERVED`),
+    at the dataset's frame ``size`` (w, h), RGB; None without FFmpeg or a source video."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    import cv2
+
+    src, ffmpeg = _source_video(ds), shutil.which("ffmpeg")
+    if src is None or ffmpeg is None:
+        return None
+    want = set(int(f) for f in frame_numbers)
+    fd, tmp = tempfile.mkstemp(suffix=".avi")
+    os.close(fd)
+    got, i = {}, 0
+    try:
+        if subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(src), "-an",
+                           "-frames:v", str(max(want) + 1), *_FFMPEG["mjpeg"][1], tmp],
+                          capture_output=True).returncode != 0:
+            return None
+        cap = cv2.VideoCapture(tmp)
+        while len(got) < len(want):
+            ok, f = cap.read()
+            if not ok:
+                break
+            if i in want:
+                if (f.shape[1], f.shape[0]) != tuple(size):  # the dataset's downsampled frames
+                    f = cv2.resize(f, tuple(size), interpolation=cv2.INTER_AREA)
+                got[i] = cv2.cvtColor(f, cv2.COLOR_BGR2RGB)
+            i += 1
+        cap.release()
+    finally:
+        os.remove(tmp)
+    return [got[int(f)] for f in frame_numbers] if len(got) == len(want) else None
 
 
 def run_dataset(path: str, copies: int = 20, kinds=None, make_detector=None) -> dict:
@@ -134,6 +235,14 @@ def run_dataset(path: str, copies: int = 20, kinds=None, make_detector=None) -> 
         t = det.score(imgs)
         benign[how] = {"false_alarms": int(t["is_outlier"].fillna(False).sum()), "n": len(t),
                        "by_branch": {b: int(t[f"{b}_flag"].fillna(False).sum()) for b in branches}}
+    size = (bgr[0].shape[1], bgr[0].shape[0])
+    served = _served(ds, clean["frame"], size) if "frame" in clean else None
+    if served is None:
+        benign[SERVED] = None
+    else:
+        t = det.score(served)
+        benign[SERVED] = {"false_alarms": int(t["is_outlier"].fillna(False).sum()), "n": len(t),
+                          "by_branch": {b: int(t[f"{b}_flag"].fillna(False).sum()) for b in branches}}
     del bgr
     per_kind = {}
     for kind in kinds:
@@ -163,7 +272,7 @@ def table(results: list[dict]) -> str:
     head = f"{'fault':<{k_w}}" + "".join(f"{n:>{w + 1}}" for n in names) + f"{'worst':>8}  caught by (mean share)"
     fa = "".join(f"{str(r['false_alarms']) + '/' + str(r['n_clean']):>{w + 1}}" for r in results)
     lines = [head, f"{'false alarms':<{k_w}}{fa}"]
-    for how in BENIGN:  # the same clean frames as a stream may deliver them
+    for how in (*BENIGN, SERVED):  # the same clean frames as a stream may deliver them
         got = [(r.get("benign") or {}).get(how) for r in results]
         if any(got):
             cells = "".join(f"{str(g['false_alarms']) + '/' + str(g['n']) if g else 'n/a':>{w + 1}}" for g in got)

@@ -1,5 +1,6 @@
-"""The colour branch on a grey camera: the few grey levels of tint an encoder adds are not a colour change,
-a real colour cast still is (grey tolerance, 2026-12-01)."""
+"""The colour branch through an encoder: on a grey camera the few grey levels of tint an encoder adds are not a
+colour change, a real colour cast still is (grey tolerance, 2026-12-01); on a colour camera the hue an encoder
+gives a low-chroma pixel is not either (soft hue votes, 2026-12-02)."""
 
 import json
 
@@ -9,7 +10,7 @@ import pytest
 
 from hybrid_drift import HybridDetector
 from hybrid_drift.branches import ColourBranch
-from hybrid_drift.branches.colour import GREY_TOLERANCE
+from hybrid_drift.branches.colour import GREY_TOLERANCE, HUE_RAMP
 from hybrid_drift.features import ColourFeatures
 from test_local import _scene
 
@@ -73,8 +74,8 @@ def test_a_grey_tolerance_out_of_range_is_refused(bad):
 def test_a_grey_camera_through_an_encoder_does_not_alarm_and_a_colour_cast_still_does(grey_scene):
     ref, later = grey_scene
     flags = {}
-    for tol in (0, GREY_TOLERANCE):
-        det = HybridDetector(colour=ColourBranch(grey_tolerance=tol), cnn=False, light=False, shift=False,
+    for tol in (0, GREY_TOLERANCE):  # hard hue votes: the tolerance alone
+        det = HybridDetector(colour=ColourBranch(grey_tolerance=tol, hue_ramp=0), cnn=False, light=False, shift=False,
                              bands=False, flat=False, tear=False, folds="time").fit(ref)
         f = det.score(later + _tinted(later) + _cast(later))["is_outlier"].astype(bool).to_numpy()
         flags[tol] = (int(f[:30].sum()), int(f[30:60].sum()), int(f[60:].sum()))
@@ -95,6 +96,79 @@ def test_a_model_saved_before_the_grey_tolerance_loads_as_it_was_saved(grey_scen
     probe = later[:5] + _tinted(later[:5])
     np.testing.assert_array_equal(back.score(probe)["colour"], det.score(probe)["colour"])
     assert ColourBranch().grey_tolerance == GREY_TOLERANCE    # a new fit gets the default
+
+
+# ------------------------------------------------------------------ soft hue votes (a colour camera's stream)
+def test_a_hue_vote_grows_with_chroma_and_is_split_between_the_two_nearest_bins():
+    f = ColourFeatures(bins=18, grey_tolerance=4, hue_ramp=16)      # 10 OpenCV hues (20 degrees) a bin
+
+    def hue_hist(*pixels):                                           # HSV pixels, one row
+        return f.transform(hsv=np.array([pixels], np.uint8))[:18]
+
+    np.testing.assert_allclose(hue_hist((95, 200, 255)), np.eye(18)[9])            # a bin's centre: that bin
+    np.testing.assert_allclose(hue_hist((100, 200, 255)), (np.eye(18)[9] + np.eye(18)[10]) / 2)  # between two
+    np.testing.assert_allclose(hue_hist((0, 200, 255)), (np.eye(18)[17] + np.eye(18)[0]) / 2)    # hue wraps
+    # chroma 12 = 8 levels above the tolerance, half the ramp: half a vote, the other half grey (bin 0)
+    np.testing.assert_allclose(hue_hist((95, 12, 255)), (np.eye(18)[9] + np.eye(18)[0]) / 2, atol=1e-6)
+    np.testing.assert_allclose(hue_hist((95, 4, 255)), np.eye(18)[0])              # at the tolerance: grey
+    np.testing.assert_allclose(hue_hist((95, 20, 255)), np.eye(18)[9])             # past the ramp: whole
+    # histograms still sum to one per cell, the other channels are counted as before
+    rgb = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    soft = ColourFeatures(grid=(2, 3), grey_tolerance=4, hue_ramp=16)
+    hard = ColourFeatures(grid=(2, 3), grey_tolerance=4)
+    a, b = soft.transform(rgb).reshape(6, 3, 32), hard.transform(rgb).reshape(6, 3, 32)
+    np.testing.assert_allclose(a.sum(axis=2), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(a[:, 1:], b[:, 1:])
+    assert not np.allclose(a[:, 0], b[:, 0])
+
+
+@pytest.mark.parametrize("bad", [-1, 256, 2.5, True])
+def test_a_hue_ramp_out_of_range_is_refused(bad):
+    with pytest.raises(ValueError, match="hue_ramp"):
+        ColourBranch(hue_ramp=bad)
+    with pytest.raises(ValueError, match="hue_ramp"):
+        ColourFeatures(hue_ramp=bad)
+
+
+def _jpeg(rgb, quality=92):
+    encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
+    bgr = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="module")
+def street_files_and_stream(tmp_path_factory):
+    """The bundled street video's frames 0-39 as the JPEG files a reference is made of (quality 92, as
+    make-dataset writes them), and frames 100-139 as FFmpeg's MJPEG encoder serves the video (``ffmpeg -f
+    mpjpeg``, quality 3): a camera's snapshots and its stream."""
+    import shutil
+    import subprocess
+
+    from hybrid_drift.datasets.crossroad import bundled_data_dir
+    from hybrid_drift.io import iter_video_frames
+
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg, "make test installs ffmpeg (Debian package) when run as root"
+    video = bundled_data_dir() / "vtest.avi"
+    files = [_jpeg(f) for i, f in iter_video_frames(video) if i < 40]
+    served = tmp_path_factory.mktemp("served") / "cam.avi"
+    subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(video), "-an", "-frames:v", "140",
+                    "-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p", str(served)], check=True)
+    stream = [f for i, f in iter_video_frames(served) if 100 <= i < 140]
+    assert len(files) == len(stream) == 40
+    return files, stream
+
+
+def test_a_colour_camera_fitted_on_its_jpeg_files_does_not_alarm_on_its_mjpeg_stream(street_files_and_stream):
+    """Measured 2026-12-02 (a newcomer's watch on the street's MJPEG stream, model fitted on its JPEG files): with
+    hard hue votes every stream frame alarmed (the hue histograms 3x as far from the reference as the files'), the
+    grey asphalt's low-chroma pixels taking other hues through the encoder."""
+    files, stream = street_files_and_stream
+    hard, soft = ColourBranch(hue_ramp=0).fit(files), ColourBranch().fit(files)
+    assert HUE_RAMP == soft.hue_ramp == 8
+    assert hard.predict(stream).sum() >= 30                       # hard votes: the encoder alone alarms
+    assert soft.predict(stream).sum() == 0                        # soft votes: none of the 40 frames
+    assert soft.predict(_cast(stream)).sum() == 40                # a white-balance cast on the stream still does
 
 
 # ------------------------------------------------------------------ the drift monitor and watch's drift check

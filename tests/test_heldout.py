@@ -31,12 +31,33 @@ def test_every_fault_scored_on_every_dataset_and_tabled(tiny_dataset, tmp_path, 
     row = next(line for line in lines if line.startswith("decode_error"))
     assert "n/a" in row and row.split()[1:4] == ["100%", "n/a", "100%"]  # the worst is over the scored ones
     # the same 30 clean frames as each stream delivers them, each alarm a false one, tabled under the clean row
-    assert set(got["benign"]) == set(heldout.BENIGN)
+    assert set(got["benign"]) == {*heldout.BENIGN, heldout.SERVED}
+    # FFmpeg (installed by make test) re-encodes the frames as H.264 and MJPEG, and serves the source video's
+    # own frames as MJPEG at the dataset's size
+    assert all(got["benign"][how] is not None for how in ("h264", "mjpeg", heldout.SERVED)), got["benign"]
     for how, v in got["benign"].items():
         assert v is None or (v["n"] == 30 and 0 <= v["false_alarms"] <= 30 and set(v["by_branch"]) >= {"cnn"}), how
         if v is not None:
             stream = next(line for line in lines if line.strip().startswith(f"as {how}"))
             assert stream.split()[2:4] == [f"{v['false_alarms']}/30"] * 2
+
+
+def test_the_served_stream_delivers_the_datasets_own_frames(tiny_dataset):
+    """The served row reads the dataset's source video through FFmpeg's MJPEG encoder: the same frames (by
+    number, at the dataset's size), another encoder's pixels."""
+    import cv2
+
+    from hybrid_drift.datasets import read_manifest
+
+    ds = read_manifest(tiny_dataset)
+    clean = ds.manifest[(ds.manifest["split"] == "test") & (ds.manifest["label"] == 0)]
+    files = np.stack([cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB) for p in clean["abspath"]]).astype(np.float32)
+    served = heldout._served(ds, clean["frame"], (files.shape[2], files.shape[1]))
+    assert served is not None and len(served) == len(files) and served[0].shape == files[0].shape
+    served = np.stack(served).astype(np.float32)
+    dist = np.abs(served[:, None] - files[None]).mean(axis=(2, 3, 4))     # served frame x dataset frame
+    assert (dist.argmin(axis=1) == np.arange(len(files))).all()           # each is its own frame
+    assert 0 < dist.diagonal().max() < 4                                  # through another encoder
 
 
 def test_a_fault_a_camera_cannot_show_is_not_applicable(frames):

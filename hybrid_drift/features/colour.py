@@ -78,6 +78,16 @@ class ColourFeatures:
         encoder's rounding tints every pixel of a grey camera by a few levels (OpenCV's MPEG-4
         round trip: blue -4, green -1, red -3), which without it moves every hue histogram
         of a grey scene. 0 = plain OpenCV HSV.
+    hue_ramp : int
+        Soft hue votes: a pixel's hue vote grows from nothing at ``grey_tolerance`` to a whole
+        vote ``hue_ramp`` grey levels of chroma above it (the rest of its vote is counted as grey,
+        hue 0), and each vote is split between the two hue bins nearest its hue (linear
+        interpolation) instead of falling wholly into one. An encoder rounds each pixel's chroma
+        by a level or two, which turns the hue of a pixel of low chroma by tens of degrees: with
+        hard votes the pixels of a colour scene's grey surfaces jump between hue bins and
+        whole-pixel votes change with the codec (the street's frames through FFmpeg's MJPEG
+        encoder: hue histograms 3x as far from the reference as the JPEG files it was made
+        of). 0 = hard votes (one bin, whole above the tolerance), as before 2026-12-02.
 
     Notes
     -----
@@ -98,6 +108,7 @@ class ColourFeatures:
     joint_hs: bool = False
     hs_bins: tuple[int, int] = (12, 8)
     grey_tolerance: int = 0
+    hue_ramp: int = 0
 
     def __post_init__(self):
         self.grid = tuple(int(g) for g in self.grid)
@@ -111,11 +122,15 @@ class ColourFeatures:
         if isinstance(self.grey_tolerance, bool) or not isinstance(self.grey_tolerance, (int, np.integer)) \
                 or not 0 <= self.grey_tolerance <= 255:
             raise ValueError(f"grey_tolerance must be an int in 0..255 (grey levels), got {self.grey_tolerance!r}")
+        if isinstance(self.hue_ramp, bool) or not isinstance(self.hue_ramp, (int, np.integer)) \
+                or not 0 <= self.hue_ramp <= 255:
+            raise ValueError(f"hue_ramp must be an int in 0..255 (grey levels of chroma), got {self.hue_ramp!r}")
         lut = _bin_lut((self.bins,) * 3)
         self._luts = {np.dtype(np.uint16): lut.astype(np.uint16), np.dtype(np.float32): lut.astype(np.float32)}
         self._bin_m = _bin_matrix((self.bins,) * 3)
         self._bin_top = (self.bins - 1,) * 3 + (0,)
         self._hs_lut = _bin_lut((self.hs_bins[0], self.hs_bins[1], 1))
+        self._soft = self._soft_tables() if self.hue_ramp else None
         self._layouts: OrderedDict = OrderedDict()  # (h, w) -> per-pixel offsets, see _layout (LRU)
         self._lock = threading.Lock()
 
@@ -175,14 +190,16 @@ class ColourFeatures:
         out[..., :2][grey] = 0
         return out
 
-    def _layout(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, bool, np.ndarray]:
+    def _layout(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, bool, np.ndarray,
+                                              np.ndarray | None]:
         """Per-pixel histogram offsets for an ``h x w`` image (cached per shape).
 
         Returns the ``(h, 3 * w)`` offset of each pixel's channel histogram in the
         flat count vector, the same for the joint hue x saturation histogram (or
         None), which cells are empty (images smaller than the grid), whether any is,
         and the ``(n_cells, 1, 1)`` pixel count of each cell's histograms (the whole
-        image's for an empty cell, which gets the whole image's histogram).
+        image's for an empty cell, which gets the whole image's histogram), and with soft hue votes
+        each pixel's cell (uint8 up to 256 cells, else uint16; None without).
         """
         key = (h, w)
         with self._lock:  # loader threads share the cache
@@ -203,7 +220,8 @@ class ColourFeatures:
             pixels = np.bincount(cell.ravel(), minlength=gr * gc)
             empty = pixels == 0
             pixels = np.where(empty, h * w, pixels).astype(np.float32).reshape(-1, 1, 1)
-            lay = (offsets.reshape(h, 3 * w).astype(dtype), joint, empty, bool(empty.any()), pixels)
+            soft = cell.astype(np.uint8 if gr * gc <= 256 else np.uint16) if self.hue_ramp else None
+            lay = (offsets.reshape(h, 3 * w).astype(dtype), joint, empty, bool(empty.any()), pixels, soft)
             with self._lock:
                 self._layouts[key] = lay
                 while len(self._layouts) > MAX_LAYOUTS:  # a folder of many sizes must not grow memory forever
@@ -225,7 +243,7 @@ class ColourFeatures:
         """:meth:`transform` of an HSV image already passed through :meth:`greyed` (for a caller that
         also needs the greyed image itself: it is greyed once)."""
         h, w = hsv.shape[:2]
-        offsets, joint_off, empty, any_empty, pixels = self._layout(h, w)
+        offsets, joint_off, empty, any_empty, pixels, soft = self._layout(h, w)
         n_cells = self.grid[0] * self.grid[1]
         if self._bin_m is not None and hsv.dtype == np.uint8:
             binned = cv2.transform(hsv, self._bin_m)  # 3-4x faster than a 3-channel LUT
@@ -236,6 +254,8 @@ class ColourFeatures:
         cv2.add(offsets, idx, dst=idx)
         counts = cv2.calcHist([idx], [0], None, [n_cells * 3 * self.bins], [0, n_cells * 3 * self.bins])
         counts = counts.reshape(n_cells, 3, self.bins)
+        if self.hue_ramp:
+            counts[:, 0] = self._soft_hue(hsv, soft, n_cells)
         if self.joint_hs:
             hs = cv2.LUT(hsv, self._hs_lut)
             jidx = joint_off + hs[..., 0].astype(np.float32) * self.hs_bins[1] + hs[..., 1]
@@ -250,6 +270,43 @@ class ColourFeatures:
             return counts.ravel()
         groups = np.split(counts, np.cumsum([self.bins] * 3), axis=1)
         return np.concatenate([g / np.maximum(g.sum(axis=1, keepdims=True), 1.0) for g in groups], axis=1).ravel()
+
+    def _soft_hue(self, hsv: np.ndarray, cell: np.ndarray, n_cells: int) -> np.ndarray:
+        """``(n_cells, bins)`` hue counts with soft votes (see ``hue_ramp``).
+
+        A pixel's vote ``w = clip((chroma - grey_tolerance) / hue_ramp, 0, 1)`` is split between the
+        two hue bins nearest its hue, and ``1 - w`` is counted as grey (bin 0). Both depend on 8-bit
+        values only, so the pixels are counted once by (hue, chroma step, cell) with one
+        ``cv2.calcHist`` and the votes are spread by two small matrices (:meth:`_soft_tables`, built
+        once); ``cell`` is each pixel's cell.
+        """
+        steps, spread, weight = self._soft
+        s, v = np.ascontiguousarray(hsv[..., 1]), np.ascontiguousarray(hsv[..., 2])
+        chroma = cv2.multiply(s, v, scale=1.0 / 255)  # as greyed(): rounded to grey levels
+        step = cv2.LUT(chroma, steps)  # 0 .. hue_ramp
+        planes = [hsv, step, cell]
+        if cell.dtype != np.uint8:  # more than 256 cells: one depth for calcHist
+            planes = [p.astype(np.float32) for p in planes]
+        n_hue, n_step = _RANGES[0][1], self.hue_ramp + 1
+        joint = cv2.calcHist(planes, [0, 3, 4], None, [n_hue, n_step, n_cells], [0, n_hue, 0, n_step, 0, n_cells])
+        joint = joint.transpose(2, 0, 1)  # (n_cells, n_hue, n_step)
+        hue_votes = joint @ weight  # (n_cells, n_hue): the coloured part of each hue's pixels
+        out = hue_votes @ spread  # (n_cells, bins)
+        out[:, 0] += joint.sum(axis=(1, 2)) - hue_votes.sum(axis=1)  # the grey part
+        return out
+
+    def _soft_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The lookup table chroma -> step (0 .. hue_ramp), the ``(180, bins)`` split of each hue between
+        its two nearest bins, and the ``(hue_ramp + 1,)`` vote of each step."""
+        b, n_hue = int(self.bins), _RANGES[0][1]
+        steps = np.clip(np.arange(256) - self.grey_tolerance, 0, self.hue_ramp).astype(np.uint8)
+        pos = np.arange(n_hue) * (b / n_hue) - 0.5  # a hue at a bin's centre votes for that bin alone
+        lo = np.floor(pos).astype(np.int64)
+        frac = pos - lo
+        spread = np.zeros((n_hue, b), np.float32)
+        np.add.at(spread, (np.arange(n_hue), lo % b), 1 - frac)
+        np.add.at(spread, (np.arange(n_hue), (lo + 1) % b), frac)
+        return steps, spread, (np.arange(self.hue_ramp + 1) / max(self.hue_ramp, 1)).astype(np.float32)
 
     @staticmethod
     def stats(rgb: np.ndarray | None = None, hsv: np.ndarray | None = None) -> np.ndarray:
