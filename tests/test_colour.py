@@ -84,18 +84,20 @@ def test_a_grey_camera_through_an_encoder_does_not_alarm_and_a_colour_cast_still
     assert flags[GREY_TOLERANCE] == (0, 0, 30)    # tolerant: none is, and every cast frame still is
 
 
-def test_a_model_saved_before_the_grey_tolerance_loads_as_it_was_saved(grey_scene, tmp_path):
+def test_a_model_saved_before_the_grey_tolerance_or_soft_hue_loads_as_it_was_saved(grey_scene, tmp_path):
     ref, later = grey_scene
-    det = HybridDetector.of_branches([ColourBranch(grey_tolerance=0)], folds="time").fit(ref)
+    det = HybridDetector.of_branches([ColourBranch(grey_tolerance=0, hue_ramp=0)], folds="time").fit(ref)
     det.save(tmp_path / "m")
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     del cfg["branches"][0]["config"]["grey_tolerance"]        # what a model file of 2026-11-30 said
+    del cfg["branches"][0]["config"]["hue_ramp"]              # ... and one of 2026-12-01
     (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
     back = HybridDetector.load(tmp_path / "m")
-    assert back.branches_[0].grey_tolerance == 0
+    assert back.branches_[0].grey_tolerance == 0 and back.branches_[0].hue_ramp == 0
     probe = later[:5] + _tinted(later[:5])
     np.testing.assert_array_equal(back.score(probe)["colour"], det.score(probe)["colour"])
     assert ColourBranch().grey_tolerance == GREY_TOLERANCE    # a new fit gets the default
+    assert ColourBranch().hue_ramp == HUE_RAMP
 
 
 # ------------------------------------------------------------------ soft hue votes (a colour camera's stream)
