@@ -75,15 +75,24 @@ _FFMPEG = {"h264": (".mp4", ["-c:v", "libx264", "-preset", "veryfast", "-crf", "
            "mjpeg": (".avi", ["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p"])}
 
 
+def _read_back(path, n: int):
+    """The first ``n`` frames of the video at ``path`` as OpenCV reads them (RGB), or None when it holds fewer."""
+    from hybrid_drift.io import iter_video_frames
+
+    try:
+        out = [f for _, f in iter_video_frames(path, stop=n)]
+    except ValueError:  # not a video OpenCV can open
+        return None
+    return out if len(out) == n else None
+
+
 def _ffmpeg_roundtrip(frames_bgr, how):
-    """``frames_bgr`` through the FFmpeg binary's encoder ``how`` (:data:`_FFMPEG`) and OpenCV's reader (BGR);
+    """``frames_bgr`` through the FFmpeg binary's encoder ``how`` (:data:`_FFMPEG`) and OpenCV's reader (RGB);
     None without FFmpeg or that encoder."""
     import os
     import shutil
     import subprocess
     import tempfile
-
-    import cv2
 
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
@@ -96,59 +105,38 @@ def _ffmpeg_roundtrip(frames_bgr, how):
         enc = subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
                               "-s", f"{w}x{h}", "-r", "10", "-i", "-", *args, tmp],
                              input=b"".join(f.tobytes() for f in frames_bgr), capture_output=True)
-        if enc.returncode != 0:
-            return None
-        cap, out = cv2.VideoCapture(tmp), []
-        while len(out) < len(frames_bgr):
-            ok, f = cap.read()
-            if not ok:
-                break
-            out.append(f)
-        cap.release()
+        return _read_back(tmp, len(frames_bgr)) if enc.returncode == 0 else None
     finally:
         os.remove(tmp)
-    return out if len(out) == len(frames_bgr) else None
 
 
 def _reencoded(frames_bgr, how):
     """``frames_bgr`` as the stream ``how`` of :data:`BENIGN` delivers them (RGB); None when this machine's
-    OpenCV cannot write that stream."""
+    OpenCV (or FFmpeg) cannot write that stream."""
     import os
     import tempfile
 
     import cv2
 
     if how.startswith("jpeg"):
-        out = [_jpeg(f, int(how[4:])) for f in frames_bgr]
-    elif how in _FFMPEG:
-        out = _ffmpeg_roundtrip(frames_bgr, how)
-        if out is None:
-            return None
-    elif how == "mpeg4":
-        h, w = frames_bgr[0].shape[:2]
-        fd, tmp = tempfile.mkstemp(suffix=".mp4")
-        os.close(fd)
-        try:
-            writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), 10, (w, h))
-            if not writer.isOpened():
-                return None
-            for f in frames_bgr:
-                writer.write(f)
-            writer.release()
-            cap, out = cv2.VideoCapture(tmp), []
-            while len(out) < len(frames_bgr):
-                ok, f = cap.read()
-                if not ok:
-                    break
-                out.append(f)
-            cap.release()
-        finally:
-            os.remove(tmp)
-        if len(out) != len(frames_bgr):
-            return None
-    else:
+        return [cv2.cvtColor(_jpeg(f, int(how[4:])), cv2.COLOR_BGR2RGB) for f in frames_bgr]
+    if how in _FFMPEG:
+        return _ffmpeg_roundtrip(frames_bgr, how)
+    if how != "mpeg4":
         raise ValueError(f"unknown stream {how!r}; known: {', '.join(BENIGN)}")
-    return [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in out]
+    h, w = frames_bgr[0].shape[:2]
+    fd, tmp = tempfile.mkstemp(suffix=".mp4")
+    os.close(fd)
+    try:
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), 10, (w, h))
+        if not writer.isOpened():
+            return None
+        for f in frames_bgr:
+            writer.write(f)
+        writer.release()
+        return _read_back(tmp, len(frames_bgr))
+    finally:
+        os.remove(tmp)
 
 
 def _source_video(ds):
@@ -178,26 +166,22 @@ def _served(ds, frame_numbers, size):
     src, ffmpeg = _source_video(ds), shutil.which("ffmpeg")
     if src is None or ffmpeg is None:
         return None
-    want = set(int(f) for f in frame_numbers)
+    from hybrid_drift.io import iter_video_frames
+
+    want, got = set(int(f) for f in frame_numbers), {}
     fd, tmp = tempfile.mkstemp(suffix=".avi")
     os.close(fd)
-    got, i = {}, 0
     try:
         if subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(src), "-an",
                            "-frames:v", str(max(want) + 1), *_FFMPEG["mjpeg"][1], tmp],
                           capture_output=True).returncode != 0:
             return None
-        cap = cv2.VideoCapture(tmp)
-        while len(got) < len(want):
-            ok, f = cap.read()
-            if not ok:
-                break
+        for i, rgb in iter_video_frames(tmp, stop=max(want) + 1):  # keeps the wanted frames only
             if i in want:
-                if (f.shape[1], f.shape[0]) != tuple(size):  # the dataset's downsampled frames
-                    f = cv2.resize(f, tuple(size), interpolation=cv2.INTER_AREA)
-                got[i] = cv2.cvtColor(f, cv2.COLOR_BGR2RGB)
-            i += 1
-        cap.release()
+                same = (rgb.shape[1], rgb.shape[0]) == tuple(size)  # else the dataset's downsampled size
+                got[i] = rgb if same else cv2.resize(rgb, tuple(size), interpolation=cv2.INTER_AREA)
+    except ValueError:  # not a video OpenCV can open
+        return None
     finally:
         os.remove(tmp)
     return [got[int(f)] for f in frame_numbers] if len(got) == len(want) else None
@@ -226,23 +210,18 @@ def run_dataset(path: str, copies: int = 20, kinds=None, make_detector=None) -> 
     frames = [cv2.cvtColor(bgr[i], cv2.COLOR_BGR2RGB)
               for i in rng.choice(len(clean), min(copies, len(clean)), replace=False)]
     branches = [c[: -len("_flag")] for c in fa.columns if c.endswith("_flag")]
+
+    def alarms_of(imgs) -> dict:  # a stream of clean frames: its false alarms, and the branches that raised them
+        t = det.score(imgs)
+        return {"false_alarms": int(t["is_outlier"].fillna(False).sum()), "n": len(t),
+                "by_branch": {b: int(t[f"{b}_flag"].fillna(False).sum()) for b in branches}}
+
     benign = {}
     for how in BENIGN:
         imgs = _reencoded(bgr, how)
-        if imgs is None:
-            benign[how] = None
-            continue
-        t = det.score(imgs)
-        benign[how] = {"false_alarms": int(t["is_outlier"].fillna(False).sum()), "n": len(t),
-                       "by_branch": {b: int(t[f"{b}_flag"].fillna(False).sum()) for b in branches}}
-    size = (bgr[0].shape[1], bgr[0].shape[0])
-    served = _served(ds, clean["frame"], size) if "frame" in clean else None
-    if served is None:
-        benign[SERVED] = None
-    else:
-        t = det.score(served)
-        benign[SERVED] = {"false_alarms": int(t["is_outlier"].fillna(False).sum()), "n": len(t),
-                          "by_branch": {b: int(t[f"{b}_flag"].fillna(False).sum()) for b in branches}}
+        benign[how] = None if imgs is None else alarms_of(imgs)
+    served = _served(ds, clean["frame"], (bgr[0].shape[1], bgr[0].shape[0])) if "frame" in clean else None
+    benign[SERVED] = None if served is None else alarms_of(served)
     del bgr
     per_kind = {}
     for kind in kinds:
