@@ -63,6 +63,30 @@ def test_colourful_pixels_keep_their_hue_and_the_input_is_not_changed():
     assert (chroma <= 8).any() and not np.allclose(got, f0.transform(hsv=hsv))
 
 
+@pytest.mark.parametrize("tol", [1, 4, 12, 255])
+def test_greyed_is_the_per_pixel_definition_on_8_bit_and_float_hsv(tol):
+    """greyed() runs on OpenCV masks for 8-bit HSV (a boolean index cost 3x the rest of the features): the same
+    pixels as the definition, chroma = saturation * brightness / 255 rounded, at most ``tol`` -> hue and
+    saturation 0; the float path gives the same; nothing grey -> the input itself."""
+    rng = np.random.default_rng(tol)
+    hsv = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    hsv[..., 0] %= 180
+    fx = ColourFeatures(grey_tolerance=tol)
+    chroma = np.round(hsv[..., 1].astype(np.float64) * hsv[..., 2] / 255)
+    want = hsv.copy()
+    want[chroma <= tol, :2] = 0
+    before = hsv.copy()
+    got = fx.greyed(hsv)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(hsv, before)                      # the input is shared: untouched
+    assert got.dtype == np.uint8 and (chroma <= tol).any()
+    f = fx.greyed(hsv.astype(np.float32))
+    np.testing.assert_array_equal(f[chroma > tol + 1], hsv.astype(np.float32)[chroma > tol + 1])
+    assert (f[chroma < tol, :2] == 0).all()
+    vivid = np.dstack([hsv[..., 0], np.full(hsv.shape[:2], 255, np.uint8), np.full(hsv.shape[:2], 255, np.uint8)])
+    assert ColourFeatures(grey_tolerance=min(tol, 254)).greyed(vivid) is vivid
+
+
 @pytest.mark.parametrize("bad", [-1, 256, 2.5, True, "3"])
 def test_a_grey_tolerance_out_of_range_is_refused(bad):
     with pytest.raises(ValueError, match="grey_tolerance"):

@@ -179,10 +179,14 @@ class ColourFeatures:
         if not self.grey_tolerance:
             return hsv
         s, v = hsv[..., 1], hsv[..., 2]
-        if hsv.dtype == np.uint8:
+        if hsv.dtype == np.uint8 and hsv.ndim == 3 and hsv.shape[2] == 3:
+            # with OpenCV masks: a boolean index into the channels cost 3x the rest of the features
             chroma = cv2.multiply(np.ascontiguousarray(s), np.ascontiguousarray(v), scale=1.0 / 255)
-        else:
-            chroma = s.astype(np.float32) * v / 255.0
+            keep = cv2.compare(chroma, float(self.grey_tolerance), cv2.CMP_GT)  # 255 where coloured
+            if cv2.countNonZero(keep) == keep.size:
+                return hsv
+            return cv2.bitwise_and(hsv, cv2.merge([keep, keep, np.full_like(keep, 255)]))
+        chroma = s.astype(np.float32) * v / 255.0
         grey = chroma <= self.grey_tolerance
         if not grey.any():
             return hsv
