@@ -1,6 +1,7 @@
 """docs/your-camera.md runs as written: every `hybrid-drift` command in it, on a small generated camera
 (the street video's frames, names not zero-padded, a broken file and two faults among today's images).
-The RTSP URL of the watch step is the only substitution: a video file of the same frames."""
+The RTSP URL of the record and watch steps is the only substitution (a video file of the same frames; record
+writes into a folder of its own, one frame a second of the 4-second video)."""
 
 import re
 import shlex
@@ -36,9 +37,12 @@ def test_the_guide_runs_as_written_on_a_small_camera(frames, tmp_path, monkeypat
     (today / "broken.jpg").write_bytes(b"\xff\xd8 not a picture")
     video = write_video(tmp_path / "stream.avi", frames[120:160])
     cmds = _commands()
-    assert [c[0] for c in cmds] == ["fit", "score", "watch"], cmds
+    assert [c[0] for c in cmds] == ["record", "fit", "score", "watch"], cmds
     for cmd in cmds:
         cmd = [str(video) if c.startswith("rtsp://") else c for c in cmd]
+        if cmd[0] == "record":  # into a folder of its own: the reference above is the street's 120 frames
+            cmd = [c.replace("footage/reference", "footage/recorded") for c in cmd]
+            cmd[cmd.index("--every") + 1] = "1"
         if cmd[0] == "watch":
             cmd += ["--max-frames", "10"]
         capsys.readouterr()
@@ -47,6 +51,7 @@ def test_the_guide_runs_as_written_on_a_small_camera(frames, tmp_path, monkeypat
         if cmd[0] == "fit":  # the summary a newcomer reads: thresholds, the order check, too little footage
             assert "colour: threshold" in out and "cnn: threshold" in out and "order check" in out
             assert "the reference has only 120 readable images" in err
+    assert sorted(p.name for p in Path("footage/recorded").glob("*.png")) == [f"frame_{i:06d}.png" for i in range(4)]
     table = pd.read_csv("scores.csv")
     assert len(table) == 43 and table.loc[table["path"].str.endswith("broken.jpg"), "error"].notna().all()
     flagged = set(table.loc[table["is_outlier"] == True, "path"].map(lambda p: Path(p).name))  # noqa: E712

@@ -1,6 +1,6 @@
-"""Command line: ``hybrid-drift make-dataset | bench | fit | score | report | accept | monitor | watch | cache``.
+"""Command line: ``hybrid-drift make-dataset | bench | fit | score | report | accept | monitor | record | watch | cache``.
 
-One module per command (:mod:`.data`, :mod:`.fit`, :mod:`.score`, :mod:`.monitor`, :mod:`.watch`,
+One module per command (:mod:`.data`, :mod:`.fit`, :mod:`.score`, :mod:`.monitor`, :mod:`.record`, :mod:`.watch`,
 :mod:`.cache`), each with ``add(sub, parents)`` (its arguments: choices and defaults read from
 the library) and the function that runs it: parse, call the library, print. :mod:`.common` holds
 what they share.
@@ -17,7 +17,7 @@ import logging
 import sys
 import textwrap
 
-from . import accept, cache, data, fit, monitor, score, watch
+from . import accept, cache, data, fit, monitor, record, score, watch
 from .common import EXIT_CONSTRAINT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 
 __all__ = ["main", "EXIT_OK", "EXIT_CONSTRAINT", "EXIT_USAGE", "EXIT_INTERRUPTED"]
@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
               hybrid-drift score model/ /data/cam*/2026-11 --engine ray --address auto --out scores/
               hybrid-drift monitor frames/last_week frames/today --chunk 50 --report build/monitor
               hybrid-drift report model/ build/crossroad --split test --out build/report.html
+              hybrid-drift record rtsp://10.0.0.7/stream1 footage/reference --every 60 --frames 1440
               hybrid-drift watch model/ rtsp://10.0.0.7/stream1 --fps 2 --events events.jsonl
 
             exit codes: 0 ok, 1 a requested constraint failed (--max-outliers), 2 usage or input error,
@@ -46,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"hybrid-drift {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     shared = parents()
-    for module in (data, fit, score, accept, monitor, watch, cache):
+    for module in (data, fit, score, accept, monitor, record, watch, cache):
         module.add(sub, shared)
     return p
 
