@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     results = [run(f, a.codec) for f in a.frames]
-    print(f"| frames | codec | reference | test | flagged / clean | branches |\n|---|---|---|---|---:|---|")
+    print("| frames | codec | reference | test | flagged / clean | branches |\n|---|---|---|---|---:|---|")
     for r in results:
         for pair, v in r["pairs"].items():
             ref, test = pair.split(" -> ")
