@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,7 +59,6 @@ def run(frames_dir: str, codec: str, reference_share: float = 0.65, make_detecto
                 by = {c[:-len("_flag")]: int(t[c].fillna(False).sum()) for c in t.columns if c.endswith("_flag")}
                 out["pairs"][f"{ref} -> {test}"] = {"flagged": int(t["is_outlier"].fillna(False).sum()), "n": len(t),
                                                     "by_branch": {k: v for k, v in by.items() if v}}
-        shutil.rmtree(work / "rec", ignore_errors=True)
     return out
 
 

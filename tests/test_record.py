@@ -136,6 +136,18 @@ def test_ctrl_c_or_sigterm_ends_a_live_recording_with_whole_listed_files_and_exi
     assert proc.returncode == 130, err
     assert "ended: stopped" in err
     files = sorted(p.name for p in out.glob("frame_*.png"))
-    assert len(files) >= 2 and not list(out.glob(".*.part"))
+    assert len(files) >= 2 and not list(out.glob(".*"))  # no temporary file left behind
     assert [r["file"] for r in _rows(out)] == files
     assert all(cv2.imread(str(out / f)) is not None for f in files)
+
+
+def test_an_unreadable_file_of_a_folder_source_is_reported_and_the_others_are_written(frames, tmp_path):
+    src = tmp_path / "incoming"
+    src.mkdir()
+    for i, f in enumerate(frames[:4]):
+        cv2.imwrite(str(src / f"cam_{i}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    (src / "cam_2b.jpg").write_bytes(b"\xff\xd8 not a picture")
+    res = record(str(src), tmp_path / "ref", every=0, frames=4, duration=60, settle=0)
+    assert (res.saved, res.ended, res.unreadable) == (4, "frames", 1)
+    assert "cam_2b.jpg" in res.first_error and any("cam_2b.jpg" in line for line in res.lines())
+    assert len(_rows(tmp_path / "ref")) == 4

@@ -29,11 +29,12 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 
+from ..io.outputs import atomic_write_bytes
 from .readers import Frame, Reader, Status
 
 __all__ = ["record", "RecordSummary", "RECORD_FORMATS"]
@@ -61,13 +62,13 @@ class RecordSummary:
     dropped: int = 0
     disconnects: int = 0
     ended: str = ""
-    errors: list[str] = field(default_factory=list)
+    first_error: str | None = None  # the first unreadable frame and why (the rest are counted)
 
     def lines(self) -> list[str]:
         where = f"{self.first} .. {self.last}" if self.saved else "no file"
         out = [f"record: {self.saved} frames written to {self.out} ({where}); ended: {self.ended}"]
         if self.unreadable:
-            out.append(f"record: {self.unreadable} unreadable frames not written (first: {self.errors[0]})")
+            out.append(f"record: {self.unreadable} unreadable frames not written (first: {self.first_error})")
         if self.dropped:
             out.append(f"record: {self.dropped} frames dropped by the reader while writing lagged")
         if self.disconnects:
@@ -157,16 +158,14 @@ def record(source: str, out: str | os.PathLike, *, every: float = 1.0, frames: i
                         continue
                     if item.rgb is None:
                         res.unreadable += 1
-                        res.errors.append(f"{item.name or item.index}: {item.error}")
+                        res.first_error = res.first_error or f"{item.name or item.index}: {item.error}"
                         log.warning("record: frame %s not written: %s", item.name or item.index, item.error)
                         continue
                     name = f"frame_{number:06d}.{fmt}"
                     ok, buf = cv2.imencode(f".{fmt}", cv2.cvtColor(item.rgb, cv2.COLOR_RGB2BGR), params)
                     if not ok:  # pragma: no cover - OpenCV encodes any 8-bit picture
                         raise OSError(f"{out / name}: could not encode the frame")
-                    tmp = out / f".{name}.part"
-                    tmp.write_bytes(buf.tobytes())
-                    os.replace(tmp, out / name)
+                    atomic_write_bytes(out / name, buf.tobytes())
                     read_at = _dt.datetime.fromtimestamp(item.read_at, _dt.timezone.utc).isoformat(timespec="milliseconds")
                     rows.writerow([name, str(source), item.index, f"{item.stream_time:.3f}", read_at])
                     fh.flush()
