@@ -299,7 +299,8 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         (log.warning if not plan.check.time_like and mode == "auto" else log.info)("%s", plan.check.sentence())
         return plan
 
-    def fit_features(self, ext: Extracted, items=None, extra: dict | None = None, plan: CrossfitPlan | None = None):
+    def fit_features(self, ext: Extracted, items=None, extra: dict | None = None, plan: CrossfitPlan | None = None,
+                     prefitted=()):
         """:meth:`fit` on already extracted features (rows in the order of the inputs).
 
         ``items`` (the inputs of ``ext``) lets branches build extra reference rows
@@ -307,7 +308,10 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         precomputed: ``{branch name: (features, source_rows)}``. The order of the rows
         is checked here (``order_check_``) and, when it does not look like time,
         cross-fitting holds out groups of similar images (see ``folds``); ``plan``
-        (from :meth:`plan_crossfit`) gives that decision instead.
+        (from :meth:`plan_crossfit`) gives that decision instead. ``prefitted`` names
+        branches (given as ``extra_branches``) that the caller has already fitted on exactly
+        these features, extra rows, plan and calibration rule, e.g. one branch shared by
+        several detectors as the benchmark does: they are kept as they are, not fitted again.
         """
         if not hasattr(self, "branches_"):
             self.branches_ = self._build_branches()
@@ -319,7 +323,11 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         self.order_check_ = plan.check
         ext, items, extra = plan.apply(ext, items, extra)
         ok_items = None if items is None else [it for it, ok in zip(items, ext.ok) if ok]
+        keep = set(prefitted)
         for b in self.branches_:
+            if b.name in keep:
+                b._check_calibrated()  # a branch said to be fitted must be, threshold and all
+                continue
             if b.name not in extra and ok_items is not None:
                 extra[b.name] = b.reference_extra(ok_items, **self.load_settings.kw(), progress=self.runtime_.progress,
                                                   ignore=check_zones(self.ignore))

@@ -206,3 +206,28 @@ def test_fit_has_the_light_and_shift_branches_unless_told_otherwise(frames, tmp_
     assert list(branches("--no-tear")) == ["ColourBranch", "LightBranch", "ShiftBranch", "BandBranch", "FlatBranch"]
     assert list(branches("--no-light", "--no-shift", "--no-bands", "--no-flat", "--no-tear")) == ["ColourBranch"]
     assert main(["fit", str(ref), "--out", str(tmp_path / "bad"), "--no-cnn", "--light-tolerance", "-1"]) == 2
+
+
+def test_bench_fits_each_branch_once_and_its_report_detector_is_the_published_one(tiny_dataset, monkeypatch):
+    """The benchmark's detectors share branch objects: each is fitted on the reference once (the CNN
+    branch sits in eight detectors), logistic fusion gets copies of its own, and the detector handed to the
+    report (heat maps) has exactly the default fusion's published thresholds, cross-fitted on the reference
+    (it used to carry the branches logistic fusion had refitted on train and recalibrated with labels)."""
+    from hybrid_drift.bench.run import BenchConfig, run_bench
+    from hybrid_drift.branches.base import Branch
+    from hybrid_drift.runtime import Runtime
+    fits: dict[int, int] = {}
+    original = Branch.fit_features
+
+    def counted(self, *a, **k):
+        fits[id(self)] = fits.get(id(self), 0) + 1
+        return original(self, *a, **k)
+    monkeypatch.setattr(Branch, "fit_features", counted)
+    cfg = BenchConfig(cnn={"n_components": 20, "image_size": (96, 128)}, extra_backbones=(), study_cnn=False,
+                      runtime=Runtime(progress=False, cache=False))
+    res = run_bench(tiny_dataset, cfg)
+    det = res["_detector"]
+    assert {b.name: b.threshold_ for b in det.branches_} == res["methods"]["fusion_or"]["branch_thresholds"]
+    assert {b.calibration_.source for b in det.branches_} == {"crossfit"}
+    assert all(fits[id(b)] == 1 for b in det.branches_)
+    assert max(fits.values()) == 1  # no branch object fitted twice, the logistic copies included

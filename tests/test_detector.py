@@ -302,3 +302,40 @@ def test_a_model_saved_before_jpeg_qualities_were_kept_loads_and_says_nothing_ab
     with caplog.at_level(logging.WARNING, logger="hybrid_drift.detector"):
         back.score(_jpegs(frames[30:35], tmp_path / "hard", 40))
     assert "compression" not in caplog.text
+
+
+def test_a_branch_fitted_by_the_caller_is_kept_not_refitted(frames, monkeypatch):
+    """``fit_features(prefitted=...)``: a branch shared by two detectors is fitted once (the benchmark's
+    eight detectors share the CNN branch); one said to be fitted but not is an error, not a silent miss."""
+    from hybrid_drift.branches.base import Branch
+    from hybrid_drift.exceptions import NotFittedError
+    colour = ColourBranch()
+    first = HybridDetector.of_branches([colour])
+    ext = first.extract(frames[:40])
+    first.fit_features(ext)
+    threshold, scorer = colour.threshold_, colour.scorer_
+    calls, original = [], Branch.fit_features
+
+    def counted(self, *a, **k):
+        calls.append(self.name)
+        return original(self, *a, **k)
+    monkeypatch.setattr(Branch, "fit_features", counted)
+    second = HybridDetector.of_branches([colour, MinMaxBranch()])
+    second.prepare_branches()
+    ext2 = second.extract(frames[:40])
+    with pytest.raises(NotFittedError):  # the min/max branch is not fitted yet
+        second.fit_features(ext2, prefitted=["colour", "minmax"])
+    second.fit_features(ext2, prefitted=["colour"])
+    assert calls == ["minmax"]  # only the new branch was fitted
+    assert colour.threshold_ == threshold and colour.scorer_ is scorer
+
+
+def test_an_unfitted_copy_has_the_settings_and_name_but_not_the_fit(frames):
+    b = ColourBranch(bins=16, margin=3.0)
+    b.name = "colour_a"
+    HybridDetector.of_branches([b]).fit(frames[:30])
+    c = b.unfitted_copy()
+    assert type(c) is ColourBranch and c is not b and c.name == "colour_a"
+    assert c.get_config() == b.get_config() and not c.fitted and b.fitted
+    cnn = CNNBranch(image_size=TEST_IMAGE_SIZE, n_components=5, cache_dir=False)
+    assert cnn.unfitted_copy().get_config() == cnn.get_config()

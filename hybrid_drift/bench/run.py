@@ -247,13 +247,23 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     thresholds: dict[str, float] = {}
     frames = pd.DataFrame({"path": te.ids, "label": y_test, "kind": kinds_test, "error": te.errors})
 
+    # Branch objects are shared between the detectors below (the CNN branch is in eight of them): each is
+    # fitted on the reference once, the first time a detector needs it, and kept by the later ones (same
+    # features, extra rows, plan and rule, so the same fit). Logistic fusion, which refits on train alone and
+    # moves the thresholds with labels, gets copies of its own.
+    fitted_on_ref: dict[int, Branch] = {}
+
     def fit(det: HybridDetector, train_only: bool):
         """Fit on the reference (or on train alone: its rows come first), with each CNN branch's extra rows."""
         keep = {n: train_ok[ex[1]] if train_only else np.ones(len(ex[1]), bool) for n, ex in extras.items()}
+        branches = det.prepare_branches()
+        done = [] if train_only else [b.name for b in branches if fitted_on_ref.get(id(b)) is b]
         det.fit_features(tr if train_only else ref,
                          extra={n: (ex[0][keep[n]], train_rank[ex[1][keep[n]]] if train_only else ex[1])
                                 for n, ex in extras.items()},
-                         plan=plan.subset(train_ok) if train_only else plan)
+                         plan=plan.subset(train_ok) if train_only else plan, prefitted=done)
+        if not train_only:
+            fitted_on_ref.update((id(b), b) for b in branches)
 
     def evaluate(name: str, det: HybridDetector):
         if det.fusion == "logistic":  # learns from labels: fit on train, calibrate on the labelled val split
@@ -279,17 +289,18 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
         return det
 
     evaluate("minmax", _det([minmax], "or", cfg))
+    by_distance = {}
     for d in DISTANCES:
         br = copy.deepcopy(colour)
         br.distance = d
+        by_distance[d] = br
         evaluate(f"colour_{d}", _det([br], "or", cfg))
     best = cfg.colour_distance or colour.distance  # a choice on labelled val outliers would use labels
     results["colour"] = dict(results[f"colour_{best}"], distance=best)
     per_kind["colour"] = per_kind[f"colour_{best}"]
     thresholds["colour"] = thresholds[f"colour_{best}"]
     frames["colour"], frames["colour_pred"] = frames[f"colour_{best}"], frames[f"colour_{best}_pred"]
-    colour_best = copy.deepcopy(colour)
-    colour_best.distance = best
+    colour_best = by_distance[best]  # fitted above; every fusion below shares it
 
     main_cnn = cnn_exts["cnn"][0]
     for name, (br, _) in cnn_exts.items():
@@ -305,24 +316,24 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     evaluate("bands_whole", _det([bands_whole], "or", cfg))
     evaluate("flat", _det([flat], "or", cfg))
     evaluate("tear", _det([tear], "or", cfg))
-    evaluate("fusion_or_colour_cnn", _det([copy.deepcopy(colour_best), main_cnn], "or", cfg))
-    evaluate("fusion_or_before_patch", _det([copy.deepcopy(colour_best), main_cnn, light, shift], "or", cfg))
+    evaluate("fusion_or_colour_cnn", _det([colour_best, main_cnn], "or", cfg))
+    evaluate("fusion_or_before_patch", _det([colour_best, main_cnn, light, shift], "or", cfg))
     before_bands = [main_cnn, light, shift, *with_patch]
     before_flat = [*before_bands, bands]
     before_tear = [*before_flat, flat]
     defaults = [*before_tear, tear]  # besides the colour branch (a fresh copy of the best distance each time)
-    evaluate("fusion_or_before_bands", _det([copy.deepcopy(colour_best), *before_bands], "or", cfg))
-    evaluate("fusion_or_before_flat", _det([copy.deepcopy(colour_best), *before_flat], "or", cfg))
-    evaluate("fusion_or_before_tear", _det([copy.deepcopy(colour_best), *before_tear], "or", cfg))
-    fusion_or_det = evaluate("fusion_or", _det([copy.deepcopy(colour_best), *defaults], "or", cfg))
+    evaluate("fusion_or_before_bands", _det([colour_best, *before_bands], "or", cfg))
+    evaluate("fusion_or_before_flat", _det([colour_best, *before_flat], "or", cfg))
+    evaluate("fusion_or_before_tear", _det([colour_best, *before_tear], "or", cfg))
+    fusion_or_det = evaluate("fusion_or", _det([colour_best, *defaults], "or", cfg))
     study_name = f"cnn_study_{cfg.backbone}"
     if study_name in cnn_exts:  # the study's own pairing: whylogs-style colour + avg-pool CNN
-        evaluate("fusion_or_study", _det([copy.deepcopy(colour_best), cnn_exts[study_name][0]], "or", cfg))
+        evaluate("fusion_or_study", _det([colour_best, cnn_exts[study_name][0]], "or", cfg))
     if local is not None:  # the opt-in local branch (issue 21), alone and added to the default fusion
         evaluate("local", _det([local], "or", cfg))
-        evaluate("fusion_or_local", _det([copy.deepcopy(colour_best), *defaults, local], "or", cfg))
-    if (y_val == 1).any():
-        evaluate("fusion_logistic", _det([copy.deepcopy(colour_best), *defaults], "logistic", cfg))
+        evaluate("fusion_or_local", _det([colour_best, *defaults, local], "or", cfg))
+    if (y_val == 1).any():  # its own copies: fitted on train alone, thresholds moved by the val labels
+        evaluate("fusion_logistic", _det([b.unfitted_copy() for b in (colour_best, *defaults)], "logistic", cfg))
     else:
         notes.append("fusion_logistic skipped: the val split has no labelled outliers")
 

@@ -158,6 +158,15 @@ class Branch:
         return self
 
     # --- configuration ----------------------------------------------------------------
+    def unfitted_copy(self) -> Branch:
+        """A new, unfitted branch with this one's settings and name, bound to the same runtime (for a
+        second detector that must not share this one's fit; ``copy.deepcopy`` cannot copy a bound
+        network)."""
+        obj = type(self)(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.get_config().items()})
+        obj.name = self.name
+        runtime = getattr(self, "_runtime", None)  # set by bind() on branches with runtime settings
+        return obj if runtime is None else obj.bind(runtime)
+
     def get_config(self) -> dict:
         """The constructor arguments as JSON-able values (saved with the model)."""
         cfg = {k: getattr(self, k) for k in self._config_keys}
