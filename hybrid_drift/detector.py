@@ -324,6 +324,10 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         ext, items, extra = plan.apply(ext, items, extra)
         ok_items = None if items is None else [it for it, ok in zip(items, ext.ok) if ok]
         keep = set(prefitted)
+        unknown = keep - {b.name for b in self.branches_}
+        if unknown:
+            raise ValueError(f"prefitted names {sorted(unknown)}, which are not branches of this detector "
+                             f"({[b.name for b in self.branches_]})")
         for b in self.branches_:
             if b.name in keep:
                 b._check_calibrated()  # a branch said to be fitted must be, threshold and all

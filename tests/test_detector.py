@@ -323,6 +323,8 @@ def test_a_branch_fitted_by_the_caller_is_kept_not_refitted(frames, monkeypatch)
     second = HybridDetector.of_branches([colour, MinMaxBranch()])
     second.prepare_branches()
     ext2 = second.extract(frames[:40])
+    with pytest.raises(ValueError, match="not branches of this detector"):
+        second.fit_features(ext2, prefitted=["cnn"])
     with pytest.raises(NotFittedError):  # the min/max branch is not fitted yet
         second.fit_features(ext2, prefitted=["colour", "minmax"])
     second.fit_features(ext2, prefitted=["colour"])
