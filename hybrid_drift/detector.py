@@ -315,6 +315,11 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         """
         if not hasattr(self, "branches_"):
             self.branches_ = self._build_branches()
+        keep = set(prefitted)
+        unknown = keep - {b.name for b in self.branches_}
+        if unknown:  # before any work: checking the order and cross-fitting take a while
+            raise ValueError(f"prefitted names {sorted(unknown)}, which are not branches of this detector "
+                             f"({[b.name for b in self.branches_]})")
         if ext.n_ok == 0:
             raise ValueError(f"no readable training image among {len(ext.ids)} inputs; first error: {ext.first_error()}")
         rule = self._rule()
@@ -323,11 +328,6 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         self.order_check_ = plan.check
         ext, items, extra = plan.apply(ext, items, extra)
         ok_items = None if items is None else [it for it, ok in zip(items, ext.ok) if ok]
-        keep = set(prefitted)
-        unknown = keep - {b.name for b in self.branches_}
-        if unknown:
-            raise ValueError(f"prefitted names {sorted(unknown)}, which are not branches of this detector "
-                             f"({[b.name for b in self.branches_]})")
         for b in self.branches_:
             if b.name in keep:
                 b._check_calibrated()  # a branch said to be fitted must be, threshold and all

@@ -321,7 +321,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     before_bands = [main_cnn, light, shift, *with_patch]
     before_flat = [*before_bands, bands]
     before_tear = [*before_flat, flat]
-    defaults = [*before_tear, tear]  # besides the colour branch (a fresh copy of the best distance each time)
+    defaults = [*before_tear, tear]  # besides the colour branch (colour_best, shared like these)
     evaluate("fusion_or_before_bands", _det([colour_best, *before_bands], "or", cfg))
     evaluate("fusion_or_before_flat", _det([colour_best, *before_flat], "or", cfg))
     evaluate("fusion_or_before_tear", _det([colour_best, *before_tear], "or", cfg))

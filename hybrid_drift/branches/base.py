@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 BRANCHES: dict[str, type] = {}
 
 
+def _constructor_args(config: dict) -> dict:
+    """Constructor arguments from :meth:`Branch.get_config`'s JSON-able values (lists back to tuples)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+
+
 class Branch:
     """Base class of detector branches (see module docstring for the contract).
 
@@ -162,7 +167,7 @@ class Branch:
         """A new, unfitted branch with this one's settings and name, bound to the same runtime (for a
         second detector that must not share this one's fit; ``copy.deepcopy`` cannot copy a bound
         network)."""
-        obj = type(self)(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.get_config().items()})
+        obj = type(self)(**_constructor_args(self.get_config()))
         obj.name = self.name
         runtime = getattr(self, "_runtime", None)  # set by bind() on branches with runtime settings
         return obj if runtime is None else obj.bind(runtime)
@@ -354,8 +359,7 @@ class Branch:
         name = state.get("name")
         if not isinstance(name, str) or not name or len(name) > 64:
             raise ModelFormatError(f"bad branch name {name!r}")
-        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()}
-        cfg = bcls.saved_config(cfg)
+        cfg = bcls.saved_config(_constructor_args(state["config"]))
         unknown = set(cfg) - set(bcls._config_keys)
         if unknown:
             raise ModelFormatError(f"branch {name!r}: unknown settings {sorted(unknown)}")
