@@ -124,7 +124,7 @@ def scorer_from_state(state: dict[str, Any], arrays: dict[str, np.ndarray]) -> B
         if isinstance(v, float) and not math.isfinite(v):
             raise ValueError(f"{cls.__name__}: {a} must be finite")
         setattr(obj, a, v)
-    for a in cls._array_attrs:
+    for a in obj._array_attrs:  # the instance's: which arrays a scorer keeps may depend on its settings
         if a not in arrays:
             raise ValueError(f"saved {cls.__name__} is missing array {a!r}")
         arr = arrays[a]
