@@ -111,6 +111,10 @@ def test_a_shift_model_saved_before_the_steadiness_weights_loads_and_scores_as_i
     (tmp_path / "n" / "config.json").write_text(json.dumps(spec))
     with pytest.raises(ModelFormatError, match="weight_"):
         HybridDetector.load(tmp_path / "n")
+    spec["branches"][0]["scorer"]["params"]["steady"] = -3                # not a grey level
+    (tmp_path / "n" / "config.json").write_text(json.dumps(spec))
+    with pytest.raises(ModelFormatError, match="steady"):
+        HybridDetector.load(tmp_path / "n")
 
 
 def test_a_large_board_moving_in_front_of_the_camera_widens_the_threshold_instead_of_alerting():

@@ -24,7 +24,8 @@ class BaseScorer(BaseEstimator):
     """Base class: subclasses implement ``_fit(X)`` and ``_score(X)``.
 
     Attributes set by ``fit`` end with ``_``; ``_array_attrs`` lists the fitted
-    numpy arrays and ``_json_attrs`` the fitted plain values saved by :meth:`get_state`.
+    numpy arrays and ``_json_attrs`` the fitted plain values saved by :meth:`get_state`
+    (a scorer whose arrays depend on its settings makes ``_array_attrs`` a property).
     """
 
     _array_attrs: ClassVar[tuple[str, ...]] = ()

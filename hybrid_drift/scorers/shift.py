@@ -72,8 +72,7 @@ class ShiftScorer(BaseScorer):
         h, w = self._grid()
         if X.shape[1] != h * w:
             raise ValueError(f"ShiftScorer(size={self.size!r}) needs {h * w} features per row, got {X.shape[1]}")
-        if not 0 <= float(self.steady) <= 255:
-            raise ValueError(f"steady must be a grey level in 0..255 (0: every pixel alike), got {self.steady!r}")
+        self._check_steady()
         stack = X.reshape(len(X), h, w)
         self.median_ = np.median(stack, axis=0).astype(np.float32)
         if self.steady:
@@ -99,7 +98,13 @@ class ShiftScorer(BaseScorer):
             out[i] = 100.0 * min(moves)
         return out
 
+    def _check_steady(self):
+        if isinstance(self.steady, bool) or not isinstance(self.steady, (int, float)) or not 0 <= self.steady <= 255:
+            raise ValueError(f"{type(self).__name__}: steady must be a grey level in 0..255 (0: every pixel alike), "
+                             f"got {self.steady!r}")
+
     def _check_state(self):
+        self._check_steady()
         for a in self._array_attrs:
             check_shape(type(self).__name__, a, np.asarray(getattr(self, a)), self._grid())
         if self.steady and not ((self.weight_ > 0) & (self.weight_ <= 1 + 1e-6)).all():
