@@ -76,7 +76,8 @@ class ShiftScorer(BaseScorer):
         stack = X.reshape(len(X), h, w)
         self.median_ = np.median(stack, axis=0).astype(np.float32)
         if self.steady:
-            mad = np.median(np.abs(stack - self.median_), axis=0)
+            # the deviations are a temporary of the reference's size: the median may sort them in place
+            mad = np.median(np.abs(stack - self.median_), axis=0, overwrite_input=True)
             weight = (1.0 / (1.0 + (mad / float(self.steady)) ** 2)).astype(np.float32)
             self.weight_ = cv2.GaussianBlur(weight, (0, 0), 2.0)  # no sharp mask edges for the correlation
 
