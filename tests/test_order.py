@@ -17,7 +17,8 @@ from conftest import TEST_IMAGE_SIZE
 from hybrid_drift import CNNBranch, ColourBranch, HybridDetector, ModelFormatError
 from hybrid_drift.io import InputItem, expand_inputs
 from hybrid_drift.io.order import exif_time, natural_key, order_inputs
-from hybrid_drift.reference_order import OrderCheck, check_order, order_space, reference_order, seriate
+from hybrid_drift.reference_order import (TIME_LIKE_LEAK, OrderCheck, check_order, edge_leak, order_space,
+                                          reference_order, reference_warnings, seriate)
 
 
 def _walk(n=300, d=40, seed=0):
@@ -60,6 +61,45 @@ def test_seriation_depends_on_the_rows_not_on_their_order():
     block = np.empty(len(F), int)
     block[seqs[0]] = np.arange(len(F)) * 5 // len(F)
     assert np.mean(block[1:] == block[:-1]) > 0.9
+
+
+def test_a_short_reference_in_time_order_is_told_why_it_may_look_shuffled():
+    """With few rows, a perfect time order already leaks: the rows next to a block's edge have their
+    nearest neighbours across it (0.24 of them at 30 rows in 5 blocks). A 30-frame reference in time order
+    that leaks past the 20% rule is still held out in groups (wider thresholds, the safer side), but the fit
+    says the reference may be too short to tell, not only that it looks shuffled; a real shuffle is told
+    apart."""
+    assert edge_leak(30) == pytest.approx(0.24, abs=0.005) and edge_leak(330) < 0.025
+    assert edge_leak(100_000) < 0.002 and np.isnan(edge_leak(5))
+    short = 0
+    for seed in range(10):
+        F = _walk(30, seed=seed)
+        _, chk = reference_order(F)
+        assert chk.edge == pytest.approx(edge_leak(30)) and chk.threshold == TIME_LIKE_LEAK
+        if chk.leak >= TIME_LIKE_LEAK:                         # the 20% rule calls it shuffled
+            short += 1
+            assert not chk.time_like and chk.action == "reordered" and chk.too_short
+            assert "too few images to tell: at 30 images even a perfect time order leaks 24%" in chk.sentence()
+            warned = reference_warnings({"n": 30, "order_check": chk.as_dict()})
+            assert any("too short for its order to be told" in w and "--folds time" in w for w in warned)
+        _, shuffled = reference_order(F[np.random.default_rng(seed).permutation(30)])
+        assert not shuffled.time_like and not shuffled.too_short and "too few" not in shuffled.sentence()
+        warned = reference_warnings({"n": 30, "order_check": shuffled.as_dict()})
+        assert any("does not look like it is in time order" in w for w in warned)
+        assert not any("too short" in w for w in warned)
+    assert short >= 3
+    assert not reference_order(_walk())[1].too_short          # 300 rows in time order: time-like
+
+
+def test_an_order_check_saved_before_the_edge_was_counted_loads():
+    chk = reference_order(_walk())[1]
+    d = chk.as_dict()
+    assert d["edge"] == pytest.approx(edge_leak(300))
+    old = {k: v for k, v in d.items() if k != "edge"}
+    assert OrderCheck.from_dict(old).edge == 0.0
+    for bad in (-0.1, 2, "x", True):
+        with pytest.raises(ValueError, match="edge"):
+            OrderCheck.from_dict({**d, "edge": bad})
 
 
 def test_reference_order_keeps_time_order_and_regroups_a_shuffle():
