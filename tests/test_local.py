@@ -195,3 +195,31 @@ def test_light_percentiles_from_the_histogram_equal_numpys():
         np.testing.assert_allclose(LightFeatures._percentiles(L), np.percentile(L, (5, 25, 50, 75, 95)), atol=1e-9)
     L = np.full((10, 10), 7, np.uint8)
     np.testing.assert_allclose(LightFeatures._percentiles(L), [7] * 5)
+
+
+def test_the_sharpness_does_not_read_the_camera_resolution(tmp_path, data_dir):
+    """The same street scored as a 640x480 stream of a 768x576 camera: the loader works on a 320x240 image
+    there (a power of 2 down), 192x144 for the camera's own frames. Read as it comes, the finer sampling
+    moved the sharpness by more than the light branch allows and it flagged most clean frames (111 of 200
+    measured on 2026-12-03; the default still does: the opt-in lost catches on the development sets); read
+    at one shorter side (``sharpness_side=128``), it flags none."""
+    from hybrid_drift.io import iter_video_frames
+    video = [f for _, f in iter_video_frames(data_dir / "vtest.avi", step=4)]
+    assert video[0].shape[:2] == (576, 768)
+
+    def save(frames, folder, size=None):
+        folder.mkdir()
+        for i, f in enumerate(frames):
+            f = f if size is None else cv2.resize(f, size, interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(folder / f"f{i:03d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        return folder
+
+    ref, same, small = save(video[:80], tmp_path / "ref"), save(video[100:130], tmp_path / "same"), \
+        save(video[100:130], tmp_path / "small", (640, 480))
+    flagged = {}
+    for side in (128, 0):
+        det = HybridDetector.of_branches([LightBranch(sharpness_side=side)], folds="time").fit(ref)
+        flagged[side] = [int(det.score(d)["is_outlier"].astype(bool).sum()) for d in (same, small)]
+    assert LightBranch().sharpness_side == 0
+    assert flagged[128] == [0, 0]
+    assert flagged[0][0] == 0 and flagged[0][1] >= 15           # as it read before: most of the 30 flagged
