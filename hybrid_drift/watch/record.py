@@ -149,6 +149,9 @@ def record(source: str, out: str | os.PathLike, *, every: float = 1.0, frames: i
                 finished = reader.finished  # read before draining: a frame queued before the end is not lost
                 items = reader.get(timeout=0.2)
                 for item in items:
+                    if stop is not None and stop.is_set():  # a stop takes effect at once, not after the batch
+                        res.ended = "stopped"
+                        break
                     if isinstance(item, Status):
                         if item.kind == "disconnect":
                             res.disconnects += 1
