@@ -137,11 +137,15 @@ def record(source: str, out: str | os.PathLike, *, every: float = 1.0, frames: i
         if new_log:
             rows.writerow(_COLUMNS)
             fh.flush()
+        def stopped() -> bool:  # checked between reads and before each frame: a stop takes effect at once
+            if stop is not None and stop.is_set():
+                res.ended = "stopped"
+            return res.ended == "stopped"
+
         reader.start()
         try:
             while not res.ended:
-                if stop is not None and stop.is_set():
-                    res.ended = "stopped"
+                if stopped():
                     break
                 if duration is not None and time.monotonic() - t0 >= duration:
                     res.ended = "duration"
@@ -149,8 +153,7 @@ def record(source: str, out: str | os.PathLike, *, every: float = 1.0, frames: i
                 finished = reader.finished  # read before draining: a frame queued before the end is not lost
                 items = reader.get(timeout=0.2)
                 for item in items:
-                    if stop is not None and stop.is_set():  # a stop takes effect at once, not after the batch
-                        res.ended = "stopped"
+                    if stopped():  # not after the reader's whole batch (up to its queue of 64 frames)
                         break
                     if isinstance(item, Status):
                         if item.kind == "disconnect":
