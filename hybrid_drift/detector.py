@@ -341,6 +341,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         self.fit_errors_ = pd.DataFrame({"path": [i for i, e in zip(ext.ids, ext.errors) if e],
                                          "error": [e for e in ext.errors if e]})
         self.n_train_ = ext.n_ok
+        self.reference_sizes_ = ext.sizes()
         if ok_items is not None:
             self.reference_profile_ = self._reference_profile(ok_items)
         ready = all(b.calibration_ is not None for b in self.branches_)
@@ -405,18 +406,31 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     def _note_resolution(self, ext: Extracted) -> None:
         """Say once when scored images have another size than the reference's: scores of another
         resolution or crop are not comparable with the thresholds (fit on frames of this stream)."""
-        ref = getattr(self, "reference_profile_", None)
-        if ref is None or not ref.n_images or getattr(self, "_resolution_noted", False):
+        if getattr(self, "_resolution_noted", False):
             return
-        want = f"{int(ref.table['width'].iloc[0])}x{int(ref.table['height'].iloc[0])}"
-        got = [f"{m.get('width')}x{m.get('height')}" for m, e in zip(ext.meta, ext.errors) if not e and m.get("width")]
-        other = [g for g in got if g != want]
+        want = self._reference_size_set()
+        got = ext.sizes()
+        if not want or not got:
+            return
+        other = {k: n for k, n in got.items() if k not in want}
         if other:
             self._resolution_noted = True
-            sizes = ", ".join(f"{n} x{other.count(n)}" for n in sorted(set(other), key=lambda n: (-other.count(n), n)))
-            log.warning("%d of %d images are not %s, the model's reference size (%s): scores of another resolution "
+            log.warning("%d of %d images are not %s, the model's reference size%s (%s): scores of another resolution "
                         "are not comparable with its thresholds (fit on frames of this camera's stream)",
-                        len(other), len(got), want, sizes)
+                        sum(other.values()), sum(got.values()), " or ".join(sorted(want)), "s" if len(want) > 1 else "",
+                        ", ".join(f"{k} x{n}" for k, n in other.items()))
+
+    def _reference_size_set(self) -> set[str]:
+        """The reference's image sizes (``"WxH"``): as counted at fit, or for a model saved before they were
+        counted, those of its saved reference profile (a sample of up to 1,000 reference frames)."""
+        sizes = getattr(self, "reference_sizes_", None)
+        if sizes:
+            return set(sizes)
+        ref = getattr(self, "reference_profile_", None)
+        if ref is None or not ref.n_images or "width" not in ref.table:
+            return set()
+        t = ref.table.dropna(subset=["width", "height"])
+        return {f"{int(w)}x{int(h)}" for w, h in zip(t["width"], t["height"])}
 
     #: scored JPEGs whose median quality is this many points below the reference's get a warning
     JPEG_QUALITY_GAP = 20
@@ -551,12 +565,15 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     def reference_summary(self) -> dict:
         """What the model was fitted on, for the fit summary, the model file, reports and the benchmark:
         ``n`` readable reference images, ``input_order`` (how they were ordered, or None when
-        features were given) and ``order_check`` (whether that looked like time, what cross-fitting did)."""
+        features were given), ``order_check`` (whether that looked like time, what cross-fitting did) and
+        ``sizes`` (``{"WxH": count}`` of the reference images, or None when not known: features given
+        without images, or a model saved before 2026-12-03)."""
         self._check_fitted()
         io_ = getattr(self, "input_order_", None)
         chk = getattr(self, "order_check_", None)
         return {"n": int(self.n_train_), "input_order": None if io_ is None else io_.as_dict(),
-                "order_check": None if chk is None else chk.as_dict()}
+                "order_check": None if chk is None else chk.as_dict(),
+                "sizes": getattr(self, "reference_sizes_", None)}
 
     def __repr__(self):
         """The branches that run (the fitted ones, or those the next fit builds: ``None`` means the

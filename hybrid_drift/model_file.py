@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,7 @@ class ModelParts:
     input_order: Any
     order_check: Any
     accepted: list
+    reference_sizes: dict | None = None
 
 
 def read_model(p: Path, param_names) -> ModelParts:
@@ -159,19 +161,20 @@ def read_model(p: Path, param_names) -> ModelParts:
             profile = BatchProfile.from_arrays(ref)
         except (KeyError, ValueError) as exc:
             raise ModelFormatError(f"{p}: inconsistent reference profile ({exc})") from exc
-    input_order, order_check = _read_reference(config.get("reference"), p)
+    input_order, order_check, sizes = _read_reference(config.get("reference"), p)
     accepted = config.get("accepted", [])
     if not (isinstance(accepted, list) and all(isinstance(a, dict) for a in accepted)):
         raise ModelFormatError(f"{p}: 'accepted' must be a list of records")
     return ModelParts(branches, fusion, {k: v for k, v in params.items() if k in param_names}, n_train, profile,
-                      input_order, order_check, accepted)
+                      input_order, order_check, accepted, sizes)
 
 
 def _read_reference(ref, path):
-    """``(input_order, order_check)`` from a saved model's ``reference`` object (absent before 0.3)."""
+    """``(input_order, order_check, sizes)`` from a saved model's ``reference`` object (absent before 0.3;
+    ``sizes`` absent before 2026-12-03)."""
     from .io.order import ORDERS, InputOrder
     if ref is None:
-        return None, None
+        return None, None, None
     try:
         if not isinstance(ref, dict):
             raise ValueError("'reference' must be an object")
@@ -182,9 +185,24 @@ def _read_reference(ref, path):
                 raise ValueError(f"bad input_order {str(io_)[:80]}")
             io_ = InputOrder(io_["requested"], io_["used"], io_["detail"][:500], bool(io_.get("changed", False)))
         chk = ref.get("order_check")
-        return io_, None if chk is None else OrderCheck.from_dict(chk)
+        return io_, None if chk is None else OrderCheck.from_dict(chk), _read_sizes(ref.get("sizes"))
     except ValueError as exc:
         raise ModelFormatError(f"{path}: inconsistent reference description ({exc})") from exc
+
+
+#: at most this many distinct reference sizes are kept in a model file
+_MAX_SIZES = 1000
+
+
+def _read_sizes(sizes) -> dict[str, int] | None:
+    """The reference's ``{"WxH": count}`` as saved, checked; None when absent."""
+    if sizes is None:
+        return None
+    if not isinstance(sizes, dict) or len(sizes) > _MAX_SIZES or not all(
+            isinstance(k, str) and re.fullmatch(r"[1-9][0-9]{0,5}x[1-9][0-9]{0,5}", k) and isinstance(n, int)
+            and not isinstance(n, bool) and n > 0 for k, n in sizes.items()):
+        raise ValueError(f"bad sizes {str(sizes)[:80]}")
+    return dict(sizes)
 
 
 def _read_files(p: Path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -269,6 +287,7 @@ class ModelFile:
             det.reference_profile_ = m.reference_profile
         det.branches_, det.fusion_, det.n_train_ = m.branches, m.fusion, m.n_train
         det.input_order_, det.order_check_ = m.input_order, m.order_check
+        det.reference_sizes_ = m.reference_sizes
         det.accepted_ = m.accepted
         import pandas as pd
         det.fit_errors_ = pd.DataFrame({"path": [], "error": []})

@@ -8,6 +8,7 @@ next chunk overlaps with inference on this one.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,16 @@ class Extracted:
     @property
     def n_ok(self) -> int:
         return int(self.ok.sum())
+
+    def sizes(self) -> dict[str, int] | None:
+        """``{"WxH": count}`` over the readable inputs that carry a size, most frequent first (ties by
+        name); None when none does (features given without their images)."""
+        got = [f"{m['width']}x{m['height']}" for m, e in zip(self.meta, self.errors)
+               if e is None and m and m.get("width") and m.get("height")]
+        if not got:
+            return None
+        counts = Counter(got)
+        return {k: counts[k] for k in sorted(counts, key=lambda k: (-counts[k], k))}
 
     def first_error(self) -> str | None:
         """``"path: reason"`` of the first unreadable input, or None."""
