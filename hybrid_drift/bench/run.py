@@ -156,10 +156,12 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     bands_whole = BandBranch(bins=1, spread=True)  # the first design: one range for the frame (ablation)
     bands_whole.name = "bands_whole"
     flat = FlatBranch()
+    flat_mode = FlatBranch(level="mode")  # opt-in: flat around the row's densest level (measured, not the default)
+    flat_mode.name = "flat_mode"
     tear = TearBranch()
     local = LocalBranch() if cfg.local else None
     t0 = time.perf_counter()
-    ext_c = extract([b for b in (colour, minmax, local, light, shift, bands, bands_whole, flat, tear) if b is not None], paths,
+    ext_c = extract([b for b in (colour, minmax, local, light, shift, bands, bands_whole, flat, flat_mode, tear) if b is not None], paths,
                     workers=cfg.runtime.workers, progress=cfg.runtime.progress, desc="colour features")
     seconds["colour"] = time.perf_counter() - t0
 
@@ -315,6 +317,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     evaluate("bands", _det([bands], "or", cfg))
     evaluate("bands_whole", _det([bands_whole], "or", cfg))
     evaluate("flat", _det([flat], "or", cfg))
+    evaluate("flat_mode", _det([flat_mode], "or", cfg))
     evaluate("tear", _det([tear], "or", cfg))
     evaluate("fusion_or_colour_cnn", _det([colour_best, main_cnn], "or", cfg))
     evaluate("fusion_or_before_patch", _det([colour_best, main_cnn, light, shift], "or", cfg))
@@ -326,6 +329,7 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
     evaluate("fusion_or_before_flat", _det([colour_best, *before_flat], "or", cfg))
     evaluate("fusion_or_before_tear", _det([colour_best, *before_tear], "or", cfg))
     fusion_or_det = evaluate("fusion_or", _det([colour_best, *defaults], "or", cfg))
+    evaluate("fusion_or_flat_mode", _det([colour_best, *[flat_mode if b is flat else b for b in defaults]], "or", cfg))
     study_name = f"cnn_study_{cfg.backbone}"
     if study_name in cnn_exts:  # the study's own pairing: whylogs-style colour + avg-pool CNN
         evaluate("fusion_or_study", _det([colour_best, cnn_exts[study_name][0]], "or", cfg))
@@ -368,7 +372,8 @@ def run_bench(dataset: str | os.PathLike, config: BenchConfig | None = None) -> 
 #: methods summarised across the splits of a protocol (the default fusion first)
 PROTOCOL_METHODS = ("fusion_or", "fusion_logistic", "cnn", "colour", "light", "fusion_or_colour_cnn", "minmax", "local",
                     "fusion_or_local", "shift", "patch", "fusion_or_before_patch", "bands", "bands_whole",
-                    "fusion_or_before_bands", "flat", "fusion_or_before_flat", "tear", "fusion_or_before_tear")
+                    "fusion_or_before_bands", "flat", "fusion_or_before_flat", "tear", "fusion_or_before_tear",
+                    "flat_mode", "fusion_or_flat_mode")
 _METRICS = ("precision", "recall", "f1", "auroc", "false_alarms_per_1000")
 
 

@@ -17,6 +17,8 @@ _LABELS = {"minmax": "Min/max range (trivial baseline)", "cnn": "CNN + PCA",
            "tear": "Tear (a stripe fits the reference moved sideways better than in place, per eighth of the height)",
            "fusion_or_before_flat": "Fusion (OR) of colour + CNN + light + shift + patch + bands (before the flat-rows branch)",
            "flat": "Flat rows (share of a row at its own grey level, per eighth of the height)",
+           "flat_mode": "Flat rows around the row's densest level (opt-in)",
+           "fusion_or_flat_mode": "Fusion (OR), default but flat rows around the densest level (opt-in)",
            "fusion_or_before_bands": "Fusion (OR) of colour + CNN + light + shift + patch (before the bands branch)",
            "bands": "Bands (strongest row step over 40% of the width, per eighth of the height)",
            "bands_whole": "Bands, one range for the whole frame (the first design)",
@@ -36,8 +38,9 @@ def markdown_table(res: dict[str, Any]) -> str:
     order = ["minmax"] + [f"colour_{d}" for d in DISTANCES] + \
         sorted(k for k in res["methods"] if k.startswith("cnn_study")) + ["cnn"] + \
         sorted(k for k in res["methods"] if k.startswith("cnn_") and not k.startswith("cnn_study")) + \
-        ["light", "shift", "patch", "bands", "bands_whole", "flat", "tear", "local", "fusion_or_study", "fusion_or_colour_cnn",
-         "fusion_or_before_patch", "fusion_or_before_bands", "fusion_or_before_flat", "fusion_or_before_tear", "fusion_or", "fusion_or_local",
+        ["light", "shift", "patch", "bands", "bands_whole", "flat", "flat_mode", "tear", "local", "fusion_or_study",
+         "fusion_or_colour_cnn", "fusion_or_before_patch", "fusion_or_before_bands", "fusion_or_before_flat",
+         "fusion_or_before_tear", "fusion_or", "fusion_or_flat_mode", "fusion_or_local",
          "fusion_logistic"]
     for k in order:
         if k not in res["methods"]:
@@ -59,9 +62,10 @@ def markdown_table(res: dict[str, Any]) -> str:
 
 
 def per_kind_table(res: dict[str, Any], methods=("minmax", "colour", "cnn_study_efficientnet_lite0", "cnn", "light", "shift",
-                                                 "patch", "bands", "bands_whole", "flat", "tear", "fusion_or_study",
+                                                 "patch", "bands", "bands_whole", "flat", "flat_mode", "tear", "fusion_or_study",
                                                  "fusion_or_colour_cnn", "fusion_or_before_patch",
-                                                 "fusion_or_before_bands", "fusion_or_before_flat", "fusion_or_before_tear", "fusion_or",
+                                                 "fusion_or_before_bands", "fusion_or_before_flat", "fusion_or_before_tear",
+                                                 "fusion_or", "fusion_or_flat_mode",
                                                  "fusion_logistic")) -> str:
     methods = [m for m in methods if m in res["per_kind_recall"]]
     kinds = sorted({k for m in methods for k in res["per_kind_recall"][m]})

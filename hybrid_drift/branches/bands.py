@@ -38,10 +38,10 @@ one threshold serves a branch, and where the bands threshold is wide the flat ro
 
 from __future__ import annotations
 
-from ..features.geometry import BAND_BINS, BAND_SHARE, FLAT_WITHIN, BandFeatures, FlatRowFeatures
+from ..features.geometry import BAND_BINS, BAND_SHARE, FLAT_LEVELS, FLAT_WITHIN, BandFeatures, FlatRowFeatures
 from ..scorers import RangeScorer
 from .base import Branch, stack_rows
-from .params import Bool, Int, Num
+from .params import Bool, Int, Num, Options
 
 __all__ = ["BandBranch", "FlatBranch"]
 
@@ -135,7 +135,7 @@ class FlatBranch(_StripeBranch):
         The unit, as a share of the width (0.05: a row with 5% more of its width flat than the
         reference's flattest row in that stripe is one unit past the range).
     within : float
-        How close to its row's median a pixel counts as flat, as a share of the frame's grey-level
+        How close to the row's level a pixel counts as flat, as a share of the frame's grey-level
         standard deviation (:data:`~hybrid_drift.features.geometry.FLAT_WITHIN`).
     margin : float
         Multiplier of the cross-fitted conformal threshold.
@@ -143,20 +143,26 @@ class FlatBranch(_StripeBranch):
         Horizontal stripes, each with its own range (:data:`~hybrid_drift.features.geometry.BAND_BINS`).
     min_side : int
         Working size (the colour branch's decode).
+    level : {"median", "mode"}
+        The grey level a row's flat share is counted around (:data:`~hybrid_drift.features.geometry.FLAT_LEVELS`):
+        the row's median (the default), or its densest (opt-in: an overlay bar over part of the width is flat
+        over its own width; measured, not the default).
     """
 
     default_name = "flat"
-    _config_keys = ("least", "unit", "within", "margin", "bins", "min_side")
+    _config_keys = ("least", "unit", "within", "margin", "bins", "min_side", "level")
     _parameter_constraints = {"least": Num(0, 1e3), "unit": Num(1e-3, 1), "within": Num(1e-3, 1),
-                              "margin": Num(1, 1e6), "bins": Int(1, 64), "min_side": Int(1, 4096)}
+                              "margin": Num(1, 1e6), "bins": Int(1, 64), "min_side": Int(1, 4096),
+                              "level": Options(FLAT_LEVELS)}
 
     def __init__(self, least: float = 1.0, unit: float = 0.05, within: float = FLAT_WITHIN, margin: float = 1.5,
-                 bins: int = BAND_BINS, min_side: int = 128):
+                 bins: int = BAND_BINS, min_side: int = 128, level: str = "median"):
         self.least, self.unit, self.within, self.margin, self.bins, self.min_side = least, unit, within, margin, bins, min_side
+        self.level = level
         self._check_params()
 
     def _features(self) -> FlatRowFeatures:
-        return FlatRowFeatures(self.within, self.bins)
+        return FlatRowFeatures(self.within, self.bins, self.level)
 
     @property
     def least_threshold(self) -> float:
