@@ -62,7 +62,7 @@ class PatchBranch(CNNBranch):
                  precision: str = "fp32", cache_dir=None, weights_sha256: str | None = None):
         self.layer, self.band, self.margin = layer, band, margin
         super().__init__(backbone=backbone, weights=weights, pool="avg", layers=(layer,), image_size=image_size,
-                         n_components=n_components, augment=0, batch_size=batch_size, threads=threads,
+                         n_components=n_components, augment=0, recompressed=0, batch_size=batch_size, threads=threads,
                          device=device, backend=backend, precision=precision, cache_dir=cache_dir,
                          weights_sha256=weights_sha256)
         if not isinstance(layer, str) or not layer:
