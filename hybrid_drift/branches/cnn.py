@@ -279,15 +279,23 @@ class CNNBranch(Branch):
         return np.concatenate([f for f, _ in parts]), np.concatenate([r for _, r in parts])
 
     def _embed_copies(self, copies, source: str):
-        """Features of in-memory prepared copies in chunks (memory stays flat); they go through the feature
-        cache keyed by their pixels, like any image."""
+        """``(features, source_rows)`` of ``(row, prepared copy)`` pairs, embedded 64 at a time (memory stays
+        flat; the copies go through the feature cache keyed by their pixels, like any image); None for none."""
         from ..io.decode import DecodedImage
-        feats = []
-        for i in range(0, len(copies), 64):
-            chunk = copies[i:i + 64]
-            keys = [DecodedImage(source, sha1=hashlib.sha1(c.tobytes()).hexdigest()) for c in chunk]
-            feats.append(self.features(chunk, keys))
-        return np.concatenate(feats) if feats else np.empty((0, self.embedder.dim), np.float32)
+        feats, src, batch = [], [], []
+
+        def flush():
+            if batch:
+                keys = [DecodedImage(source, sha1=hashlib.sha1(c.tobytes()).hexdigest()) for c in batch]
+                feats.append(self.features(batch, keys))
+                batch.clear()
+        for row, copy in copies:
+            batch.append(copy)
+            src.append(int(row))
+            if len(batch) >= 64:
+                flush()
+        flush()
+        return (np.concatenate(feats), np.asarray(src, dtype=np.int64)) if src else None
 
     def _foreground_copies(self, items, kw, progress):
         """Up to ``augment`` evenly spread reference frames with their moving foreground moved (two passes:
@@ -304,28 +312,13 @@ class CNNBranch(Branch):
         if not background:
             return None
         aug = ForegroundAugmenter().fit(background)
-        feats, src, batch, batch_src = [], [], [], []
-
-        def flush():
-            if batch:
-                feats.append(self._embed_copies(batch, "<augmented>"))
-                src.extend(batch_src)
-                batch.clear()
-                batch_src.clear()
-
         loaded = load_images([items[i] for i in pick], progress=progress, desc="augment", **kw)
-        for row, (img, prepared) in zip(pick, loaded):
-            copy = aug.augment(prepared) if img.ok else None
-            if copy is not None:
-                batch.append(copy)
-                batch_src.append(int(row))
-            if len(batch) >= 64:
-                flush()
-        flush()
-        if not feats:
-            return None
-        log.info("%s: %d augmented reference frames (foreground moved) of %d sampled", self.name, len(src), len(pick))
-        return np.concatenate(feats), np.asarray(src, dtype=np.int64)
+        moved = ((row, aug.augment(prepared) if img.ok else None) for row, (img, prepared) in zip(pick, loaded))
+        out = self._embed_copies(((row, c) for row, c in moved if c is not None), "<augmented>")
+        if out is not None:
+            log.info("%s: %d augmented reference frames (foreground moved) of %d sampled", self.name, len(out[1]),
+                     len(pick))
+        return out
 
     def _recompressed_copies(self, items, kw, progress, prepare):
         """Up to ``recompressed`` evenly spread reference frames decoded at full size, re-saved as a JPEG of a
@@ -339,33 +332,26 @@ class CNNBranch(Branch):
         if not self.recompressed:
             return None
         pick = np.unique(np.linspace(0, n - 1, min(n, self.recompressed)).round().astype(int))
-        quality = dict(zip(pick.tolist(), np.random.default_rng(0).integers(RECOMPRESS_QUALITY[0],
-                                                                            RECOMPRESS_QUALITY[1] + 1, len(pick))))
+        qualities = np.random.default_rng(0).integers(RECOMPRESS_QUALITY[0], RECOMPRESS_QUALITY[1] + 1, len(pick))
 
         def resaved(img, q):
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img.rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(q)])
             rgb = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) if ok else None
             return None if rgb is None else DecodedImage(img.source, rgb=rgb, meta=img.meta)
 
-        batch, src, feats = [], [], []
-        loaded = load_images([items[i] for i in pick], progress=progress, desc="recompress", reduce=1,
-                             **dict(kw, map_fn=None))
-        for row, (img, _) in zip(pick.tolist(), loaded):
-            copy = resaved(img, quality[row]) if img.ok else None
-            if copy is not None:
-                batch.append(prepare(copy))
-                src.append(row)
-            img.release()
-            if len(batch) >= 64:
-                feats.append(self._embed_copies(batch, "<recompressed>"))
-                batch.clear()
-        if batch:
-            feats.append(self._embed_copies(batch, "<recompressed>"))
-        if not feats:
-            return None
-        log.info("%s: %d reference frames re-saved as a stream's JPEG (quality %d-%d)", self.name, len(src),
-                 *RECOMPRESS_QUALITY)
-        return np.concatenate(feats), np.asarray(src, dtype=np.int64)
+        def copies():
+            loaded = load_images([items[i] for i in pick], progress=progress, desc="recompress", reduce=1,
+                                 **dict(kw, map_fn=None))
+            for row, q, (img, _) in zip(pick, qualities, loaded):
+                copy = resaved(img, q) if img.ok else None
+                img.release()
+                if copy is not None:
+                    yield row, prepare(copy)
+        out = self._embed_copies(copies(), "<recompressed>")
+        if out is not None:
+            log.info("%s: %d reference frames re-saved as a stream's JPEG (quality %d-%d)", self.name, len(out[1]),
+                     *RECOMPRESS_QUALITY)
+        return out
 
     def get_state(self):
         self.check_weights()
