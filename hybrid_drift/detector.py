@@ -408,7 +408,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         resolution or crop are not comparable with the thresholds (fit on frames of this stream)."""
         if getattr(self, "_resolution_noted", False):
             return
-        want = self._reference_size_set()
+        want = self.reference_size_set()
         got = ext.sizes()
         if not want or not got:
             return
@@ -420,7 +420,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
                         sum(other.values()), sum(got.values()), " or ".join(sorted(want)), "s" if len(want) > 1 else "",
                         ", ".join(f"{k} x{n}" for k, n in other.items()))
 
-    def _reference_size_set(self) -> set[str]:
+    def reference_size_set(self) -> set[str]:
         """The reference's image sizes (``"WxH"``): as counted at fit, or for a model saved before they were
         counted, those of its saved reference profile (a sample of up to 1,000 reference frames)."""
         sizes = getattr(self, "reference_sizes_", None)

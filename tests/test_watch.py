@@ -523,6 +523,39 @@ def test_resolution_and_format_changes_open_and_close_their_alerts():
     assert events[0]["resolution"] == "160x120" and events[0]["expected"] == "192x144"
 
 
+def test_a_reference_of_two_sizes_pages_on_neither_but_on_a_third():
+    """The resolution check takes every size the reference had, not the first reference frame's: a camera
+    whose reference mixed 192x144 and 160x120 frames paged on every frame of the second size."""
+    h = CameraHealth("c", HealthSettings(), reference_resolution={"192x144", "160x120"})
+    rng = np.random.default_rng(2)
+    sizes = [(144, 192)] * 3 + [(120, 160)] * 3 + [(192, 256)] * 2 + [(144, 192)]
+    events = []
+    for i, (hh, ww) in enumerate(sizes):
+        events += h.frame(i, i * 0.1, rng.integers(0, 255, (hh, ww, 3)).astype(np.uint8), "MJPG", None)
+    got = [(e["kind"], e["ongoing"], e["start_frame"], e.get("end_frame")) for e in events]
+    assert got == [("resolution", True, 6, None), ("resolution", False, 6, 8)], got
+    assert events[0]["resolution"] == "256x192" and events[0]["expected"] == "160x120 or 192x144"
+    # one size, given as a string, still works as before: the first frame at another size pages at once
+    one = CameraHealth("c", HealthSettings(), reference_resolution="192x144")
+    first = one.frame(0, 0.0, rng.integers(0, 255, (120, 160, 3)).astype(np.uint8), "MJPG", None)
+    assert [(e["kind"], e["expected"]) for e in first] == [("resolution", "192x144")]
+
+
+def test_watch_of_a_model_fitted_on_two_sizes_raises_no_resolution_alert(frames, tmp_path):
+    ref = [f if i % 2 else cv2.resize(f, (160, 120), interpolation=cv2.INTER_AREA) for i, f in enumerate(frames[:60])]
+    model = tmp_path / "two_sizes"
+    HybridDetector(cnn=False).fit(ref).save(model)
+    small = [cv2.resize(f, (160, 120), interpolation=cv2.INTER_AREA) for f in frames[100:130]]
+    events = _watch_until([str(_video(tmp_path / "small.avi", small))], model, seconds=120, drift=False)
+    assert sum(e["type"] == "frame" for e in events) == 30
+    assert not [e for e in events if e["type"] == "alert" and e["kind"] == "resolution"]
+    # a third size still pages
+    big = [cv2.resize(f, (256, 192)) for f in frames[100:110]]
+    events = _watch_until([str(_video(tmp_path / "big.avi", big))], model, seconds=120, drift=False)
+    alerts = [e for e in events if e["type"] == "alert" and e["kind"] == "resolution" and e["ongoing"]]
+    assert alerts and alerts[0]["expected"] == "160x120 or 192x144", alerts
+
+
 def test_the_rolling_drift_check_alerts_on_dusk_and_not_on_the_clean_stream(frames, tmp_path):
     model = tmp_path / "m"
     HybridDetector(cnn=False).fit(frames[:100]).save(model)  # keeps the reference period's profile

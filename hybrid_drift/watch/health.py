@@ -10,7 +10,8 @@
 ``blank``       black, white or uniform frames (thumbnail mean below 8 or above 247, or its
                 standard deviation below ``blank_std``) for ``blank_frames`` frames in a row;
 ``resolution`` / ``format``  the frame size or codec / file format differs from the first
-                frame's (and from the reference period's resolution when the model has it).
+                frame's (the frame size: from the reference period's sizes when the model has
+                them, any of them, so a reference of two sizes does not page on the second).
                 A camera that changes resolution restarts its session (RTSP) or its connection,
                 and the new size is seen at the reconnection. A size change *inside* one
                 connection is not visible: OpenCV's FFmpeg reader scales every frame to the size
@@ -34,6 +35,7 @@ the frames do not enter the drift window, so a black segment pages once (``blank
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import cv2
@@ -84,9 +86,11 @@ class CameraHealth:
     """The running state of one camera's checks; :meth:`frame` and :meth:`status` return alert events."""
 
     def __init__(self, camera: str, settings: HealthSettings = HealthSettings(), monitor=None,
-                 reference_resolution: str | None = None):
+                 reference_resolution: str | Iterable[str] | None = None):
         self.camera, self.s, self.monitor = camera, settings, monitor
-        self.reference_resolution = reference_resolution
+        #: the frame sizes (``"WxH"``) the reference had; empty = compare with the first frame's
+        self.reference_resolutions = frozenset([reference_resolution] if isinstance(reference_resolution, str)
+                                               else reference_resolution or ())
         self.open: dict[str, _Open] = {}
         self._prev: np.ndarray | None = None
         self._frozen_since: tuple[int, float] | None = None
@@ -159,16 +163,14 @@ class CameraHealth:
             out += self._end("blank", index - 1, t)
         # resolution / format: against the first frame (and the reference period)
         res = f"{rgb.shape[1]}x{rgb.shape[0]}"
+        want = self.reference_resolutions or {res if self._first is None else self._first[0]}
+        if res not in want:
+            out += self._start("resolution", index, t, resolution=res, expected=" or ".join(sorted(want)))
+        else:
+            out += self._end("resolution", index, t)
         if self._first is None:
             self._first = (res, fmt)
-            if self.reference_resolution and res != self.reference_resolution:
-                out += self._start("resolution", index, t, resolution=res, expected=self.reference_resolution)
         else:
-            want_res = self.reference_resolution or self._first[0]
-            if res != want_res:
-                out += self._start("resolution", index, t, resolution=res, expected=want_res)
-            else:
-                out += self._end("resolution", index, t)
             if fmt and self._first[1] and fmt != self._first[1]:
                 out += self._start("format", index, t, format=fmt, expected=self._first[1])
             elif fmt:

@@ -77,8 +77,8 @@ class _Camera:
         # live frames are profiled as the model's reference was (0 for models saved before the tolerance)
         self.grey_tolerance = ref.grey_tolerance if ref is not None else 0
         if ref is not None and ref.n_images:
-            t = ref.table
-            ref_res = f"{int(t['width'].iloc[0])}x{int(t['height'].iloc[0])}"
+            # every size the reference had (a reference of two sizes: neither pages), not its first frame's
+            ref_res = detector.reference_size_set() or None
             if drift and ref.n_images >= 2 * settings.drift_window:
                 from ..monitor import DriftMonitor
                 # format and mode of a stream are the health checks' business; the rest is the monitor's
