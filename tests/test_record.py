@@ -86,7 +86,8 @@ def test_bad_input_exits_2_naming_it(video, tmp_path, capsys):
     assert main(["record", str(video), str(a_file), "--no-progress"]) == 2
     assert "taken: exists and is not a folder" in capsys.readouterr().err
     assert main(["record", str(video), str(tmp_path / "o"), "--format", "jpg", "--quality", "101"]) == 2
-    assert "--quality" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--quality" in err and "1..100" in err, err
     bad = tmp_path / "bad.avi"
     bad.write_bytes(b"not a video")
     assert main(["record", str(bad), str(tmp_path / "o2"), "--no-progress"]) == 2

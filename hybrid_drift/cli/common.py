@@ -32,17 +32,18 @@ def default(obj, name: str):
     return inspect.signature(obj).parameters[name].default
 
 
-def at_least(lo, kind=int):
-    """An argparse type: a ``kind`` (int or float) >= ``lo``, else a usage error."""
+def at_least(lo, kind=int, hi=None):
+    """An argparse type: a ``kind`` (int or float) >= ``lo`` (and <= ``hi`` when given), else a usage error."""
     what = "an int" if kind is int else "a number"
+    want = f">= {lo}" if hi is None else f"in {lo}..{hi}"
 
     def parse(v: str):
         try:
             x = kind(v)
         except ValueError:
             x = None
-        if x is None or not x >= lo:  # also refuses a float NaN
-            raise argparse.ArgumentTypeError(f"expected {what} >= {lo}, got {v!r}")
+        if x is None or not x >= lo or (hi is not None and not x <= hi):  # also refuses a float NaN
+            raise argparse.ArgumentTypeError(f"expected {what} {want}, got {v!r}")
         return x
     return parse
 

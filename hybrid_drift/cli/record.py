@@ -37,7 +37,7 @@ def add(sub, parents) -> None:
     s.add_argument("--duration", type=at_least(1e-3, float), default=None, help="stop after S seconds")
     s.add_argument("--format", dest="fmt", choices=RECORD_FORMATS, default=default(record, "fmt"),
                    help="png (lossless, default) or jpg")
-    s.add_argument("--quality", type=at_least(1), default=default(record, "quality"),
+    s.add_argument("--quality", type=at_least(1, hi=100), default=default(record, "quality"),
                    help="JPEG quality with --format jpg (default %(default)d)")
     s.add_argument("--settle-seconds", type=non_negative_float, default=default(record, "settle"),
                    help="skip the first S seconds of a stream after each (re)connection (default %(default)g)")
@@ -48,8 +48,6 @@ def run(a) -> int:
     import threading
 
     from ..watch.record import record
-    if a.quality > 100:
-        raise UsageError(f"--quality must be in 1..100, got {a.quality}")
     bar = None
     if a.progress:
         from tqdm import tqdm
