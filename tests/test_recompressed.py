@@ -70,3 +70,23 @@ def test_the_setting_is_saved_with_the_model_and_a_model_saved_before_it_loads_w
     assert HybridDetector.load(tmp_path / "m").branches_[0].recompressed == 0
     with pytest.raises(ValueError, match="recompressed"):
         CNNBranch(recompressed=-1)
+
+
+def test_fit_on_the_command_line_takes_the_opt_in(frames, tmp_path, capsys):
+    """``fit --recompressed N`` reaches the CNN branch and is saved with the model (default 0: none)."""
+    from hybrid_drift.cli import main
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for i, f in enumerate(frames[:40]):
+        cv2.imwrite(str(ref / f"f{i:03d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    size = ["--image-size", str(TEST_IMAGE_SIZE[0]), str(TEST_IMAGE_SIZE[1]), "--n-components", "20"]
+    common = ["--no-cache", "--no-progress", "--no-colour", "--no-light", "--no-shift", "--no-patch", "--no-bands",
+              "--no-flat", "--no-tear", *size]
+    for n in (None, 6):
+        out = tmp_path / f"m{n}"
+        assert main(["fit", str(ref), "--out", str(out), *common, *([] if n is None else ["--recompressed", str(n)])]) == 0
+        loaded = HybridDetector.load(out)
+        cnn = next(b for b in loaded.branches_ if b.name == "cnn")
+        assert cnn.recompressed == (n or 0), cnn.get_config()
+    assert main(["fit", str(ref), "--out", str(tmp_path / "bad"), "--recompressed", "-1", *common]) == 2
+    assert "--recompressed" in capsys.readouterr().err
