@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import precision_recall_curve
 
+from .sampling import evenly_spread
+
 __all__ = ["choose_threshold", "fpr_for", "CALIBRATION_METHODS", "CalibrationRule", "Calibration", "crossfit_scores",
            "forward_scores",
            "time_blocks"]
@@ -305,7 +307,7 @@ def crossfit_scores(make_scorer: Callable, F: np.ndarray, *, blocks: int = 5, ex
     n = len(F)
     if n < blocks:
         raise ValueError(f"cross-fitting needs at least {blocks} reference images (one per time block), got {n}")
-    rows = np.arange(n) if n <= max_rows else np.unique(np.linspace(0, n - 1, max_rows).round().astype(int))
+    rows = evenly_spread(n, max_rows)
     src = None if extra is None else np.asarray(extra_src, dtype=int)
     oof = np.empty(len(rows))
     if folds is not None:
@@ -344,7 +346,7 @@ def forward_scores(make_scorer: Callable, F: np.ndarray, *, blocks: int = 5, ext
     around, a desk rearranged) the past-only scores are the larger; on a steady scene they agree.
     """
     n = len(F)
-    rows = np.arange(n) if n <= max_rows else np.unique(np.linspace(0, n - 1, max_rows).round().astype(int))
+    rows = evenly_spread(n, max_rows)
     src = None if extra is None else np.asarray(extra_src, dtype=int)
     out = np.full(len(rows), -np.inf)
     parts = time_blocks(len(rows), blocks)

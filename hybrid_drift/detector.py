@@ -18,6 +18,7 @@ from .model_file import FORMAT_VERSION, ModelFile
 from .pipeline import Extracted, extract
 from .runtime import UNSET as _UNSET
 from .runtime import RuntimeOwner
+from .sampling import evenly_spread
 from .feedback import OperatorFeedback
 
 __all__ = ["HybridDetector", "FORMAT_VERSION"]
@@ -354,8 +355,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
     def _reference_profile(self, items):
         """The monitor's profile of up to ``REFERENCE_PROFILE_SIZE`` reference frames, evenly spread."""
         from .monitor.profile import profile_images
-        pick = np.unique(np.linspace(0, len(items) - 1, min(len(items), self.REFERENCE_PROFILE_SIZE)).round()
-                         .astype(int))
+        pick = evenly_spread(len(items), self.REFERENCE_PROFILE_SIZE)
         return profile_images([items[i] for i in pick], **self.load_settings.kw())
 
     # ------------------------------------------------------------------ calibrate

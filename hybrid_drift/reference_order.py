@@ -59,6 +59,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .sampling import evenly_spread
+
 __all__ = ["OrderCheck", "CrossfitPlan", "plan_crossfit", "FOLDS", "reference_lines", "reference_warnings", "SMALL_REFERENCE", "input_rows", "TIME_LIKE_LEAK",
            "TIME_LIKE_RATIO", "leak", "edge_leak", "consecutive_ratio", "order_space", "check_order", "seriate", "reference_order"]
 
@@ -220,7 +222,7 @@ def leak(Z: np.ndarray, blocks: int = 5, k: int = _LEAK_K) -> float:
     n = len(Z)
     if n < max(2 * blocks, k + 2):
         return float("nan")
-    rows = np.arange(n) if n <= _LEAK_MAX_ROWS else np.unique(np.linspace(0, n - 1, _LEAK_MAX_ROWS).round().astype(int))
+    rows = evenly_spread(n, _LEAK_MAX_ROWS)
     block = rows * blocks // n
     nn = NearestNeighbors(n_neighbors=k + 1).fit(Z[rows]).kneighbors(Z[rows], return_distance=False)[:, 1:]
     return float(np.mean(block[nn] != block[:, None]))
@@ -238,8 +240,7 @@ def edge_leak(n: int, blocks: int = 5, k: int = _LEAK_K) -> float:
     """
     if n < max(2 * blocks, k + 2):
         return float("nan")
-    m = min(n, _LEAK_MAX_ROWS)
-    rows = np.arange(m) if n <= _LEAK_MAX_ROWS else np.unique(np.linspace(0, n - 1, m).round().astype(int))
+    rows = evenly_spread(n, _LEAK_MAX_ROWS)
     block = rows * blocks // n
     m = len(rows)
     total = 0.0
@@ -315,7 +316,7 @@ def _ward(Z: np.ndarray, k: int, *, max_rows: int = SERIATE_MAX_ROWS) -> tuple[n
     if n < 3:
         return np.arange(n), None
     canon = _canonical(Z)
-    core = canon if n <= max_rows else canon[np.unique(np.linspace(0, n - 1, max_rows).round().astype(int))]
+    core = canon[evenly_spread(n, max_rows)]
     tree = linkage(Z[core], method="ward")
     leaves = core[leaves_list(tree)]
     labels = None

@@ -15,6 +15,7 @@ from .base import Branch
 from ..features.cnn import POOLS, Embedder
 from ..features.runners import PRECISIONS
 from ..runtime import DEVICES
+from ..sampling import evenly_spread
 from .params import Backbone, Hex64, Int, OptionalStr, Options, Size
 
 __all__ = ["CNNBranch"]
@@ -302,11 +303,10 @@ class CNNBranch(Branch):
         the first 64 of the sample give the background)."""
         from ..features.foreground import ForegroundAugmenter
         from ..io.loader import load_images
-        n = len(items)
         if not self.augment:
             return None
-        pick = np.unique(np.linspace(0, n - 1, min(n, self.augment)).round().astype(int))
-        bg_pick = pick[np.unique(np.linspace(0, len(pick) - 1, min(len(pick), 64)).round().astype(int))]
+        pick = evenly_spread(len(items), self.augment)
+        bg_pick = pick[evenly_spread(len(pick), 64)]
         kw = dict(kw, min_side=[self.min_side])
         background = [p for img, p in load_images([items[i] for i in bg_pick], **kw) if img.ok]
         if not background:
@@ -328,10 +328,9 @@ class CNNBranch(Branch):
 
         from ..io.decode import DecodedImage
         from ..io.loader import load_images
-        n = len(items)
         if not self.recompressed:
             return None
-        pick = np.unique(np.linspace(0, n - 1, min(n, self.recompressed)).round().astype(int))
+        pick = evenly_spread(len(items), self.recompressed)
         qualities = np.random.default_rng(0).integers(RECOMPRESS_QUALITY[0], RECOMPRESS_QUALITY[1] + 1, len(pick))
 
         def resaved(img, q):
