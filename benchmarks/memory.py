@@ -7,6 +7,13 @@ Fit: the colour and CNN branches' scorers on synthetic features of the real dime
 real CNN embeddings takes ~3 h on 2 CPU cores, the features' memory is the same).
 Score: ``HybridDetector.score_iter`` (what ``hybrid-drift score --out x.csv`` uses) of a
 colour-branch detector over N real 768x576 JPEG frames, cycling through the video's frames.
+
+    python benchmarks/memory.py --arena     # only the last table
+
+The CNN runtime's memory (ONNX Runtime keeps the working memory of the largest batch a session ran): the
+default detector fitted on 300 of the video's frames, then 50 calls of 4 frames (a watch's way), then one
+call of 200, then ``release_memory()``; RSS and time after each, with the arena given back after ``fit``
+(the default) and kept (``runners.RELEASE_ARENA = False``), each in a fresh process, two rounds alternating.
 """
 
 from __future__ import annotations
@@ -71,10 +78,63 @@ def score_job(n: int) -> dict:
             "images_per_s": round(n / dt)}
 
 
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) / 1024 for line in fh if line.startswith("VmRSS:"))
+
+
+def arena_job(release: bool) -> dict:
+    import cv2
+
+    import hybrid_drift.features.runners as runners
+    from hybrid_drift import HybridDetector
+    from hybrid_drift.datasets.crossroad import bundled_data_dir
+    from hybrid_drift.io import iter_video_frames
+    from hybrid_drift.runtime import Runtime
+    runners.RELEASE_ARENA = release
+    out = {"arena": "given back" if release else "kept"}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for i, f in iter_video_frames(bundled_data_dir() / "vtest.avi", stop=500):
+            p = Path(tmp) / f"f{i:04d}.jpg"
+            cv2.imwrite(str(p), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+            files.append(str(p))
+        t = time.perf_counter()
+        det = HybridDetector(runtime=Runtime(cache=False)).fit(files[:300])
+        out.update(fit_s=time.perf_counter() - t, fit_mb=rss_mb())
+        t = time.perf_counter()
+        for i in range(50):
+            det.score(files[300 + 4 * i:304 + 4 * i])
+        out.update(small_s=time.perf_counter() - t, small_mb=rss_mb())
+        t = time.perf_counter()
+        det.score(files[300:500])
+        out.update(large_s=time.perf_counter() - t, large_mb=rss_mb())
+        det.release_memory()
+        out.update(released_mb=rss_mb())
+    return out
+
+
+def arena_table(rounds: int = 2) -> None:
+    print("\n| CNN runtime arena | fit on 300 s | RSS after fit MB | 50 x 4 frames s | RSS MB | score 200 s | RSS MB "
+          "| after release_memory() MB |\n|---|---:|---:|---:|---:|---:|---:|---:|")
+    for rnd in range(rounds):
+        for mode in (("keep", "release") if rnd % 2 == 0 else ("release", "keep")):
+            r = json.loads(subprocess.run([sys.executable, __file__, "arena", mode], capture_output=True, text=True,
+                                          check=True).stdout.strip().splitlines()[-1])
+            print(f"| {r['arena']} (round {rnd + 1}) | {r['fit_s']:.1f} | {r['fit_mb']:.0f} | {r['small_s']:.1f} | "
+                  f"{r['small_mb']:.0f} | {r['large_s']:.1f} | {r['large_mb']:.0f} | {r['released_mb']:.0f} |")
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "arena":
+        print(json.dumps(arena_job(sys.argv[2] == "release")))
+        sys.exit(0)
     if len(sys.argv) == 3:
         job = fit_job if sys.argv[1] == "fit" else score_job
         print(json.dumps(job(int(sys.argv[2]))))
+        sys.exit(0)
+    if sys.argv[1:] == ["--arena"]:
+        arena_table()
         sys.exit(0)
     print("| job | images | features MB | RSS before MB | peak RSS MB | time s | note |\n|---|---:|---:|---:|---:|---:|---|")
     for kind, n in [("fit", 1000), ("fit", 10000), ("fit", 100000), ("score", 1000), ("score", 10000)]:
@@ -86,3 +146,4 @@ if __name__ == "__main__":
         else:
             print(f"| stream-score (colour branch, chunks of 1024) | {n:,} | - | {r['rss_before_scoring_mb']} | "
                   f"{r['peak_rss_mb']} | {n / r['images_per_s']:.1f} | {r['images_per_s']} images/s |")
+    arena_table()

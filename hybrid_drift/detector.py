@@ -286,7 +286,20 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
             log.info("reference: %s", input_order.detail)
         self.fit_features(self.extract(items, desc="fit"), items=items)
         self.input_order_ = input_order
+        self.release_memory()  # a fitted detector is usually kept to score a few frames at a time
         return self
+
+    def release_memory(self) -> None:
+        """Give back the memory the CNN runtime kept from its largest batch.
+
+        ONNX Runtime keeps the working memory of the largest batch a session ran for the
+        session's life: after :meth:`fit` (done there already) or a :meth:`score` of a whole
+        folder, about 1.7 GB more than a detector that scored a few frames at a time, with
+        the default branches at 288x384. The next large batch takes it again (0.2-0.4 s on
+        2 cores: ``benchmarks/memory.py --arena``), so call this when a long-lived process is done
+        with large batches, not between them. Scores are unchanged."""
+        for b in getattr(self, "branches_", []):
+            b.release_memory()
 
     def plan_crossfit(self, ext: Extracted) -> CrossfitPlan:
         """Check whether the reference rows of ``ext`` look like time and plan cross-fitting: periods

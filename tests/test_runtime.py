@@ -234,3 +234,50 @@ def test_the_feature_cache_tells_a_full_decode_from_a_reduced_one(tmp_path):
     fulld = detector(1)
     np.testing.assert_allclose(fulld.score(files[10:])["cnn"], fulld.score(pixels[10:])["cnn"], rtol=1e-5)
     assert not np.allclose(auto.score(files[10:])["cnn"], auto.score(pixels[10:])["cnn"], rtol=1e-5)
+
+
+def test_the_onnx_arena_is_given_back_and_features_do_not_change(batch, tmp_path, monkeypatch):
+    """ONNX Runtime keeps its largest batch's memory for a session's life; ``release`` runs one shrinking
+    run on every session the embedder opened (features, and features with maps), and nothing changes."""
+    emb = Embedder(**LAYERS, backend="onnxruntime", cache_root=tmp_path)
+    before, (_, maps_before) = emb.embed(batch), emb.embed_maps(batch)
+    runs = []
+    for runner in emb._runners.values():
+        real = runner.session.run
+        monkeypatch.setattr(runner.session, "run", lambda names, feed, opts=None, _r=real: runs.append(
+            (feed["images"].shape, opts)) or _r(names, feed, opts), raising=False)
+    emb.release()
+    assert len(runs) == 2 and all(shape[0] == 1 and opts is not None for shape, opts in runs)
+    np.testing.assert_array_equal(emb.embed(batch), before)
+    np.testing.assert_array_equal(emb.embed_maps(batch)[1][0], maps_before[0])
+    runs.clear()
+    monkeypatch.setattr(runtime, "RELEASE_ARENA", False)  # the benchmark's "kept" side
+    emb.release()
+    assert runs == []
+
+
+def test_fit_gives_the_cnn_runtimes_memory_back_and_release_memory_is_public(frames, monkeypatch):
+    released = []
+    monkeypatch.setattr(runtime.OnnxRunner, "release", lambda self: released.append(self))
+    det = HybridDetector(colour=False, cnn=CNNBranch(image_size=TEST_IMAGE_SIZE, cache_dir=False, augment=0),
+                         runtime=Runtime(backend="onnxruntime", cache=False)).fit(frames[:40])
+    assert len(released) >= 1  # fit ends by giving back what its batches took
+    before = det.score(frames[40:60])
+    released.clear()
+    det.release_memory()
+    assert len(released) >= 1
+    np.testing.assert_array_equal(det.score(frames[40:60])["cnn"], before["cnn"])
+    HybridDetector(cnn=False).release_memory()  # an unfitted detector, or one without a CNN: nothing to do
+
+
+def test_a_runtime_that_refuses_to_give_memory_back_does_not_fail_the_fit(batch, tmp_path, monkeypatch, caplog):
+    emb = Embedder(**LAYERS, backend="onnxruntime", cache_root=tmp_path)
+    emb.embed(batch)
+    runner = emb._runners[False]
+
+    def refuse(names, feed, opts=None):
+        raise RuntimeError("no arena to shrink on this provider")
+    monkeypatch.setattr(runner.session, "run", refuse, raising=False)
+    with caplog.at_level("INFO", logger="hybrid_drift.features.runners"):
+        emb.release()
+    assert "kept its memory arena" in caplog.text and "no arena to shrink" in caplog.text

@@ -106,6 +106,10 @@ class Branch:
         """Turn a batch of ``prepare`` results into an ``(n, d)`` feature matrix."""
         raise NotImplementedError
 
+    def release_memory(self) -> None:
+        """Give back working memory that grew with the largest batch this branch ran and is kept for the
+        next one (:meth:`HybridDetector.release_memory`). Nothing by default."""
+
     def make_scorer(self) -> BaseScorer:  # pragma: no cover - abstract
         """A fresh, unfitted scorer for this branch's features."""
         raise NotImplementedError

@@ -256,6 +256,11 @@ class CNNBranch(Branch):
         self._hand_maps(images, fmaps)
         return F, residual_heatmaps(self.scorer_.residuals(F), fmaps, self.pool)
 
+    def release_memory(self) -> None:
+        """The inference runtime's memory of its largest batch, back to the system
+        (:meth:`~hybrid_drift.features.cnn.Embedder.release`)."""
+        self.embedder.release()
+
     def reference_extra(self, items, *, workers=None, reduce="auto", max_pixels=DEFAULT_MAX_PIXELS,
                         progress=False, ignore=(), **_):
         """Features of extra reference rows: up to ``augment`` frames with their moving foreground moved,

@@ -412,6 +412,13 @@ class Embedder:
         self._runner = runners[False] if False in runners else None
         return runners[maps]
 
+    def release(self) -> None:
+        """The inference runtime gives back the memory its largest batch took and kept for the next one
+        (ONNX Runtime's arena, :meth:`~hybrid_drift.features.runners.OnnxRunner.release`; PyTorch and
+        OpenVINO: nothing to do here). The next batch takes what it needs again."""
+        for runner in self.__dict__.get("_runners", {}).values():
+            getattr(runner, "release", lambda: None)()
+
     def embed_maps(self, batch: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """Pooled features and each layer's feature map ``(N, C, h, w)``, for heat maps (one pass,
         in batches of ``batch_size`` as :meth:`embed`)."""

@@ -186,6 +186,12 @@ def _export(embedder, path: str, maps: bool = False) -> None:
                           dynamo=False)
 
 
+#: whether :meth:`OnnxRunner.release` gives ONNX Runtime's memory arena back (after a fit, and on
+#: ``HybridDetector.release_memory()``); a module setting so that ``benchmarks/memory.py --arena`` can
+#: measure the same code with and without it
+RELEASE_ARENA = True
+
+
 class OnnxRunner:
     """ONNX Runtime session of the exported graph (fp32; CPU, or CUDA when asked and available)."""
 
@@ -199,10 +205,31 @@ class OnnxRunner:
         so.log_severity_level = 3
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
         self.session = ort.InferenceSession(str(path), so, providers=providers)
+        self._arenas = "cpu:0;gpu:0" if "CUDAExecutionProvider" in self.session.get_providers() else "cpu:0"
 
     def __call__(self, batch: np.ndarray):
         out = self.session.run(None, {"images": np.ascontiguousarray(batch, dtype=np.uint8)})
         return out[0] if len(out) == 1 else out
+
+    def release(self) -> None:
+        """Give the session's memory arena back to the system.
+
+        ONNX Runtime keeps the working memory of the largest batch it ran for the session's life: after
+        a fit's batches of 32 frames at 288x384 (with the feature maps) about 850 MB more than after
+        batches of 8, held by a detector that is then kept to score a few frames at a time. A run of one
+        image with arena shrinkage on returns the free chunks (the next large batch takes them again:
+        a run of many images pays it once, see ``benchmarks/memory.py``). Best effort: a runtime that
+        refuses it (a provider without an arena to shrink) keeps its memory and says so in the log."""
+        if not RELEASE_ARENA:
+            return
+        import onnxruntime as ort
+        opts = ort.RunOptions()
+        opts.add_run_config_entry("memory.enable_memory_arena_shrinkage", self._arenas)
+        shape = [d if isinstance(d, int) else 1 for d in self.session.get_inputs()[0].shape]
+        try:
+            self.session.run(None, {"images": np.zeros(shape, np.uint8)}, opts)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types; giving memory back must never fail a fit
+            log.info("ONNX Runtime kept its memory arena (%s: %s)", type(exc).__name__, exc)
 
 
 class OpenVinoRunner:
