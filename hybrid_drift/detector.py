@@ -293,7 +293,7 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
         """Give back the memory the CNN runtime kept from its largest batch.
 
         ONNX Runtime keeps the working memory of the largest batch a session ran for the
-        session's life: after :meth:`fit` (done there already) or a :meth:`score` of a whole
+        session's life: after :meth:`fit` and :meth:`calibrate` (done there already) or a :meth:`score` of a whole
         folder, about 1.7 GB more than a detector that scored a few frames at a time, with
         the default branches at 288x384. The next large batch takes it again (0.2-0.4 s on
         2 cores: ``benchmarks/memory.py --arena``), so call this when a long-lived process is done
@@ -394,7 +394,9 @@ class HybridDetector(RuntimeOwner, OperatorFeedback, ModelFile):
             0 = normal, 1 = outlier, one per input. Without labels all are taken as
             normal; ``fusion="logistic"`` and ``calibration="f1"`` need labels.
         """
-        return self.calibrate_features(self.extract(X, desc="calibrate"), labels)
+        self.calibrate_features(self.extract(X, desc="calibrate"), labels)
+        self.release_memory()  # as at the end of fit
+        return self
 
     def calibrate_features(self, ext: Extracted, labels=None):
         """:meth:`calibrate` on already extracted features."""

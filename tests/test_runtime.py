@@ -262,6 +262,9 @@ def test_fit_gives_the_cnn_runtimes_memory_back_and_release_memory_is_public(fra
     det = HybridDetector(colour=False, cnn=CNNBranch(image_size=TEST_IMAGE_SIZE, cache_dir=False, augment=0),
                          runtime=Runtime(backend="onnxruntime", cache=False)).fit(frames[:40])
     assert len(released) >= 1  # fit ends by giving back what its batches took
+    released.clear()
+    det.calibrate(frames[60:80])
+    assert len(released) >= 1  # and so does calibrate
     before = det.score(frames[40:60])
     released.clear()
     det.release_memory()
