@@ -56,18 +56,25 @@ def fit_job(n: int) -> dict:
             "pca": type(det.branches_[1].scorer_).__name__ + f" ({det.branches_[1].scorer_.n_components_} comps)"}
 
 
-def score_job(n: int) -> dict:
+def video_jpegs(folder: Path, n: int) -> list[str]:
+    """The bundled street video's first ``n`` frames written to ``folder`` as JPEG files (OpenCV's default
+    quality), their paths in order."""
     import cv2
 
-    from hybrid_drift import HybridDetector
     from hybrid_drift.datasets.crossroad import bundled_data_dir
     from hybrid_drift.io import iter_video_frames
+    files = []
+    for i, f in iter_video_frames(bundled_data_dir() / "vtest.avi", stop=n):
+        p = folder / f"f{i:04d}.jpg"
+        cv2.imwrite(str(p), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        files.append(str(p))
+    return files
+
+
+def score_job(n: int) -> dict:
+    from hybrid_drift import HybridDetector
     with tempfile.TemporaryDirectory() as tmp:
-        files = []
-        for i, f in iter_video_frames(bundled_data_dir() / "vtest.avi", stop=300):
-            p = Path(tmp) / f"f{i:04d}.jpg"
-            cv2.imwrite(str(p), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-            files.append(str(p))
+        files = video_jpegs(Path(tmp), 300)
         det = HybridDetector(cnn=False).fit(files[:200]).calibrate(files[200:])
         base = peak_mb()
         paths = [files[i % len(files)] for i in range(n)]
@@ -84,21 +91,13 @@ def rss_mb() -> float:
 
 
 def arena_job(release: bool) -> dict:
-    import cv2
-
     import hybrid_drift.features.runners as runners
     from hybrid_drift import HybridDetector
-    from hybrid_drift.datasets.crossroad import bundled_data_dir
-    from hybrid_drift.io import iter_video_frames
     from hybrid_drift.runtime import Runtime
     runners.RELEASE_ARENA = release
     out = {"arena": "given back" if release else "kept"}
     with tempfile.TemporaryDirectory() as tmp:
-        files = []
-        for i, f in iter_video_frames(bundled_data_dir() / "vtest.avi", stop=500):
-            p = Path(tmp) / f"f{i:04d}.jpg"
-            cv2.imwrite(str(p), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-            files.append(str(p))
+        files = video_jpegs(Path(tmp), 500)
         t = time.perf_counter()
         det = HybridDetector(runtime=Runtime(cache=False)).fit(files[:300])
         out.update(fit_s=time.perf_counter() - t, fit_mb=rss_mb())

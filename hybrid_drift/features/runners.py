@@ -205,7 +205,6 @@ class OnnxRunner:
         so.log_severity_level = 3
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
         self.session = ort.InferenceSession(str(path), so, providers=providers)
-        self._arenas = "cpu:0;gpu:0" if "CUDAExecutionProvider" in self.session.get_providers() else "cpu:0"
 
     def __call__(self, batch: np.ndarray):
         out = self.session.run(None, {"images": np.ascontiguousarray(batch, dtype=np.uint8)})
@@ -224,7 +223,8 @@ class OnnxRunner:
             return
         import onnxruntime as ort
         opts = ort.RunOptions()
-        opts.add_run_config_entry("memory.enable_memory_arena_shrinkage", self._arenas)
+        gpu = "CUDAExecutionProvider" in self.session.get_providers()
+        opts.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0;gpu:0" if gpu else "cpu:0")
         shape = [d if isinstance(d, int) else 1 for d in self.session.get_inputs()[0].shape]
         try:
             self.session.run(None, {"images": np.zeros(shape, np.uint8)}, opts)
