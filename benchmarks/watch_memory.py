@@ -25,41 +25,28 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hybrid_drift.datasets.crossroad import bundled_data_dir  # noqa: E402
-from watch_hostile import _port as free_port, _rss_mb as rss_mb  # noqa: E402  (this folder is on the path)
+# helpers of the other benchmarks (this folder is on the path): the stream server, RSS of a process, the frames
+from memory import video_jpegs  # noqa: E402
+from watch import serve_mjpeg  # noqa: E402
+from watch_hostile import _rss_mb as rss_mb  # noqa: E402
 
 CLI = [sys.executable, "-m", "hybrid_drift.cli"]
 ARMS = {"plain": {}, "MALLOC_ARENA_MAX=2": {"MALLOC_ARENA_MAX": "2"}}
 
 
-def fit_model(video: Path, folder: Path) -> Path:
+def fit_model(folder: Path) -> Path:
     """The default model, fitted through the CLI on the video's first 300 frames as JPEG files."""
     ref = folder / "reference"
     ref.mkdir()
-    cap = cv2.VideoCapture(str(video))
-    for i in range(300):
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        cv2.imwrite(str(ref / f"frame_{i:04d}.jpg"), bgr)
-    cap.release()
+    video_jpegs(ref, 300)
     model = folder / "model"
     subprocess.run([*CLI, "fit", str(ref), "--out", str(model), "--no-progress", "-q"], check=True)
     return model
-
-
-def serve(video: Path) -> tuple[str, subprocess.Popen]:
-    url = f"http://127.0.0.1:{free_port()}/cam.mjpg"
-    proc = subprocess.Popen([shutil.which("ffmpeg"), "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
-                             "-i", str(video), "-an", "-c:v", "mjpeg", "-q:v", "3", "-f", "mpjpeg", "-listen", "1", url],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1)
-    return url, proc
 
 
 def slope_mb_per_hour(samples: list[tuple[float, float]], after_s: float) -> float:
@@ -81,11 +68,11 @@ def main() -> int:
     video = bundled_data_dir() / "vtest.avi"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = fit_model(video, tmp)
+        model = fit_model(tmp)
         procs, servers, logs = {}, [], {}
         try:
             for arm, env_extra in ARMS.items():
-                url, srv = serve(video)
+                url, srv = serve_mjpeg(video)
                 servers.append(srv)
                 env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | env_extra
                 logs[arm] = tmp / f"{len(procs)}.log"
